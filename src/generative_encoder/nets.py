@@ -1,0 +1,233 @@
+"""Networks: DCGAN generator and discriminator, the convolutional encoder of the GE journal paper
+(its Table 1) and a mirrored decoder whose depth and width can be reduced.
+
+Every network records the keyword arguments that built it in ``self.kwargs`` and its registry name
+in ``arch``, so a checkpoint can rebuild it from JSON alone (see :mod:`generative_encoder.checkpoints`).
+
+Images are float tensors in [0, 1] of shape (B, C, H, W) with H = W = ``image_size``.
+
+>>> G = build_network("dcgan_generator", latent_dim=16, channels=1, image_size=28)
+>>> G(G.sample_latent(2)).shape
+torch.Size([2, 1, 28, 28])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import ConfigError
+from .registry import Registry
+
+NETWORKS = Registry("network")
+IMAGE_SIZES = (28, 32, 64, 128)
+LATENT_DISTS = ("normal", "uniform")
+
+
+def build_network(arch: str, **kwargs) -> nn.Module:
+    """Build a registered network by name, e.g. ``build_network("conv_encoder", code_dim=64)``."""
+    return NETWORKS.build(arch, **kwargs)
+
+
+def _check_geometry(channels: int, image_size: int) -> None:
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 or 3, got {channels}")
+    if image_size not in IMAGE_SIZES:
+        raise ConfigError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
+
+
+def _base_size(image_size: int) -> int:
+    """Spatial size of the smallest feature map: 7 for 28 x 28 (7 * 2 * 2), else 4."""
+    return 7 if image_size == 28 else 4
+
+
+def _n_doublings(image_size: int) -> int:
+    return int(round(math.log2(image_size / _base_size(image_size))))
+
+
+@NETWORKS.register("dcgan_generator")
+class DCGANGenerator(nn.Module):
+    """DCGAN generator: z (N, latent_dim) -> image (N, C, S, S) in [0, 1].
+
+    A linear layer makes a (width * 2^(k-1), s0, s0) map (s0 = 7 for 28 px, else 4), then k
+    stride-2 transposed convolutions with BatchNorm + ReLU double it to ``image_size``; a sigmoid
+    ends it. ``latent_dist`` ("normal" = N(0, I), "uniform" = U[-1, 1]) is the prior the GAN was
+    trained with; latent-search methods draw their starts from it. Also accepts z of shape
+    (N, latent_dim, 1, 1), as deepinv's ``CSGMGenerator`` passes it.
+    """
+
+    arch = "dcgan_generator"
+
+    def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28,
+                 width: int = 64, latent_dist: str = "normal"):
+        super().__init__()
+        _check_geometry(channels, image_size)
+        if latent_dist not in LATENT_DISTS:
+            raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
+        if latent_dim < 1 or width < 1:
+            raise ConfigError(f"latent_dim and width must be >= 1, got {latent_dim}, {width}")
+        self.kwargs = dict(latent_dim=latent_dim, channels=channels, image_size=image_size,
+                           width=width, latent_dist=latent_dist)
+        self.latent_dim, self.latent_dist = latent_dim, latent_dist
+        self.channels, self.image_size = channels, image_size
+        k, s0 = _n_doublings(image_size), _base_size(image_size)
+        c = width * 2 ** (k - 1)
+        self.stem = nn.Sequential(nn.Linear(latent_dim, c * s0 * s0, bias=False),
+                                  nn.Unflatten(1, (c, s0, s0)), nn.BatchNorm2d(c), nn.ReLU(True))
+        blocks = []
+        for _ in range(k - 1):
+            blocks += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2),
+                       nn.ReLU(True)]
+            c //= 2
+        blocks += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Sigmoid()]
+        self.blocks = nn.Sequential(*blocks)
+
+    @property
+    def nz(self) -> int:  # the attribute name deepinv's CSGMGenerator reads
+        return self.latent_dim
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      device: torch.device | str | None = None) -> Tensor:
+        """Draw n latents (n, latent_dim) from the training prior, on CPU then moved to ``device``."""
+        return sample_latent(n, self.latent_dim, self.latent_dist, generator).to(
+            device or next(self.parameters()).device)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.blocks(self.stem(z.flatten(1)))  # (N, C, S, S)
+
+
+def sample_latent(n: int, latent_dim: int, dist: str,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """(n, latent_dim) draws from N(0, I) (``dist="normal"``) or U[-1, 1] (``"uniform"``), on CPU."""
+    if dist == "normal":
+        return torch.randn(n, latent_dim, generator=generator)
+    if dist == "uniform":
+        return torch.rand(n, latent_dim, generator=generator) * 2 - 1
+    raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {dist!r}")
+
+
+@NETWORKS.register("dcgan_discriminator")
+class DCGANDiscriminator(nn.Module):
+    """DCGAN discriminator: image (N, C, S, S) in [0, 1] -> logit (N,) (real > 0).
+
+    k stride-2 convolutions with LeakyReLU(0.2) (BatchNorm after the first) down to the
+    generator's smallest map, then a linear layer. ``features(x)`` returns the flattened last map.
+    """
+
+    arch = "dcgan_discriminator"
+
+    def __init__(self, channels: int = 1, image_size: int = 28, width: int = 64):
+        super().__init__()
+        _check_geometry(channels, image_size)
+        self.kwargs = dict(channels=channels, image_size=image_size, width=width)
+        k, s0 = _n_doublings(image_size), _base_size(image_size)
+        layers, c_in, c = [], channels, width
+        for i in range(k):
+            layers += [nn.Conv2d(c_in, c, 4, 2, 1, bias=i == 0)]
+            if i > 0:
+                layers += [nn.BatchNorm2d(c)]
+            layers += [nn.LeakyReLU(0.2, True)]
+            c_in, c = c, c * 2
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Linear(c_in * s0 * s0, 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.convs(x * 2 - 1)  # (N, F); inputs centred to [-1, 1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x)).squeeze(1)  # (N,)
+
+
+def default_encoder_depth(image_size: int) -> int:
+    """Pooling stages that bring ``image_size`` down to 7 (28 px) or 4 (others): 2, 3, 4, 5."""
+    return _n_doublings(image_size)
+
+
+@NETWORKS.register("conv_encoder")
+class ConvEncoder(nn.Module):
+    """The GE journal paper's encoder (Table 1): image (N, C, S, S) -> code (N, code_dim).
+
+    ``depth`` blocks of 3x3 conv (padding 1) + ReLU + 2x2 max-pool with width, 2 width, 4 width, ...
+    filters, then a fully connected layer to ``code_dim`` outputs. The paper's GE1 at 64 x 64 is
+    (depth=4, width=16, code_dim=128).
+    """
+
+    arch = "conv_encoder"
+
+    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 128,
+                 depth: int | None = None, width: int = 16):
+        super().__init__()
+        _check_geometry(channels, image_size)
+        depth = default_encoder_depth(image_size) if depth is None else depth
+        if not 1 <= depth <= int(math.log2(image_size)):
+            raise ConfigError(f"depth must be in 1..{int(math.log2(image_size))}, got {depth}")
+        if code_dim < 1:
+            raise ConfigError(f"code_dim must be >= 1, got {code_dim}")
+        self.kwargs = dict(channels=channels, image_size=image_size, code_dim=code_dim,
+                           depth=depth, width=width)
+        self.code_dim = code_dim
+        layers, c_in = [], channels
+        for i in range(depth):
+            layers += [nn.Conv2d(c_in, width * 2**i, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(2)]
+            c_in = width * 2**i
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.fc = nn.Linear(c_in * (image_size >> depth) ** 2, code_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.convs(x))  # (N, code_dim)
+
+
+@NETWORKS.register("conv_decoder")
+class ConvDecoder(nn.Module):
+    """Mirror of :class:`ConvEncoder`: code (N, code_dim) -> image (N, C, S, S) in [0, 1].
+
+    Starts from the encoder's smallest map (S / 2^encoder_depth) and grows it to S in ``depth``
+    stages of upsampling + 3x3 conv + ReLU, with ``width`` filters at the last stage (doubling
+    towards the start). The GE paper weakens the decoder (smaller depth or width) so that the
+    encoder must carry more of the information.
+    """
+
+    arch = "conv_decoder"
+
+    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 128,
+                 encoder_depth: int | None = None, depth: int | None = None, width: int = 16):
+        super().__init__()
+        _check_geometry(channels, image_size)
+        encoder_depth = default_encoder_depth(image_size) if encoder_depth is None else encoder_depth
+        depth = encoder_depth if depth is None else depth
+        if depth < 1:
+            raise ConfigError(f"decoder depth must be >= 1, got {depth}")
+        self.kwargs = dict(channels=channels, image_size=image_size, code_dim=code_dim,
+                           encoder_depth=encoder_depth, depth=depth, width=width)
+        s0 = image_size >> encoder_depth
+        ratio = image_size / s0
+        self.sizes = [round(s0 * ratio ** ((j + 1) / depth)) for j in range(depth)]
+        c = width * 2 ** (depth - 1)
+        self.stem = nn.Sequential(nn.Linear(code_dim, c * s0 * s0), nn.ReLU(True),
+                                  nn.Unflatten(1, (c, s0, s0)))
+        self.convs = nn.ModuleList()
+        for j in range(depth):
+            c_out = width * 2 ** max(depth - 2 - j, 0)
+            self.convs.append(nn.Conv2d(c, c_out, 3, 1, 1))
+            c = c_out
+        self.out = nn.Conv2d(c, channels, 3, 1, 1)
+
+    def forward(self, code: Tensor) -> Tensor:
+        h = self.stem(code)
+        for size, conv in zip(self.sizes, self.convs):
+            h = F.relu(conv(F.interpolate(h, size=(size, size), mode="nearest")))
+        return torch.sigmoid(self.out(h))  # (N, C, S, S)
+
+
+class AutoEncoder(nn.Module):
+    """Encoder + decoder trained together; ``forward(x)`` reconstructs x."""
+
+    def __init__(self, encoder: ConvEncoder, decoder: ConvDecoder):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encoder(x))

@@ -1,0 +1,7 @@
+"""GE's pre-training phase: a GAN on the user's images, then an autoencoder whose encoder is
+trained on real images and images sampled from the frozen generator."""
+
+from .encoder import EncoderConfig, train_encoder
+from .gan import GANConfig, train_gan
+
+__all__ = ["GANConfig", "train_gan", "EncoderConfig", "train_encoder"]

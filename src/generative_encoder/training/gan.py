@@ -1,0 +1,188 @@
+"""GAN training (GE's pre-training step 1): DCGAN with a non-saturating or hinge loss, Adam and an
+EMA generator; a CSV log, sample grids and resumable checkpoints in the run folder.
+
+The run folder is also the model folder: it ends with ``generator`` (EMA weights),
+``discriminator`` and ``model.json`` that :func:`generative_encoder.checkpoints.load_model` reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..checkpoints import save_network, write_json, write_model_info
+from ..errors import ConfigError
+from ..images import save_grid
+from ..nets import build_network
+from .loop import CsvLog, ImageBank, dataset_name
+from .state import has_state, load_state, save_state
+
+GAN_ARCHS = {"dcgan": ("dcgan_generator", "dcgan_discriminator")}
+GAN_LOSSES = ("nonsaturating", "hinge")
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Hyper-parameters of a GAN run; written to ``gan_config.json`` in the run folder."""
+
+    arch: str = "dcgan"
+    latent_dim: int = 64
+    latent_dist: str = "normal"
+    width: int = 64
+    loss: str = "nonsaturating"
+    steps: int = 4000
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.999
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.arch not in GAN_ARCHS:
+            raise ConfigError(f"unknown GAN architecture {self.arch!r}; known: "
+                              f"{', '.join(GAN_ARCHS)}")
+        if self.loss not in GAN_LOSSES:
+            raise ConfigError(f"loss must be one of {GAN_LOSSES}, got {self.loss!r}")
+        for name in ("steps", "batch_size", "sample_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, kind: str) -> Tensor:
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits: Tensor, kind: str) -> Tensor:
+    if kind == "hinge":
+        return -fake_logits.mean()
+    return F.softplus(-fake_logits).mean()
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
+    for pe, pl in zip(ema.parameters(), live.parameters()):
+        pe.lerp_(pl, 1 - decay)
+    for be, bl in zip(ema.buffers(), live.buffers()):  # BatchNorm statistics follow the live net
+        be.copy_(bl)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(generator: nn.Module, n_batches: int = 16, batch_size: int = 256,
+                          seed: int = 0) -> None:
+    """Re-estimate BatchNorm running statistics of (EMA) weights from fresh latents, so that the
+    generator in eval mode sees the statistics of its own weights, not of the live network's."""
+    g = torch.Generator().manual_seed(seed)
+    bns = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the batches below
+    generator.train()
+    for _ in range(n_batches):
+        generator(generator.sample_latent(batch_size, g))
+    for bn in bns:
+        bn.momentum = 0.1
+    generator.eval()
+
+
+def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resume: bool = False,
+              on_step: Callable[[int, dict], None] | None = None) -> dict:
+    """Train a GAN on ``dataset`` (items (image (C,S,S) in [0,1], label)) into the folder ``out``.
+
+    Writes ``gan_log.csv``, ``samples/step_NNNNNN.png``, resumable ``gan_state.*`` every
+    ``checkpoint_every`` steps, and the model files. With ``resume=True`` it continues from the
+    last saved state (the log is cut back to it). ``on_step(step, logs)`` is called after each step.
+    Returns the final logs.
+    """
+    out = Path(out)
+    device = torch.device(config.device)
+    bank = ImageBank(dataset, device)
+    g_arch, d_arch = GAN_ARCHS[config.arch]
+    with torch.random.fork_rng(devices=[]):  # seeded weight init, global RNG left as it was
+        torch.manual_seed(config.seed)
+        G = build_network(g_arch, latent_dim=config.latent_dim, channels=bank.channels,
+                          image_size=bank.image_size, width=config.width,
+                          latent_dist=config.latent_dist).to(device)
+        D = build_network(d_arch, channels=bank.channels, image_size=bank.image_size,
+                          width=config.width).to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    betas = (config.beta1, config.beta2)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=betas)
+    rng = torch.Generator().manual_seed(config.seed)
+    fixed_z = G.sample_latent(64, torch.Generator().manual_seed(config.seed + 1), device)
+
+    modules = {"G": G, "D": D, "G_ema": G_ema}
+    optimizers = {"G": opt_g, "D": opt_d}
+    step = 0
+    if resume and has_state(out, "gan_state"):
+        step = load_state(out, "gan_state", modules, optimizers, rng)["step"]
+    write_json(out / "gan_config.json", asdict(config) | {"dataset": dataset_name(dataset)})
+    log = CsvLog(out / "gan_log.csv", ["step", "loss_d", "loss_g", "d_real", "d_fake", "seconds"],
+                 keep_until=step)
+
+    def checkpoint(step: int) -> None:
+        save_state(out, "gan_state", step, modules, optimizers, rng, asdict(config))
+        model = copy.deepcopy(G_ema)
+        recalibrate_batchnorm(model, seed=config.seed)
+        meta = {"steps": step, "seed": config.seed, "ema_decay": config.ema_decay,
+                "loss": config.loss, "dataset": dataset_name(dataset)}
+        save_network(out, "generator", model, meta)
+        save_network(out, "discriminator", D, meta)
+        write_model_info(out, dataset=dataset_name(dataset), image_size=bank.image_size,
+                         channels=bank.channels, latent_dim=config.latent_dim,
+                         latent_dist=config.latent_dist, gan_arch=config.arch, gan_steps=step,
+                         seed=config.seed)
+        with torch.no_grad():
+            samples = model(fixed_z)
+        save_grid(out / "samples" / f"step_{step:06d}.png", list(samples.split(8)))
+
+    logs: dict = {}
+    t0 = time.perf_counter()
+    G.train(), D.train()
+    while step < config.steps:
+        real = bank.batch(config.batch_size, rng)  # (B, C, S, S)
+        z = G.sample_latent(config.batch_size, rng, device)
+        fake = G(z)
+        real_logits, fake_logits = D(real), D(fake.detach())
+        loss_d = discriminator_loss(real_logits, fake_logits, config.loss)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        loss_g = generator_loss(D(fake), config.loss)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        step += 1
+        # a short warm-up keeps the EMA from averaging in the random initial weights
+        ema_update(G_ema, G, min(config.ema_decay, (1 + step) / (10 + step)))
+
+        logs = {"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                "d_real": torch.sigmoid(real_logits).mean().item(),
+                "d_fake": torch.sigmoid(fake_logits).mean().item(),
+                "seconds": round(time.perf_counter() - t0, 3)}
+        log.write(logs)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint(step)
+        elif step % config.sample_every == 0:
+            with torch.no_grad():
+                save_grid(out / "samples" / f"step_{step:06d}.png", list(G_ema(fixed_z).split(8)))
+        if on_step is not None:
+            on_step(step, logs)
+    return logs

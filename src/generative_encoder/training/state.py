@@ -1,0 +1,62 @@
+"""Resumable training state as safetensors + JSON: module weights, optimizer moments, RNG, step.
+
+Optimizer state dicts mix tensors (moments) and plain values (hyper-parameters); the tensors go
+to ``NAME.safetensors`` under flat keys and the rest to ``NAME.json``, so resuming never unpickles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checkpoints import load_tensors, read_json, save_tensors, write_json
+from ..errors import CheckpointError
+
+
+def save_state(folder: Path, name: str, step: int, modules: dict[str, nn.Module],
+               optimizers: dict[str, torch.optim.Optimizer], rng: torch.Generator,
+               config: dict) -> None:
+    """Write ``folder/name.safetensors`` + ``folder/name.json``: all a run needs to continue."""
+    tensors: dict[str, torch.Tensor] = {"rng": rng.get_state()}
+    for mname, module in modules.items():
+        tensors.update({f"module.{mname}.{k}": v for k, v in module.state_dict().items()})
+    groups = {}
+    for oname, opt in optimizers.items():
+        sd = opt.state_dict()
+        for idx, pstate in sd["state"].items():
+            for key, value in pstate.items():
+                tensors[f"optim.{oname}.{idx}.{key}"] = torch.as_tensor(value)
+        groups[oname] = sd["param_groups"]
+    # the JSON is written last: a state without it is ignored, so a crash in between is harmless
+    save_tensors(folder / f"{name}.safetensors", tensors)
+    write_json(folder / f"{name}.json", {"step": step, "param_groups": groups, "config": config})
+
+
+def has_state(folder: Path, name: str) -> bool:
+    return (folder / f"{name}.json").is_file() and (folder / f"{name}.safetensors").is_file()
+
+
+def load_state(folder: Path, name: str, modules: dict[str, nn.Module],
+               optimizers: dict[str, torch.optim.Optimizer], rng: torch.Generator) -> dict:
+    """Restore what :func:`save_state` wrote into the given objects; returns the JSON part."""
+    meta = read_json(folder / f"{name}.json")
+    tensors = load_tensors(folder / f"{name}.safetensors")
+    try:
+        rng.set_state(tensors["rng"])
+        for mname, module in modules.items():
+            prefix = f"module.{mname}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
+                                    if k.startswith(prefix)})
+        for oname, opt in optimizers.items():
+            prefix = f"optim.{oname}."
+            state: dict[int, dict] = {}
+            for key, value in tensors.items():
+                if key.startswith(prefix):
+                    idx, field = key[len(prefix):].split(".", 1)
+                    state.setdefault(int(idx), {})[field] = value
+            opt.load_state_dict({"state": state, "param_groups": meta["param_groups"][oname]})
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"cannot resume from {folder / name}: {e}") from None
+    return meta

@@ -1,0 +1,23 @@
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A model folder (generator, discriminator, encoder, decoder) for 28 x 28 digits, trained for
+    a few steps only: enough to exercise every code path, not to restore well."""
+    from generative_encoder.data import get_dataset
+    from generative_encoder.training import EncoderConfig, GANConfig, train_gan, train_encoder
+
+    out = tmp_path_factory.mktemp("model")
+    train, test = get_dataset("mnist5k", "train"), get_dataset("mnist5k", "test")
+    train_gan(train, out, GANConfig(steps=20, batch_size=16, latent_dim=16, width=16,
+                                    checkpoint_every=10, sample_every=10))
+    train_encoder(train, test, out, EncoderConfig(steps=20, batch_size=16, code_dim=32, width=8,
+                                                  eval_every=10, checkpoint_every=10, n_eval=64))
+    return out

@@ -1,0 +1,235 @@
+"""The batched latent search: recovery, restart and iterate choice, batch independence, clipping,
+early stopping, network freezing and config checks, on a tiny generator (d = 8, images 1 x 8 x 8)."""
+
+import pytest
+import torch
+from torch import nn
+
+from generative_encoder.errors import ConfigError
+from generative_encoder.solve import (
+    SolveConfig,
+    combine,
+    encoder_fidelity,
+    expand_targets,
+    image_fidelity,
+    latent_l2,
+    latent_search,
+    select_best,
+)
+
+LATENT = 8
+
+
+class TinyGenerator(nn.Module):
+    """z (N, 8) -> images (N, 1, 8, 8) in [0, 1]. The BatchNorm couples rows unless in eval mode."""
+
+    def __init__(self, latent_dist: str = "normal"):
+        super().__init__()
+        self.latent_dim, self.latent_dist = LATENT, latent_dist
+        self.net = nn.Sequential(nn.Linear(LATENT, 32), nn.BatchNorm1d(32), nn.Tanh(), nn.Linear(32, 64))
+
+    def forward(self, z):
+        return torch.sigmoid(self.net(z)).view(-1, 1, 8, 8)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread beats a thread pool on shared CPU cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def generator():
+    torch.manual_seed(0)
+    return TinyGenerator()
+
+
+def fake_images(generator, n, seed=1):
+    """Images in G's range, from latents the search does not start at."""
+    with torch.no_grad():
+        z = torch.randn(n, LATENT, generator=torch.Generator().manual_seed(seed))
+        return generator.eval()(z)                                               # (n, 1, 8, 8)
+
+
+def cs_operator(seed=2, m=32):
+    """A Gaussian compressed-sensing matrix: 64 pixels -> m measurements."""
+    matrix = torch.randn(m, 64, generator=torch.Generator().manual_seed(seed)) / m**0.5
+    return lambda x: x.flatten(1) @ matrix.T                                    # (N, m)
+
+
+def cs_loss(generator, n, restarts):
+    forward = cs_operator()
+    return image_fidelity(forward, expand_targets(forward(fake_images(generator, n)), restarts))
+
+
+@pytest.mark.parametrize("optimizer, lr, steps", [("adam", 0.1, 400), ("lbfgs", 1.0, 30)])
+def test_recovers_fake_images(generator, optimizer, lr, steps):
+    config = SolveConfig(steps=steps, lr=lr, optimizer=optimizer, restarts=2)
+    truth = fake_images(generator, 8)
+    with torch.no_grad():                                   # callers may be in no_grad
+        result = latent_search(generator, cs_loss(generator, 8, config.restarts), 8, config)
+    assert result.x.shape == (8, 1, 8, 8) and result.z.shape == (8, LATENT)
+    mse = (result.x - truth).square().flatten(1).mean(1)                        # (B,)
+    assert mse.max() <= 1e-4, mse
+
+
+def test_chosen_restart_has_lowest_objective(generator):
+    config = SolveConfig(steps=30, restarts=4)
+    result = latent_search(generator, cs_loss(generator, 6, config.restarts), 6, config)
+    assert result.restart_objective.shape == (6, 4) and result.restart_z.shape == (6, 4, LATENT)
+    assert not torch.allclose(result.restart_objective, result.restart_objective[:, :1])  # restarts differ
+    torch.testing.assert_close(result.objective, result.restart_objective.min(dim=1).values)
+    chosen = result.restart_objective.argmin(dim=1)
+    torch.testing.assert_close(result.z, result.restart_z[torch.arange(6), chosen])
+    with torch.no_grad():
+        torch.testing.assert_close(result.x, generator(result.z))
+
+
+def test_select_best_ignores_nan():
+    values = torch.tensor([[float("nan"), 2.0, 1.0], [0.5, float("nan"), 3.0]])
+    assert select_best(values).tolist() == [2, 0]
+
+
+def test_problem_solved_alone_or_in_a_batch_of_64_gives_the_same_z(generator):
+    config = SolveConfig(steps=200, restarts=2)
+    forward, j, seed = cs_operator(), 37, 1234
+    targets = forward(fake_images(generator, 64))                               # (64, 32)
+    seeds = list(range(100, 164))
+    seeds[j] = seed
+    batch = latent_search(generator, image_fidelity(forward, expand_targets(targets, 2)), 64, config,
+                          seeds=seeds)
+    alone = latent_search(generator, image_fidelity(forward, expand_targets(targets[j:j + 1], 2)), 1,
+                          config, seeds=[seed])
+    torch.testing.assert_close(batch.restart_z[j], alone.restart_z[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(batch.z[j], alone.z[0], atol=1e-5, rtol=0)
+
+
+def test_keep_best_returns_the_lowest_objective_of_the_history(generator):
+    config = SolveConfig(steps=100, lr=0.8, restarts=2)                         # lr high enough to oscillate
+    result = latent_search(generator, cs_loss(generator, 4, 2), 4, config)
+    assert result.history.shape == (101, 4, 2) and result.history_steps == list(range(101))
+    lowest = result.history.min(dim=0).values                                   # (B, R)
+    torch.testing.assert_close(result.restart_objective, lowest)
+    assert (result.history[-1] > lowest * 1.01).any(), "the test needs a last iterate that is not the best"
+
+    last = latent_search(generator, cs_loss(generator, 4, 2), 4, SolveConfig(steps=100, lr=0.8, keep_best=False))
+    torch.testing.assert_close(last.restart_objective, last.history[-1])
+
+
+def pull_out_of_the_box(x, z):
+    return (z - 3.0).square().sum(1)                                            # (N,), optimum at z = 3
+
+
+@pytest.mark.parametrize("clip", ["project", "stochastic", None])
+def test_clip_keeps_uniform_latents_in_the_box_after_every_step(clip):
+    torch.manual_seed(0)
+    generator = TinyGenerator("uniform")
+    largest = []
+    config = SolveConfig(steps=50, clip=clip)
+    result = latent_search(generator, pull_out_of_the_box, 4, config,
+                           on_step=lambda step, z: largest.append(z.abs().max().item()))
+    assert len(largest) == 50
+    if clip is None:
+        assert max(largest) > 1.5
+    else:
+        assert max(largest) <= 1.0 and result.restart_z.abs().max() <= 1.0
+
+
+def test_clip_needs_a_uniform_latent_generator(generator):
+    with pytest.raises(ConfigError, match="clip='project' needs a uniform-latent generator"):
+        latent_search(generator, pull_out_of_the_box, 1, SolveConfig(clip="project"))
+
+
+def test_early_stop_ends_rows_sooner_with_nearly_the_same_answer(generator):
+    loss = combine(cs_loss(generator, 4, 2), latent_l2(1e-3))
+    full = latent_search(generator, loss, 4, SolveConfig(steps=1000))
+    early = latent_search(generator, loss, 4, SolveConfig(steps=1000, early_stop_tol=1e-3, patience=20))
+    assert (early.steps_run < 1000).all() and (full.steps_run == 1000).all()
+    assert early.steps_run.max() % 20 == 1                        # stopped at a check, after its step
+    torch.testing.assert_close(early.objective, full.objective, atol=1e-3, rtol=0.05)
+    torch.testing.assert_close(early.x, full.x, atol=0.02, rtol=0)
+
+
+def test_networks_are_frozen_during_the_solve_and_restored_after_even_on_error(generator):
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.Dropout(0.5))
+    generator.train()
+    generator.net[0].bias.requires_grad_(False)
+    flags = [(m.training, [p.requires_grad for p in m.parameters(recurse=False)])
+             for net in (generator, encoder) for m in net.modules()]
+    seen = []
+
+    def loss_fn(x, z):
+        seen.append(any(m.training for net in (generator, encoder) for m in net.modules()))
+        seen.append(any(p.requires_grad for net in (generator, encoder) for p in net.parameters()))
+        return encoder_fidelity(encoder, lambda x: x, torch.zeros(len(x), 4))(x, z)
+
+    def failing(x, z):
+        loss_fn(x, z)
+        raise RuntimeError("boom")
+
+    latent_search(generator, loss_fn, 2, SolveConfig(steps=3), networks=[encoder])
+    with pytest.raises(RuntimeError, match="boom"):
+        latent_search(generator, failing, 2, SolveConfig(steps=3), networks=[encoder])
+    assert not any(seen)
+    assert flags == [(m.training, [p.requires_grad for p in m.parameters(recurse=False)])
+                     for net in (generator, encoder) for m in net.modules()]
+    assert all(p.grad is None for net in (generator, encoder) for p in net.parameters())
+
+
+def test_terms_sum_over_dims_and_check_rows():
+    x, z = torch.ones(4, 1, 2, 2), torch.full((4, 3), 2.0)
+    code = torch.zeros(4, 4)
+    torch.testing.assert_close(encoder_fidelity(nn.Flatten(), lambda x: 3 * x, code)(x, z), torch.full((4,), 36.0))
+    torch.testing.assert_close(image_fidelity(lambda x: x, torch.zeros(4, 1, 2, 2))(x, z), torch.full((4,), 4.0))
+    torch.testing.assert_close(combine(latent_l2(0.5), latent_l2(1.0))(x, z), torch.full((4,), 18.0))
+    assert expand_targets(torch.arange(3), 2).tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="y has 2 rows but the batch has 4"):
+        image_fidelity(lambda x: x, torch.zeros(2, 1, 2, 2))(x, z)
+
+
+def test_starts_depend_on_the_seed_and_init_overrides_them(generator):
+    config = SolveConfig(steps=1, lr=1e-9, keep_best=False)
+    a = latent_search(generator, pull_out_of_the_box, 2, config, seeds=[5, 6])
+    b = latent_search(generator, pull_out_of_the_box, 2, config, seeds=[6, 7])
+    torch.testing.assert_close(a.restart_z[1], b.restart_z[0])
+    warm = torch.full((2, LATENT), 0.25)
+    c = latent_search(generator, pull_out_of_the_box, 2, config, init=warm, seeds=[5, 6])
+    torch.testing.assert_close(c.restart_z[:, 0], warm)
+    torch.testing.assert_close(c.restart_z[:, 1], a.restart_z[:, 1])
+
+
+def test_snapshots_follow_the_chosen_restart(generator):
+    config = SolveConfig(steps=25, restarts=3, snapshot_every=10, keep_best=False)
+    result = latent_search(generator, cs_loss(generator, 2, 3), 2, config)
+    assert result.snapshot_steps == [0, 10, 20, 25]
+    assert result.snapshots.shape == (4, 2, 1, 8, 8)
+    chosen = result.restart_objective.argmin(dim=1)
+    starts = torch.stack([torch.randn(3, LATENT, generator=torch.Generator().manual_seed(j)) for j in range(2)])
+    with torch.no_grad():
+        torch.testing.assert_close(result.snapshots[0], generator(starts[torch.arange(2), chosen]))
+    torch.testing.assert_close(result.snapshots[-1], result.x)                  # last iterate, as keep_best=False
+    assert latent_search(generator, pull_out_of_the_box, 1, SolveConfig(steps=2)).snapshots is None
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"steps": 0}, "steps must be >= 1, got 0"),
+    ({"lr": 0.0}, "lr must be > 0, got 0.0"),
+    ({"restarts": 0}, "restarts must be >= 1, got 0"),
+    ({"optimizer": "sgd"}, "optimizer must be one of .*, got 'sgd'"),
+    ({"clip": "box"}, "clip must be one of .*, got 'box'"),
+    ({"early_stop_tol": -1.0}, "early_stop_tol must be None or > 0, got -1.0"),
+    ({"patience": 0}, "patience must be >= 1, got 0"),
+    ({"history_every": 0}, "history_every must be >= 1, got 0"),
+    ({"snapshot_every": -1}, "snapshot_every must be >= 0, got -1"),
+])
+def test_bad_config_is_a_config_error_naming_the_value(options, message):
+    with pytest.raises(ConfigError, match=message):
+        SolveConfig(**options)
+
+
+def test_loss_fn_must_return_one_loss_per_row(generator):
+    with pytest.raises(ValueError, match=r"one loss per row, shape \(4,\); got \(\)"):
+        latent_search(generator, lambda x, z: z.square().sum(), 2, SolveConfig(steps=1))
