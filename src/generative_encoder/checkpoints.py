@@ -17,14 +17,12 @@ crash leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -33,6 +31,7 @@ from torch import nn
 
 from . import __version__
 from .errors import CheckpointError, ConfigError
+from .files import atomic_path
 from .nets import NETWORKS
 
 NETWORK_FORMAT = "generative-encoder/network"
@@ -40,21 +39,6 @@ MODEL_FORMAT = "generative-encoder/model"
 FORMAT_VERSION = 1
 NETWORK_NAMES = ("generator", "discriminator", "encoder", "decoder")
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

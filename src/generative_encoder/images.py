@@ -10,7 +10,6 @@ Images are float32 tensors in [0, 1], shaped (C, H, W) with C = 1 (gray) or 3 (R
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import ConfigError, DataError
+from .files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 MAX_16BIT = 65535
@@ -168,12 +168,5 @@ def _save_png(path: str | os.PathLike, image: Image.Image) -> None:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ConfigError(f"output image must be a .png file, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")

@@ -231,3 +231,33 @@ class AutoEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.encoder(x))
+
+
+@NETWORKS.register("cnn_classifier")
+class CNNClassifier(nn.Module):
+    """A small CNN: image (N, C, S, S) in [0, 1] -> class logits (N, n_classes).
+
+    Used to judge samples and restorations (does a digit keep its class?) and, through
+    ``features(x)`` (N, 4 * width), as the domain feature network for FID.
+    """
+
+    arch = "cnn_classifier"
+
+    def __init__(self, channels: int = 1, image_size: int = 28, n_classes: int = 10,
+                 width: int = 32):
+        super().__init__()
+        _check_geometry(channels, image_size)
+        self.kwargs = dict(channels=channels, image_size=image_size, n_classes=n_classes,
+                           width=width)
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, 1, 1), nn.ReLU(True),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4 * width, n_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)  # (N, 4 * width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))  # (N, n_classes)

@@ -118,10 +118,11 @@ def _map_planes(y: Tensor, restore: Callable[[np.ndarray, int, int], np.ndarray]
 
 
 def _blur_kernels(physics: Blur, shape: torch.Size, method: str) -> np.ndarray:
-    """The physics' kernels as (B, C, k, k) float64, padded to odd sizes.
+    """The physics' kernels as (B, C, kh, kw) float64, padded to odd sizes.
 
-    deepinv centres an even kernel at ``k // 2 - 1``, scikit-image at ``k // 2``: a leading zero
-    row and column make both agree.
+    deepinv's convolution centres a kernel at index ``k // 2``; a trailing zero row or column makes
+    an even kernel odd with the same centre, which scikit-image's Richardson-Lucy (scipy "same"
+    convolution) needs to match it.
     """
     if physics.padding != "circular":
         raise ConfigError(
@@ -129,7 +130,7 @@ def _blur_kernels(physics: Blur, shape: torch.Size, method: str) -> np.ndarray:
         )
     kernels = _to_numpy(physics.filter.expand(shape[0], shape[1], -1, -1))
     k_h, k_w = kernels.shape[-2:]
-    return kernels  # NOPAD
+    return np.pad(kernels, [(0, 0), (0, 0), (0, 1 - k_h % 2), (0, 1 - k_w % 2)])
 
 
 @_baseline("identity")

@@ -1,26 +1,7 @@
-"""One batched latent-optimization engine, shared by every GAN-prior method (GE, CSGM, ...).
+"""The batched latent search: B problems x R restarts as one (B*R, d) latent tensor.
 
-B problems x R restarts are solved together as one (B*R, d) latent tensor: row i belongs to problem
-i // R, so the restarts of a problem are adjacent and ``expand_targets`` (``repeat_interleave``)
-turns per-problem targets into per-row ones. The engine never sees a clean image: a method hands it
-a per-row loss ``loss_fn(x, z) -> (N,)``, usually composed from the terms at the end of this file,
-
-    GE:    ||E(S(G(z))) - E(x_dagger)||^2 + lambda ||z||^2   (encoder_fidelity + latent_l2)
-    CSGM:  ||A(G(z)) - y||^2 + lambda ||z||^2                (image_fidelity + latent_l2)
-
-and each problem keeps the restart, and with ``keep_best`` the iterate, of lowest objective.
-
->>> class Toy(nn.Linear):
-...     latent_dim, latent_dist = 4, "normal"
-...     def forward(self, z):
-...         return torch.sigmoid(super().forward(z)).view(-1, 1, 4, 4)
->>> g = Toy(4, 16)
->>> y = g(torch.randn(3, 4)).detach()                      # (B, 1, 4, 4), in G's range
->>> config = SolveConfig(steps=50)
->>> loss = combine(image_fidelity(lambda x: x, expand_targets(y, config.restarts)), latent_l2(1e-3))
->>> result = latent_search(g, loss, n_problems=3, config=config)
->>> result.x.shape, result.history.shape
-(torch.Size([3, 1, 4, 4]), torch.Size([51, 3, 2]))
+Row i belongs to problem i // R. The engine sees only a per-row loss, never a clean image, and picks
+each problem's restart (and, with ``keep_best``, iterate) by that loss alone.
 """
 
 from __future__ import annotations
@@ -33,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 """``loss_fn(x, z) -> (N,)``: x (N, C, H, W) = G(z), z (N, d); one loss per row."""
@@ -51,7 +32,7 @@ def _require(ok: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class SolveConfig:
-    """How to search the latent space. The defaults are the GE paper's: Adam, lr 0.1, 500 steps, 2 starts.
+    """How to search the latent space. Defaults: the GE paper's Adam, lr 0.1, 500 steps, 2 starts.
 
     steps: optimizer steps per row at most (early stopping may end a row sooner).
     lr: Adam's learning rate, or L-BFGS's first trial step of each line search (1.0 is usual there).
@@ -65,7 +46,8 @@ class SolveConfig:
     snapshot_every: if > 0, keep G(z) of every row every k steps, for convergence plots made after
         solving (memory: about steps / k times the batch of images).
     clip: box strategy for uniform latents: None, "project" (clamp to [-1, 1] after each step) or
-        "stochastic" (components that left the box are redrawn uniformly inside it).
+        "stochastic" (components that left the box are redrawn uniformly inside it; the redraws
+        come from one stream for the whole batch, so they depend on a problem's place in it).
     seed: problem j's starts are seeded with ``seed + j`` unless ``latent_search`` gets ``seeds``;
         also seeds the redraws of stochastic clipping.
     """
@@ -86,12 +68,14 @@ class SolveConfig:
         _require(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _require(self.restarts >= 1, f"restarts must be >= 1, got {self.restarts}")
-        _require(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _require(self.optimizer in OPTIMIZERS,
+                 f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         tol = self.early_stop_tol
         _require(tol is None or tol > 0, f"early_stop_tol must be None or > 0, got {tol}")
         _require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         _require(self.history_every >= 1, f"history_every must be >= 1, got {self.history_every}")
-        _require(self.snapshot_every >= 0, f"snapshot_every must be >= 0, got {self.snapshot_every}")
+        _require(self.snapshot_every >= 0,
+                 f"snapshot_every must be >= 0, got {self.snapshot_every}")
         _require(self.clip in CLIPS, f"clip must be one of {CLIPS}, got {self.clip!r}")
 
 
@@ -126,7 +110,7 @@ def select_best(values: Tensor) -> Tensor:
 
 @contextmanager
 def frozen(*networks: nn.Module) -> Iterator[None]:
-    """Put networks in eval mode with ``requires_grad=False``; restore both flags on exit, even on error."""
+    """Run networks in eval mode with frozen parameters; restore both flags after, even on error."""
     modules = [m for net in networks for m in net.modules()]
     params = [p for net in networks for p in net.parameters()]
     training = [m.training for m in modules]
@@ -165,34 +149,38 @@ def latent_search(
     networks: the other networks loss_fn runs (e.g. the encoder); frozen with the generator.
     init: warm starts, (B, R, d) for every restart or (B, d) for restart 0 only (the other
         restarts stay random).
-    seeds: problem j's R starts are drawn on the CPU from ``torch.Generator().manual_seed(seeds[j])``
-        (default ``config.seed + j``), so a problem gets the same starts alone or in a batch.
-    on_step: called after every optimizer step with (steps done, z (B, R, d) detached); for
-        progress bars and diagnostics; it must not modify z.
+    seeds: problem j's R starts are drawn on the CPU from
+        ``torch.Generator().manual_seed(seeds[j])`` (default ``config.seed + j``), so a problem gets
+        the same starts alone or in a batch.
+    on_step: called after every optimizer step with (steps done, z (B, R, d)), for progress bars
+        and diagnostics; z is a detached view of the live latents: clone it to keep it, never
+        modify it.
 
     With Adam, which is element-wise, every row follows the same path alone as in any batch. With
     L-BFGS the rows share one line search and one curvature memory, so they are coupled, and the
     line search reads the loss on the host at every evaluation.
     Networks run in eval mode with frozen parameters; both flags are restored afterwards.
     """
-    n_rows, restarts, latent_dim = n_problems * config.restarts, config.restarts, generator.latent_dim
+    restarts, latent_dim, dist = config.restarts, generator.latent_dim, generator.latent_dist
+    n_rows = n_problems * restarts
     _require(n_problems >= 1, f"n_problems must be >= 1, got {n_problems}")
-    _require(generator.latent_dist in LATENT_DISTS,
-             f"latent_dist must be one of {LATENT_DISTS}, got {generator.latent_dist!r}")
-    _require(config.clip is None or generator.latent_dist == "uniform",
-             f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={generator.latent_dist!r}")
+    _require(dist in LATENT_DISTS, f"latent_dist must be one of {LATENT_DISTS}, got {dist!r}")
+    _require(config.clip is None or dist == "uniform",
+             f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={dist!r}")
     device, dtype = _device_and_dtype(generator)
-    starts = _starts(n_problems, restarts, latent_dim, generator.latent_dist, config, init, seeds)
+    starts = _starts(n_problems, restarts, latent_dim, dist, config, init, seeds)     # (B, R, d)
 
     with frozen(generator, *networks):
-        z = starts.reshape(n_rows, latent_dim).to(device, dtype)                # (N, d)
-        clip_rng = torch.Generator(device=device).manual_seed(config.seed) if config.clip == "stochastic" else None
+        clip_rng = None
+        if config.clip == "stochastic":
+            clip_rng = torch.Generator(device=device).manual_seed(config.seed)
+        z = starts.reshape(n_rows, latent_dim).to(device, dtype)                 # (N, d)
         z = _clip(z, config.clip, clip_rng).requires_grad_(True)
         optimizer = _optimizer(z, config)
-        stopped = torch.zeros(n_rows, dtype=torch.bool, device=device)         # (N,) frozen by early stopping
-        steps_run = torch.zeros(n_rows, dtype=torch.long, device=device)       # (N,)
+        stopped = torch.zeros(n_rows, dtype=torch.bool, device=device)          # (N,) early-stopped
+        steps_run = torch.zeros(n_rows, dtype=torch.long, device=device)        # (N,)
         track = _Track(z.detach(), config)
-        at_step_start: list[tuple[Tensor, Tensor]] = []  # (objective (N,), x) of z_t: the step's first evaluation
+        at_step_start: list[tuple[Tensor, Tensor]] = []  # (objective (N,), x) at z_t, pre-update
 
         def closure() -> Tensor:
             optimizer.zero_grad(set_to_none=True)
@@ -203,7 +191,7 @@ def latent_search(
                 at_step_start.append((objective.detach(), x.detach()))
             return loss
 
-        reference, z_hold = None, None              # early stopping: objective and z at the last check
+        reference, z_hold = None, None  # early stopping: objective and z at the last check
         for step in range(config.steps):
             z_t = z.detach().clone()                                            # (N, d)
             at_step_start.clear()
@@ -212,15 +200,14 @@ def latent_search(
             with torch.no_grad():
                 z.copy_(_clip(z, config.clip, clip_rng))
                 if z_hold is not None:
-                    z.copy_(torch.where(stopped[:, None], z_hold, z))           # stopped rows stay put
+                    z.copy_(torch.where(stopped[:, None], z_hold, z))   # stopped rows stay put
             steps_run += ~stopped
             track.add(step, objective, x, z_t)
             if on_step is not None:
                 on_step(step + 1, z.detach().view(n_problems, restarts, latent_dim))
             if config.early_stop_tol is not None and step % config.patience == 0:
                 if reference is not None:
-                    change = (objective - reference).abs() / reference.abs().clamp_min(torch.finfo(dtype).tiny)
-                    stopped |= change < config.early_stop_tol
+                    stopped |= _converged(objective, reference, config.early_stop_tol)
                     z_hold = z.detach().clone()
                     if stopped.all():                                           # the one host sync
                         break
@@ -259,11 +246,11 @@ def latent_search(
 
 
 class _Track:
-    """Each row's best iterate, objective history and snapshots, kept on the device (no host syncs)."""
+    """Each row's best iterate, objective history and snapshots, kept on the device (no syncs)."""
 
     def __init__(self, z: Tensor, config: SolveConfig):
         self.history_every, self.snapshot_every = config.history_every, config.snapshot_every
-        self.best_objective = torch.full(z.shape[:1], float("inf"), dtype=z.dtype, device=z.device)  # (N,)
+        self.best_objective = torch.full_like(z[:, 0], float("inf"))                # (N,)
         self.best_z = z.clone()                                                 # (N, d)
         self.history: list[Tensor] = []
         self.history_steps: list[int] = []
@@ -283,10 +270,17 @@ class _Track:
             self.snapshot_steps.append(step)
 
 
+def _converged(objective: Tensor, reference: Tensor, tol: float) -> Tensor:
+    """(N,) True where the objective changed by less than a fraction tol since the reference."""
+    tiny = torch.finfo(objective.dtype).tiny
+    return (objective - reference).abs() < tol * reference.abs().clamp_min(tiny)
+
+
 def _optimizer(z: Tensor, config: SolveConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam([z], lr=config.lr)
-    # One quasi-Newton iteration per step; max_eval also bounds its line search (torch >= 2.x).
+    # One quasi-Newton iteration per step. max_eval must be set: torch also bounds the line search
+    # by it, and its default for max_iter=1 (one evaluation) leaves no room for a line search.
     return torch.optim.LBFGS([z], lr=config.lr, max_iter=1, max_eval=LBFGS_EVALS_PER_STEP,
                              line_search_fn="strong_wolfe")
 
@@ -295,33 +289,38 @@ def _evaluate(generator: nn.Module, loss_fn: LossFn, z: Tensor) -> tuple[Tensor,
     x = generator(z)                                                            # (N, C, H, W)
     objective = loss_fn(x, z)                                                   # (N,)
     if objective.shape != z.shape[:1]:
-        raise ValueError(f"loss_fn must return one loss per row, shape ({z.shape[0]},); got {tuple(objective.shape)}")
+        raise ValueError(f"loss_fn must return one loss per row, shape ({z.shape[0]},); "
+                         f"got {tuple(objective.shape)}")
     return objective, x
 
 
 def _device_and_dtype(generator: nn.Module) -> tuple[torch.device, torch.dtype]:
     tensor = next(itertools.chain(generator.parameters(), generator.buffers()), None)
-    return (tensor.device, tensor.dtype) if tensor is not None else (torch.device("cpu"), torch.get_default_dtype())
+    if tensor is None:
+        return torch.device("cpu"), torch.get_default_dtype()
+    return tensor.device, tensor.dtype
 
 
 def _starts(n_problems: int, restarts: int, latent_dim: int, latent_dist: str, config: SolveConfig,
             init: Tensor | None, seeds: Sequence[int] | None) -> Tensor:
     """(B, R, d) starting latents on the CPU: problem j's from its own generator, then ``init``."""
     seeds = [config.seed + j for j in range(n_problems)] if seeds is None else list(seeds)
-    _require(len(seeds) == n_problems, f"seeds must give one seed per problem ({n_problems}), got {len(seeds)}")
-    starts = torch.stack([_draw(latent_dist, (restarts, latent_dim), torch.Generator().manual_seed(int(s)))
-                          for s in seeds])                                  # (B, R, d)
+    _require(len(seeds) == n_problems,
+             f"seeds must give one seed per problem ({n_problems}), got {len(seeds)}")
+    starts = torch.stack([_draw(latent_dist, (restarts, latent_dim), seed) for seed in seeds])
     if init is None:
         return starts
     if init.shape == (n_problems, latent_dim):
         starts[:, 0] = init.detach().cpu()
         return starts
     _require(init.shape == starts.shape,
-             f"init must have shape {tuple(starts.shape)} or {(n_problems, latent_dim)}, got {tuple(init.shape)}")
+             f"init must have shape {tuple(starts.shape)} or {(n_problems, latent_dim)}, "
+             f"got {tuple(init.shape)}")
     return init.detach().cpu().to(starts.dtype)
 
 
-def _draw(latent_dist: str, shape: tuple[int, ...], rng: torch.Generator) -> Tensor:
+def _draw(latent_dist: str, shape: tuple[int, ...], seed: int) -> Tensor:
+    rng = torch.Generator().manual_seed(int(seed))
     if latent_dist == "normal":
         return torch.randn(shape, generator=rng)
     return torch.rand(shape, generator=rng) * 2 - 1
@@ -335,54 +334,3 @@ def _clip(z: Tensor, how: str | None, rng: torch.Generator | None) -> Tensor:
         redraw = torch.rand(z.shape, generator=rng, device=z.device, dtype=z.dtype) * 2 - 1
         return torch.where(z.abs() > 1, redraw, z)
     return z
-
-
-# ---- Terms that methods compose into a LossFn. Targets are per row: see expand_targets. ----
-
-def expand_targets(targets: Tensor, restarts: int) -> Tensor:
-    """Per-problem targets (B, ...) -> per-row targets (B*R, ...), a problem's restarts adjacent."""
-    return targets.repeat_interleave(restarts, dim=0)
-
-
-def _check_rows(name: str, target: Tensor, x: Tensor) -> None:
-    if target.shape[0] != x.shape[0]:
-        raise ValueError(f"{name} has {target.shape[0]} rows but the batch has {x.shape[0]}; "
-                         "expand per-problem targets with expand_targets(t, restarts)")
-
-
-def encoder_fidelity(encoder: nn.Module, match: Callable[[Tensor], Tensor], target_code: Tensor) -> LossFn:
-    """GE's data term ||E(match(G(z))) - target_code||^2 per row; target_code (N, m).
-
-    ``match`` is S, which puts G(z) where the encoder saw the degraded image (e.g. the same blur).
-    Summed over the m code dims, as the paper's squared L2 norm: a mean would divide the term by m
-    and silently rescale the lambda that balances it against ``latent_l2``.
-    Pass the encoder to ``latent_search(networks=...)`` so that it runs frozen in eval mode.
-    """
-
-    def loss(x: Tensor, z: Tensor) -> Tensor:
-        _check_rows("target_code", target_code, x)
-        return (encoder(match(x)) - target_code).flatten(1).square().sum(1)    # (N,)
-
-    return loss
-
-
-def image_fidelity(forward: Callable[[Tensor], Tensor], y: Tensor) -> LossFn:
-    """CSGM's data term ||A(G(z)) - y||^2 per row, summed over measurement dims; y (N, ...)."""
-
-    def loss(x: Tensor, z: Tensor) -> Tensor:
-        _check_rows("y", y, x)
-        return (forward(x) - y).flatten(1).square().sum(1)                     # (N,)
-
-    return loss
-
-
-def latent_l2(weight: float) -> LossFn:
-    """The prior term weight * ||z||^2 per row."""
-    _require(weight >= 0, f"weight must be >= 0, got {weight}")
-    return lambda x, z: weight * z.square().sum(1)                              # (N,)
-
-
-def combine(*terms: LossFn) -> LossFn:
-    """The sum of the terms, row by row."""
-    _require(len(terms) >= 1, "combine needs at least one term, got none")
-    return lambda x, z: sum(term(x, z) for term in terms)

@@ -1,0 +1,34 @@
+"""Acceptance check of a digit GAN: the fraction of 1000 generator samples that a CNN trained on
+mnist5k's labels puts in one class with probability >= 0.9, beside the same fraction for the 500
+real test digits. Usage: python scripts/check_mnist_gan.py MODEL_DIR [--out DIR]"""
+
+import argparse
+import time
+
+import torch
+
+from generative_encoder.checkpoints import load_model
+from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.training.classifier import confident_fraction, train_classifier
+
+parser = argparse.ArgumentParser()
+parser.add_argument("model")
+parser.add_argument("--out", default=None, help="also save the classifier here")
+parser.add_argument("--n", type=int, default=1000)
+args = parser.parse_args()
+
+t0 = time.perf_counter()
+classifier = train_classifier(get_dataset("mnist5k", "train"), args.out)
+test = get_dataset("mnist5k", "test")
+real = stack_images(test, range(len(test)))
+labels = torch.tensor([test[i][1] for i in range(len(test))])
+frac_real, pred = confident_fraction(classifier, real)
+G = load_model(args.model).generator
+with torch.no_grad():
+    samples = G(G.sample_latent(args.n, torch.Generator().manual_seed(123)))
+frac_fake, pred_fake = confident_fraction(classifier, samples)
+print(f"classifier test accuracy: {(pred == labels).float().mean().item():.4f}")
+print(f"confident (p >= 0.9) real test digits: {frac_real:.4f} of {len(real)}")
+print(f"confident (p >= 0.9) generator samples: {frac_fake:.4f} of {args.n}")
+print(f"class histogram of samples: {torch.bincount(pred_fake, minlength=10).tolist()}")
+print(f"({time.perf_counter() - t0:.0f} s)")
