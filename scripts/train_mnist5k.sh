@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# Reproduce the shipped weights in weights/mnist5k/ from scratch on the embedded MNIST-5k digits.
+# Reproduce the shipped weights in src/generative_encoder/weights/mnist5k/ from scratch on the embedded MNIST-5k digits.
 # CPU only; on the 2-core reference machine the whole script takes about the time printed in
-# weights/mnist5k/README.md. Usage: bash scripts/train_mnist5k.sh [RUN_DIR]
+# "$dest"/README.md. Usage: bash scripts/train_mnist5k.sh [RUN_DIR]
 set -euo pipefail
 run=${1:-runs/mnist5k}
 genc=${GENC:-genc}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread is fastest for these small convolutions here
 
 start=$(date +%s)
-$genc train gan --data mnist5k --out "$run" --arch dcgan --latent-dim 64 --width 32 \
-    --steps 5000 --batch-size 64 --checkpoint-every 500 --sample-every 500 --seed 0 --resume
+$genc train gan --data mnist5k --out "$run" --arch dcgan --latent-dim 64 --width 48 \
+    --steps 8000 --batch-size 64 --checkpoint-every 500 --sample-every 500 --seed 0 --resume
 gan_done=$(date +%s)
 $genc train encoder --data mnist5k --model "$run" --m 64 --width 16 --real-fraction 0.5 \
     --steps 3000 --batch-size 64 --seed 0 --resume
 end=$(date +%s)
 
-mkdir -p weights/mnist5k
+dest=src/generative_encoder/weights/mnist5k
+mkdir -p "$dest"
 for name in generator discriminator encoder decoder; do
-    cp "$run/$name.safetensors" "$run/$name.json" weights/mnist5k/
+    cp "$run/$name.safetensors" "$run/$name.json" "$dest"/
 done
-cp "$run/model.json" "$run/gan_log.csv" "$run/encoder_log.csv" weights/mnist5k/
-cp "$(ls "$run"/samples/step_*.png | tail -n 1)" weights/mnist5k/samples.png
-echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s" | tee weights/mnist5k/train_time.txt
+cp "$run/model.json" "$run/gan_log.csv" "$run/encoder_log.csv" "$dest"/
+cp "$(ls "$run"/samples/step_*.png | tail -n 1)" "$dest"/samples.png
+echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s" | tee "$dest"/train_time.txt

@@ -95,6 +95,152 @@ def cmd_train_encoder(args) -> None:
           f"test images, {logs['mse_fake']:.5f} on generator samples")
 
 
+def resolve_model(name_or_dir: str):
+    """A model folder, or the name of a shipped model (``mnist5k``)."""
+    from .checkpoints import load_model
+    from .demo import SHIPPED_MODELS, shipped_model
+
+    if name_or_dir in SHIPPED_MODELS and not Path(name_or_dir).exists():
+        return shipped_model(name_or_dir)
+    return load_model(name_or_dir)
+
+
+def print_table(rows) -> None:
+    from .bench import markdown_table
+
+    print(markdown_table(rows), end="")
+
+
+def run_bench_cli(spec, model, out: str) -> None:
+    from .bench import resolve_methods, run_bench
+
+    total = sum(len(resolve_methods(spec, t.task)) for t in spec.tasks)
+    bar = tqdm(total=total, desc="bench", dynamic_ncols=True)
+
+    def on_progress(label: str) -> None:
+        if bar.n or bar.desc != "bench":
+            bar.update(1)
+        bar.set_description(label)
+
+    rows = run_bench(spec, model, out, on_progress)
+    bar.update(1)
+    bar.close()
+    print_table(rows)
+    print(f"wrote {out}/results.md, results.csv and grid_*.png")
+
+
+def cmd_demo(args) -> None:
+    import time
+
+    from .demo import DEMO_SPEC, shipped_model
+
+    t0 = time.perf_counter()
+    run_bench_cli(DEMO_SPEC, shipped_model(), args.out)
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+
+
+def cmd_bench(args) -> None:
+    from .bench import load_spec
+
+    run_bench_cli(load_spec(args.config), resolve_model(args.model), args.out)
+
+
+def gather_inputs(paths: Sequence[str]) -> list[Path]:
+    from .images import list_images
+
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += list_images(p)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise ConfigError(f"input {p} does not exist")
+    if not files:
+        raise ConfigError(f"no images found in {', '.join(paths)}")
+    return files
+
+
+def cmd_restore(args) -> None:
+    import csv
+
+    import torch
+
+    from .checkpoints import save_tensors
+    from .files import atomic_path
+    from .images import read_image, resize_image, save_grid, write_image
+    from .metrics import score
+    from .restore import IMAGE_TASKS, restore, task_physics
+
+    model = resolve_model(args.model)
+    channels, size = model.image_shape[0], model.image_shape[1]
+    params = parse_options(args.param, "--param")
+    options = parse_options(args.method_opt, "--method-opt")
+    if not args.simulate and args.task not in IMAGE_TASKS:
+        raise ConfigError(f"task {args.task!r} measures vectors, not images: use --simulate to "
+                          f"measure clean images (image tasks: {', '.join(IMAGE_TASKS)})")
+    mask = None
+    if args.mask_file:
+        mask = (read_image(args.mask_file, channels=1)[0] > 0.5).float()
+    physics = task_physics(args.task, model, params, seed=args.seed, mask=mask)
+    files = gather_inputs(args.inputs)
+    out = Path(args.output)
+    with torch.no_grad():
+        probe_shape = physics.A(torch.zeros(1, *model.image_shape)).shape[1:]
+
+    metrics_rows, grid_rows, resized = [], [[], [], []], 0
+    bar = tqdm(total=len(files), desc=f"restore {args.task} with {args.method}",
+               dynamic_ncols=True)
+    for start in range(0, len(files), args.batch_size):
+        chunk = files[start:start + args.batch_size]
+        images = [read_image(f, channels=channels) for f in chunk]
+        if args.simulate:
+            resized += sum(im.shape[1:] != (size, size) for im in images)
+            clean = torch.stack([resize_image(im, size) for im in images])
+            with torch.no_grad():
+                y = physics(clean)
+        else:
+            want = probe_shape[-1]
+            resized += sum(im.shape[1:] != (want, want) for im in images)
+            clean, y = None, torch.stack([resize_image(im, want) for im in images])
+        result = restore(y, physics, args.method, model, **options)
+        scores = score(result.x, clean) if clean is not None else None
+        for i, f in enumerate(chunk):
+            write_image(out / "restored" / f"{f.stem}.png", result.x[i])
+            row = {"image": f.name, "residual": result.residual[i].item()}
+            if result.z is not None:
+                save_tensors(out / "latents" / f"{f.stem}.safetensors",
+                             {"z": result.z[i], "objective": result.objective[i]})
+                row["objective"] = result.objective[i].item()
+            if scores is not None:
+                row |= {k: v[i].item() for k, v in scores.items()}
+            metrics_rows.append(row)
+        if sum(len(r) for r in grid_rows[0]) < 16:
+            grid_rows[0].append(clean if clean is not None else result.x[:0])
+            grid_rows[1].append(y if y.dim() == 4 else result.x[:0])
+            grid_rows[2].append(result.x)
+        bar.update(len(chunk))
+    bar.close()
+
+    rows = [torch.cat(r)[:16] for r in grid_rows if sum(len(t) for t in r)]
+    labels = (["clean"] if args.simulate else []) + ["degraded", "restored"]
+    if len(rows) == len(labels):
+        save_grid(out / "grid.png", rows, labels)
+    fields = list(dict.fromkeys(k for r in metrics_rows for k in r))
+    with atomic_path(out / "metrics.csv") as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fields)
+        writer.writeheader()
+        writer.writerows(metrics_rows)
+    if resized:
+        print(f"note: {resized} image(s) were not {size} x {size} and were center-cropped and "
+              "resized")
+    if args.simulate:
+        for key in ("mse", "psnr", "ssim"):
+            values = torch.tensor([r[key] for r in metrics_rows])
+            print(f"{key}: {values.mean():.4f} +- {values.std(unbiased=False):.4f}")
+    print(f"restored {len(files)} image(s) into {out}/restored (grid.png, metrics.csv)")
+
+
 def cmd_list(args) -> None:
     from .data import list_datasets
     from .methods import METHODS
@@ -146,6 +292,35 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--device", default="cpu")
     enc.add_argument("--resume", action="store_true")
     enc.set_defaults(func=cmd_train_encoder)
+
+    restore = sub.add_parser("restore", help="restore degraded images (or --simulate a task)")
+    restore.add_argument("inputs", nargs="+", help="image files or folders")
+    restore.add_argument("-o", "--output", required=True, help="output folder")
+    restore.add_argument("--model", default="mnist5k", help="model folder or shipped model name")
+    restore.add_argument("--task", required=True,
+                         help="denoise, deblur, superres, inpaint, cs, encoder_cs")
+    restore.add_argument("--method", default="ge", help="ge, csgm, ge_hybrid, autoencoder, "
+                         "bm3d, tv, wiener, bicubic, biharmonic, ... (genc list)")
+    restore.add_argument("--param", action="append", metavar="KEY=VALUE",
+                         help="task parameter, repeatable: sigma=0.4, factor=4, mask=block, m=64")
+    restore.add_argument("--method-opt", action="append", metavar="KEY=VALUE",
+                         help="method option, repeatable: steps=500, restarts=2, lr=0.1")
+    restore.add_argument("--mask-file", help="inpainting: a mask image, white = known pixels")
+    restore.add_argument("--simulate", action="store_true",
+                         help="inputs are clean: degrade them first, then restore and score")
+    restore.add_argument("--batch-size", type=int, default=64)
+    restore.add_argument("--seed", type=int, default=0)
+    restore.set_defaults(func=cmd_restore)
+
+    demo = sub.add_parser("demo", help="every task on 16 held-out digits with the shipped model")
+    demo.add_argument("--out", default="genc-demo")
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="run a benchmark spec (JSON) of methods x tasks")
+    bench.add_argument("config")
+    bench.add_argument("--model", default="mnist5k")
+    bench.add_argument("--out", required=True)
+    bench.set_defaults(func=cmd_bench)
 
     lst = sub.add_parser("list", help="list datasets, tasks and methods")
     lst.set_defaults(func=cmd_list)

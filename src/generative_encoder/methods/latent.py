@@ -64,6 +64,7 @@ class LatentSearch(Reconstructor):
     def solve(self, y: Tensor, physics: Physics, *, seeds=None, init: Tensor | None = None,
               on_step=None) -> SearchResult:
         """Run the latent search for a batch of measurements y (B, ...)."""
+        y = y.detach()
         data, networks = self.data_term(y, physics, self.config.restarts)
         loss = combine(data, latent_l2(self.latent_weight))
         return latent_search(self.model.generator, loss, y.shape[0], self.config,

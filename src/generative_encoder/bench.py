@@ -1,0 +1,205 @@
+"""Benchmarks: methods x tasks x images from a spec, scored after solving, written as
+``results.csv``, ``results.md`` and one comparison grid per task.
+
+A spec is a JSON file (see ``experiments/``)::
+
+    {"data": "mnist5k", "data_options": {}, "split": "test", "n_images": 16,
+     "tasks": [{"name": "denoise-0.4", "task": "denoise", "params": {"sigma": 0.4}}, ...],
+     "methods": ["ge", "csgm", "autoencoder", "baseline"],
+     "method_options": {"ge": {"steps": 500}}, "seed": 0}
+
+``"baseline"`` stands for each task's classical baseline (BM3D for denoising, ...). Every method
+sees only (y, physics); the clean images are used after solving, for the scores and the grids.
+The same spec and seed give the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .checkpoints import ModelBundle
+from .data import get_dataset, stack_images
+from .errors import ConfigError
+from .files import atomic_path
+from .images import save_grid
+from .methods import METHODS
+from .methods.classical import BASELINE_FOR_TASK
+from .metrics import measurement_residual, score, summarize
+from .physics import make_physics
+
+NEEDS_MODEL = ("ge", "csgm", "ge_hybrid", "autoencoder")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One degradation: ``task`` names a physics, ``params`` its options, ``name`` the label."""
+
+    name: str
+    task: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    data: str = "mnist5k"
+    data_options: dict = field(default_factory=dict)
+    split: str = "test"
+    n_images: int = 16
+    first_image: int = 0
+    tasks: tuple[TaskSpec, ...] = ()
+    methods: tuple[str, ...] = ("ge", "csgm", "autoencoder", "baseline")
+    method_options: dict = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n_images < 1:
+            raise ConfigError(f"n_images must be >= 1, got {self.n_images}")
+        if not self.tasks:
+            raise ConfigError("a benchmark spec needs at least one task")
+        for m in self.methods:
+            if m != "baseline":
+                METHODS.get(m)  # unknown names fail now, with the list of known ones
+
+
+def spec_from_dict(d: dict) -> BenchSpec:
+    known = set(BenchSpec.__dataclass_fields__)
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(f"unknown spec keys {sorted(unknown)}; known: {sorted(known)}")
+    tasks = []
+    for t in d.get("tasks", []):
+        try:
+            tasks.append(TaskSpec(name=t.get("name", t["task"]), task=t["task"],
+                                  params=t.get("params", {})))
+        except (KeyError, AttributeError, TypeError):
+            raise ConfigError(f"each task needs a 'task' name and optional 'params', got {t!r}")
+    return BenchSpec(**(d | {"tasks": tuple(tasks), "methods": tuple(d.get("methods",
+                                                                         BenchSpec.methods))}))
+
+
+def load_spec(path: str | Path) -> BenchSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"benchmark spec {path} does not exist")
+    try:
+        return spec_from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path} is not valid JSON: {e}") from None
+
+
+@dataclass
+class ResultRow:
+    task: str
+    params: str
+    method: str
+    n: int
+    mse: float
+    mse_std: float
+    psnr: float
+    psnr_std: float
+    ssim: float
+    ssim_std: float
+    residual: float
+    seconds: float
+
+
+def resolve_methods(spec: BenchSpec, task: str) -> list[str]:
+    """The spec's methods for one task: "baseline" becomes the task's classical baseline, and
+    methods that cannot take this task are dropped (no baseline senses with a learned encoder)."""
+    names = []
+    for m in spec.methods:
+        if m == "baseline":
+            if task in BASELINE_FOR_TASK:
+                names.append(BASELINE_FOR_TASK[task])
+        else:
+            names.append(m)
+    return list(dict.fromkeys(names))
+
+
+def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
+              on_progress: Callable[[str], None] | None = None) -> list[ResultRow]:
+    """Run every (task, method) pair of ``spec`` on the same images; write the result files into
+    ``out`` and return the rows. ``on_progress(label)`` is called before each pair."""
+    out = Path(out)
+    dataset = get_dataset(spec.data, spec.split, **spec.data_options)
+    last = min(len(dataset), spec.first_image + spec.n_images)
+    x = stack_images(dataset, range(spec.first_image, last))  # (B, C, S, S)
+    if x.shape[1:] != model.image_shape:
+        raise ConfigError(f"spec data are {tuple(x.shape[1:])} images but the model makes "
+                          f"{model.image_shape}")
+    rows: list[ResultRow] = []
+    for t in spec.tasks:
+        params = dict(t.params)
+        if t.task == "encoder_cs":
+            model.require("encoder")
+            params["encoder"] = model.encoder
+        physics = make_physics(t.task, model.image_shape, seed=spec.seed, **params)
+        with torch.no_grad():
+            y = physics(x)
+        grid, labels = [x, _viewable(y, physics, x)], ["clean", "degraded"]
+        for name in resolve_methods(spec, t.task):
+            if on_progress is not None:
+                on_progress(f"{t.name}: {name}")
+            method = METHODS.build(name, model=model, **spec.method_options.get(name, {}))
+            t0 = time.perf_counter()
+            x_hat = method(y, physics).detach()
+            seconds = time.perf_counter() - t0
+            rows.append(_row(t, name, x_hat, x, y, physics, seconds))
+            grid.append(x_hat)
+            labels.append(name)
+        save_grid(out / f"grid_{t.name}.png", grid, labels)
+    write_results(rows, out, spec)
+    return rows
+
+
+def _viewable(y: Tensor, physics, x: Tensor) -> Tensor:
+    """The degraded images as pictures: y itself when it has the image's shape, upsampled when
+    it is smaller, A^dagger y for compressed sensing, mid-grey when it is not an image at all."""
+    if y.shape == x.shape:
+        return y.clamp(0, 1)
+    if y.dim() == 4:
+        return torch.nn.functional.interpolate(y, size=x.shape[-2:], mode="nearest")
+    if hasattr(physics, "A_dagger"):
+        with torch.no_grad():
+            return physics.A_dagger(y).clamp(0, 1)
+    return torch.full_like(x, 0.5)
+
+
+def _row(t: TaskSpec, method: str, x_hat: Tensor, x: Tensor, y: Tensor, physics,
+         seconds: float) -> ResultRow:
+    s = {k: summarize(v) for k, v in score(x_hat, x).items()}
+    with torch.no_grad():
+        residual = measurement_residual(y, physics.A(x_hat)).mean().item()
+    return ResultRow(task=t.name, params=json.dumps(t.params, sort_keys=True), method=method,
+                     n=len(x), mse=s["mse"]["mean"], mse_std=s["mse"]["std"],
+                     psnr=s["psnr"]["mean"], psnr_std=s["psnr"]["std"], ssim=s["ssim"]["mean"],
+                     ssim_std=s["ssim"]["std"], residual=residual, seconds=round(seconds, 3))
+
+
+def markdown_table(rows: list[ResultRow]) -> str:
+    lines = ["| task | method | n | MSE | PSNR (dB) | SSIM | residual | seconds |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r.task} | {r.method} | {r.n} | {r.mse:.5f} ± {r.mse_std:.5f} | "
+                     f"{r.psnr:.2f} ± {r.psnr_std:.2f} | {r.ssim:.3f} ± {r.ssim_std:.3f} | "
+                     f"{r.residual:.2e} | {r.seconds:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(rows: list[ResultRow], out: Path, spec: BenchSpec) -> None:
+    with atomic_path(out / "results.csv") as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(ResultRow.__dataclass_fields__))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    with atomic_path(out / "results.md") as tmp:
+        tmp.write_text(markdown_table(rows))
+    with atomic_path(out / "spec.json") as tmp:
+        tmp.write_text(json.dumps(asdict(spec), indent=2, default=str) + "\n")

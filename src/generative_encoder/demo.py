@@ -1,0 +1,38 @@
+"""The embedded default: the shipped MNIST-5k model and the demo benchmark spec.
+
+``genc demo`` restores 16 held-out mnist5k digits under every task with GE, CSGM, the
+autoencoder and the task's classical baseline. The weights live inside the package (made by
+``scripts/train_mnist5k.sh``), so a wheel install carries them too.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from .bench import BenchSpec, TaskSpec
+from .checkpoints import ModelBundle, load_model
+
+SHIPPED_MODELS = {"mnist5k": "weights/mnist5k"}
+
+DEMO_TASKS = (
+    TaskSpec("denoise-0.4", "denoise", {"sigma": 0.4}),
+    TaskSpec("deblur", "deblur", {"blur_sigma": 1.5, "sigma": 0.01}),
+    TaskSpec("superres-x4", "superres", {"factor": 4}),
+    TaskSpec("inpaint-block", "inpaint", {"mask": "block"}),
+    TaskSpec("inpaint-freeform", "inpaint", {"mask": "freeform"}),
+    TaskSpec("cs-m100", "cs", {"m": 100}),
+    TaskSpec("encoder-cs", "encoder_cs", {}),
+)
+
+DEMO_SPEC = BenchSpec(data="mnist5k", split="test", n_images=16, tasks=DEMO_TASKS,
+                      methods=("ge", "csgm", "autoencoder", "baseline"))
+
+
+def shipped_model_dir(name: str = "mnist5k") -> Path:
+    return Path(str(files("generative_encoder") / SHIPPED_MODELS[name]))
+
+
+def shipped_model(name: str = "mnist5k", device: str = "cpu") -> ModelBundle:
+    """The model that ships with the package (generator, discriminator, encoder, decoder)."""
+    return load_model(shipped_model_dir(name), device)

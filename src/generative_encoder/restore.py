@@ -1,0 +1,77 @@
+"""Restoring a batch: the Python API behind ``genc restore``.
+
+>>> from generative_encoder.demo import shipped_model
+>>> model = shipped_model()
+>>> x = torch.rand(2, 1, 28, 28)
+>>> physics = task_physics("denoise", model, {"sigma": 0.2})
+>>> out = restore(physics(x), physics, "csgm", model, steps=5)
+>>> out.x.shape, out.z.shape
+(torch.Size([2, 1, 28, 28]), torch.Size([2, 64]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from deepinv.physics import Physics
+from torch import Tensor
+
+from .checkpoints import ModelBundle
+from .errors import ConfigError
+from .methods import METHODS
+from .methods.latent import LatentSearch
+from .metrics import measurement_residual
+from .physics import make_physics
+
+# tasks whose observation is an image a user can hand us; the others are measurement vectors
+IMAGE_TASKS = ("denoise", "deblur", "superres", "inpaint")
+
+
+@dataclass
+class Restoration:
+    """x (B, C, S, S) in [0, 1]; residual (B,) = mean squared ||A(x) - y||; for latent-search
+    methods also z (B, d) and the final objective (B,), else None."""
+
+    x: Tensor
+    residual: Tensor
+    z: Tensor | None = None
+    objective: Tensor | None = None
+
+
+def task_physics(task: str, model: ModelBundle, params: dict | None = None, *, seed: int = 0,
+                 mask: Tensor | None = None, device: str = "cpu") -> Physics:
+    """The degradation for ``task`` at the model's image shape. ``mask`` (H, W) of 0/1 (1 = kept)
+    replaces the generated inpainting mask: the real-use case of a user's own missing region."""
+    params = dict(params or {})
+    if task == "encoder_cs":
+        model.require("encoder")
+        params["encoder"] = model.encoder
+    physics = make_physics(task, model.image_shape, seed=seed, device=device, **params)
+    if mask is not None:
+        if task != "inpaint":
+            raise ConfigError(f"a mask file only applies to the inpaint task, not {task!r}")
+        if mask.shape != model.image_shape[1:]:
+            raise ConfigError(f"mask is {tuple(mask.shape)} but the model's images are "
+                              f"{model.image_shape[1:]}")
+        if mask.min() == 1 or mask.max() == 0:
+            raise ConfigError("the mask must keep some pixels and hide some (white = kept)")
+        physics.update_parameters(mask=mask.to(physics.mask)[None, None].expand_as(physics.mask))
+    return physics
+
+
+def restore(y: Tensor, physics: Physics, method: str, model: ModelBundle,
+            **options) -> Restoration:
+    """Restore measurements y (B, ...) with the named method (options go to its builder)."""
+    if not torch.isfinite(y).all():
+        raise ConfigError("the measurements contain NaN or Inf values")
+    reconstructor = METHODS.build(method, model=model, **options)
+    z = objective = None
+    if isinstance(reconstructor, LatentSearch):
+        result = reconstructor.solve(y, physics)
+        x, z, objective = result.x, result.z, result.objective
+    else:
+        x = reconstructor(y, physics)
+    with torch.no_grad():
+        residual = measurement_residual(y, physics.A(x))
+    return Restoration(x=x.detach(), residual=residual, z=z, objective=objective)
