@@ -18,6 +18,6 @@ def tiny_model_dir(tmp_path_factory):
     train, test = get_dataset("mnist5k", "train"), get_dataset("mnist5k", "test")
     train_gan(train, out, GANConfig(steps=20, batch_size=16, latent_dim=16, width=16,
                                     checkpoint_every=10, sample_every=10))
-    train_encoder(train, test, out, EncoderConfig(steps=20, batch_size=16, code_dim=32, width=8,
-                                                  eval_every=10, checkpoint_every=10, n_eval=64))
+    train_encoder(train, test, out, EncoderConfig(steps=200, batch_size=16, code_dim=32, width=8,
+                                                  eval_every=100, checkpoint_every=100, n_eval=64))
     return out

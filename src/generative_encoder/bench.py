@@ -34,6 +34,7 @@ from .methods import METHODS
 from .methods.classical import BASELINE_FOR_TASK
 from .metrics import measurement_residual, score, summarize
 from .physics import make_physics
+from .restore import viewable
 
 NEEDS_MODEL = ("ge", "csgm", "ge_hybrid", "autoencoder")
 
@@ -144,7 +145,7 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
         physics = make_physics(t.task, model.image_shape, seed=spec.seed, **params)
         with torch.no_grad():
             y = physics(x)
-        grid, labels = [x, _viewable(y, physics, x)], ["clean", "degraded"]
+        grid, labels = [x, viewable(y, physics, x)], ["clean", "degraded"]
         for name in resolve_methods(spec, t.task):
             if on_progress is not None:
                 on_progress(f"{t.name}: {name}")
@@ -158,19 +159,6 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
         save_grid(out / f"grid_{t.name}.png", grid, labels)
     write_results(rows, out, spec)
     return rows
-
-
-def _viewable(y: Tensor, physics, x: Tensor) -> Tensor:
-    """The degraded images as pictures: y itself when it has the image's shape, upsampled when
-    it is smaller, A^dagger y for compressed sensing, mid-grey when it is not an image at all."""
-    if y.shape == x.shape:
-        return y.clamp(0, 1)
-    if y.dim() == 4:
-        return torch.nn.functional.interpolate(y, size=x.shape[-2:], mode="nearest")
-    if hasattr(physics, "A_dagger"):
-        with torch.no_grad():
-            return physics.A_dagger(y).clamp(0, 1)
-    return torch.full_like(x, 0.5)
 
 
 def _row(t: TaskSpec, method: str, x_hat: Tensor, x: Tensor, y: Tensor, physics,

@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 
 from .errors import ConfigError, GencError
 
+GRID_IMAGES = 16  # images shown in a restore grid
+
 
 def parse_value(text: str) -> Any:
     """A command-line value: JSON when it parses (numbers, true, null, lists), else the string."""
@@ -170,12 +172,14 @@ def cmd_restore(args) -> None:
     from .files import atomic_path
     from .images import read_image, resize_image, save_grid, write_image
     from .metrics import score
-    from .restore import IMAGE_TASKS, restore, task_physics
+    from .physics import TASKS
+    from .restore import IMAGE_TASKS, restore, task_physics, viewable
 
     model = resolve_model(args.model)
     channels, size = model.image_shape[0], model.image_shape[1]
     params = parse_options(args.param, "--param")
     options = parse_options(args.method_opt, "--method-opt")
+    TASKS.get(args.task)  # an unknown task fails here, with the list of known ones
     if not args.simulate and args.task not in IMAGE_TASKS:
         raise ConfigError(f"task {args.task!r} measures vectors, not images: use --simulate to "
                           f"measure clean images (image tasks: {', '.join(IMAGE_TASKS)})")
@@ -188,7 +192,7 @@ def cmd_restore(args) -> None:
     with torch.no_grad():
         probe_shape = physics.A(torch.zeros(1, *model.image_shape)).shape[1:]
 
-    metrics_rows, grid_rows, resized = [], [[], [], []], 0
+    metrics_rows, shown, resized = [], [], 0
     bar = tqdm(total=len(files), desc=f"restore {args.task} with {args.method}",
                dynamic_ncols=True)
     for start in range(0, len(files), args.batch_size):
@@ -215,17 +219,16 @@ def cmd_restore(args) -> None:
             if scores is not None:
                 row |= {k: v[i].item() for k, v in scores.items()}
             metrics_rows.append(row)
-        if sum(len(r) for r in grid_rows[0]) < 16:
-            grid_rows[0].append(clean if clean is not None else result.x[:0])
-            grid_rows[1].append(y if y.dim() == 4 else result.x[:0])
-            grid_rows[2].append(result.x)
+        if len(shown) < GRID_IMAGES:
+            picture = viewable(y, physics, result.x)
+            shown += [([] if clean is None else [clean[i]]) + [picture[i], result.x[i]]
+                      for i in range(len(chunk))]
         bar.update(len(chunk))
     bar.close()
 
-    rows = [torch.cat(r)[:16] for r in grid_rows if sum(len(t) for t in r)]
     labels = (["clean"] if args.simulate else []) + ["degraded", "restored"]
-    if len(rows) == len(labels):
-        save_grid(out / "grid.png", rows, labels)
+    columns = list(zip(*shown[:GRID_IMAGES]))
+    save_grid(out / "grid.png", [torch.stack(c) for c in columns], labels)
     fields = list(dict.fromkeys(k for r in metrics_rows for k in r))
     with atomic_path(out / "metrics.csv") as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fields)

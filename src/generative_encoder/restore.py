@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from deepinv.physics import Physics
+from deepinv.physics import LinearPhysics, Physics
 from torch import Tensor
 
 from .checkpoints import ModelBundle
@@ -75,3 +75,16 @@ def restore(y: Tensor, physics: Physics, method: str, model: ModelBundle,
     with torch.no_grad():
         residual = measurement_residual(y, physics.A(x))
     return Restoration(x=x.detach(), residual=residual, z=z, objective=objective)
+
+
+def viewable(y: Tensor, physics: Physics, like: Tensor) -> Tensor:
+    """Measurements as pictures of ``like``'s shape: y itself when it has that shape, upsampled
+    when smaller, A^dagger y for other linear physics, mid-grey when y is not an image at all."""
+    if y.shape == like.shape:
+        return y.clamp(0, 1)
+    if y.dim() == 4:
+        return torch.nn.functional.interpolate(y, size=like.shape[-2:], mode="nearest")
+    if isinstance(physics, LinearPhysics):
+        with torch.no_grad():
+            return physics.A_dagger(y).clamp(0, 1)
+    return torch.full_like(like, 0.5)

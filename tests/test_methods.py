@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from generative_encoder.checkpoints import load_model
+from generative_encoder.errors import ConfigError
+from generative_encoder.methods import METHODS
+from generative_encoder.metrics import mse
+from generative_encoder.physics import make_physics
+
+FAKE_STEPS = 1000
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return load_model(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def fakes(model):
+    """Images the generator itself makes: in its range, so a solver can reach them exactly."""
+    G = model.generator
+    with torch.no_grad():
+        return G(G.sample_latent(4, torch.Generator().manual_seed(7)))
+
+
+def test_ge_and_csgm_recover_generated_images():
+    """The GE preprint's "fake image" case (its Table 2): images the shipped generator made are in
+    its range, so only the solver's error is left; both methods get them back to MSE <= 1e-3."""
+    from generative_encoder.demo import shipped_model
+
+    model = shipped_model()
+    G = model.generator
+    with torch.no_grad():
+        fakes = G(G.sample_latent(6, torch.Generator().manual_seed(7)))
+    sensing = make_physics("encoder_cs", model.image_shape, encoder=model.encoder)
+    denoise = make_physics("denoise", model.image_shape, sigma=0.0)
+    with torch.no_grad():
+        codes, y = sensing(fakes), denoise(fakes)
+    options = dict(steps=FAKE_STEPS, lr=0.05, restarts=2, latent_weight=0.0)
+    ge = METHODS.build("ge", model=model, **options)
+    csgm = METHODS.build("csgm", model=model, **options)
+    assert mse(ge(codes, sensing), fakes).mean() <= 1e-3
+    assert mse(csgm(y, denoise), fakes).mean() <= 1e-3
+
+
+def test_chosen_restart_has_lowest_objective(model, fakes):
+    physics = make_physics("inpaint", model.image_shape, mask="block")
+    result = METHODS.build("ge", model=model, steps=30, restarts=3).solve(physics(fakes), physics)
+    assert torch.equal(result.objective, result.restart_objective.min(dim=1).values)
+    chosen = result.restart_objective.argmin(1)
+    assert torch.equal(result.z, result.restart_z[torch.arange(4), chosen])
+
+
+def test_problem_alone_equals_problem_in_batch_of_64(model):
+    """Networks run in eval mode, so a problem does not see its batch-mates (no BatchNorm leak)."""
+    G = model.generator
+    with torch.no_grad():
+        x = G(G.sample_latent(64, torch.Generator().manual_seed(3)))
+    physics = make_physics("denoise", model.image_shape, sigma=0.1, seed=1)
+    y = physics(x)
+    method = METHODS.build("ge", model=model, steps=40)
+    batch = method.solve(y, physics, seeds=range(100, 164))
+    alone = method.solve(y[37:38], physics, seeds=[137])
+    torch.testing.assert_close(alone.z[0], batch.z[37], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(alone.x[0], batch.x[37], atol=1e-5, rtol=1e-4)
+
+
+def test_methods_never_see_the_clean_image(model, fakes):
+    """Same measurements -> same answer, whatever the clean images were."""
+    physics = make_physics("denoise", model.image_shape, sigma=0.1)
+    y = physics(fakes)
+    a = METHODS.build("csgm", model=model, steps=20)(y, physics)
+    b = METHODS.build("csgm", model=model, steps=20)(y.clone(), physics)
+    assert torch.equal(a, b)
+
+
+def test_autoencoder_is_decoder_of_encoder(model, fakes):
+    physics = make_physics("superres", model.image_shape, factor=2)
+    y = physics(fakes)
+    up = torch.nn.functional.interpolate(y, scale_factor=2, mode="bicubic").clamp(0, 1)
+    with torch.no_grad():
+        expected = model.decoder(model.encoder(up))
+    torch.testing.assert_close(METHODS.build("autoencoder", model=model)(y, physics), expected)
+
+
+def test_hybrid_runs_and_lowers_both_terms(model, fakes):
+    physics = make_physics("inpaint", model.image_shape, mask="random", missing=0.5)
+    y = physics(fakes)
+    result = METHODS.build("ge_hybrid", model=model, steps=60).solve(y, physics)
+    first, last = result.history[0].min(1).values, result.history[-1].min(1).values
+    assert (last < first).all()
+
+
+def test_bad_options(model):
+    with pytest.raises(ConfigError, match="latent_weight must be >= 0"):
+        METHODS.build("ge", model=model, latent_weight=-1)
+    with pytest.raises(ConfigError, match="lr must be > 0"):
+        METHODS.build("csgm", model=model, lr=0)
+    with pytest.raises(ConfigError, match="unknown method 'magic'; known: .*ge"):
+        METHODS.build("magic", model=model)
