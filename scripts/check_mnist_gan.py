@@ -4,21 +4,26 @@ real test digits. Usage: python scripts/check_mnist_gan.py MODEL_DIR [--out DIR]
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
-from generative_encoder.checkpoints import load_model
+from generative_encoder.checkpoints import load_model, load_network
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.training.classifier import confident_fraction, train_classifier
 
 parser = argparse.ArgumentParser()
 parser.add_argument("model")
-parser.add_argument("--out", default=None, help="also save the classifier here")
+parser.add_argument("--classifier", default=None,
+                    help="folder with classifier.safetensors: reuse it (else train one and save it here)")
 parser.add_argument("--n", type=int, default=1000)
 args = parser.parse_args()
 
 t0 = time.perf_counter()
-classifier = train_classifier(get_dataset("mnist5k", "train"), args.out)
+if args.classifier and (Path(args.classifier) / "classifier.json").exists():
+    classifier = load_network(args.classifier, "classifier")
+else:
+    classifier = train_classifier(get_dataset("mnist5k", "train"), args.classifier)
 test = get_dataset("mnist5k", "test")
 real = stack_images(test, range(len(test)))
 labels = torch.tensor([test[i][1] for i in range(len(test))])

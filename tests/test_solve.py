@@ -253,3 +253,26 @@ def test_bad_config_is_a_config_error_naming_the_value(options, message):
 def test_loss_fn_must_return_one_loss_per_row(generator):
     with pytest.raises(ValueError, match=r"one loss per row, shape \(4,\); got \(\)"):
         latent_search(generator, lambda x, z: z.square().sum(), 2, SolveConfig(steps=1))
+
+
+def test_init_is_left_unchanged():
+    g = torch.nn.Linear(4, 16)
+    g.latent_dim, g.latent_dist = 4, "normal"
+    gen = lambda z: torch.sigmoid(g(z)).view(-1, 1, 4, 4)  # noqa: E731
+    gen_module = _Wrap(g, gen)
+    init = torch.randn(3, 2, 4)
+    before = init.clone()
+    y = torch.rand(3, 1, 4, 4)
+    loss = image_fidelity(lambda x: x, expand_targets(y, 2))
+    latent_search(gen_module, loss, 3, SolveConfig(steps=5), init=init)
+    assert torch.equal(init, before)
+
+
+class _Wrap(torch.nn.Module):
+    def __init__(self, net, fn):
+        super().__init__()
+        self.net, self.fn = net, fn
+        self.latent_dim, self.latent_dist = net.latent_dim, net.latent_dist
+
+    def forward(self, z):
+        return self.fn(z)

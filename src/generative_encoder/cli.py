@@ -74,7 +74,8 @@ def cmd_train_gan(args) -> None:
     config = GANConfig(arch=args.arch, steps=args.steps, batch_size=args.batch_size,
                        latent_dim=args.latent_dim, latent_dist=args.latent_dist, width=args.width,
                        loss=args.loss, seed=args.seed, device=args.device,
-                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+                       r1_gamma=args.r1)
     on_step = progress_callback(config.steps, "train gan", ["loss_d", "loss_g", "d_real"])
     logs = train_gan(train_set, args.out, config, resume=args.resume, on_step=on_step)
     print(f"generator and discriminator after {logs.get('step', config.steps)} steps "
@@ -272,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--latent-dist", default="normal", choices=["normal", "uniform"])
     gan.add_argument("--width", type=int, default=64)
     gan.add_argument("--loss", default="nonsaturating", choices=["nonsaturating", "hinge"])
+    gan.add_argument("--r1", type=float, default=0.0,
+                     help="R1 penalty weight gamma on real images (helps small data sets)")
     gan.add_argument("--checkpoint-every", type=int, default=500)
     gan.add_argument("--sample-every", type=int, default=500)
     gan.add_argument("--seed", type=int, default=0)

@@ -316,7 +316,7 @@ def _starts(n_problems: int, restarts: int, latent_dim: int, latent_dist: str, c
     _require(init.shape == starts.shape,
              f"init must have shape {tuple(starts.shape)} or {(n_problems, latent_dim)}, "
              f"got {tuple(init.shape)}")
-    return init.detach().cpu().to(starts.dtype)
+    return init.detach().to("cpu", starts.dtype, copy=True)  # the search must not write into init
 
 
 def _draw(latent_dist: str, shape: tuple[int, ...], seed: int) -> Tensor:
