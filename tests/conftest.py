@@ -2,6 +2,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The tests' tensors are tiny: one thread is faster, and far faster on a busy machine
+    (seen here: a 200 x 768 pseudo-inverse took 25 ms on one thread, 0.9 s on two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

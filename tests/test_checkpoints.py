@@ -62,39 +62,28 @@ def test_malformed_model_folders(tiny_model_dir, tmp_path):
     with pytest.raises(CheckpointError, match="missing file .*model.json"):
         load_model(empty)
 
-    bad_arch = _copy_model(tiny_model_dir, tmp_path / "arch")
-    cfg = json.loads((bad_arch / "encoder.json").read_text())
-    cfg["arch"] = "resnet9000"
-    (bad_arch / "encoder.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match="unknown architecture 'resnet9000'"):
-        load_model(bad_arch)
+    def corrupt_json(name, folder, change):
+        broken = _copy_model(tiny_model_dir, tmp_path / folder)
+        cfg = json.loads((broken / f"{name}.json").read_text())
+        change(cfg)
+        (broken / f"{name}.json").write_text(json.dumps(cfg))
+        return broken
 
-    bad_type = _copy_model(tiny_model_dir, tmp_path / "type")
-    cfg = json.loads((bad_type / "generator.json").read_text())
-    cfg["kwargs"]["width"] = "wide"
-    (bad_type / "generator.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match="'width' must be int"):
-        load_model(bad_type)
-
-    bad_key = _copy_model(tiny_model_dir, tmp_path / "key")
-    cfg = json.loads((bad_key / "generator.json").read_text())
-    cfg["kwargs"]["depth_of_field"] = 3
-    (bad_key / "generator.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match="bad kwargs"):
-        load_model(bad_key)
+    for name, change, message in [
+        ("encoder", lambda c: c.update(arch="resnet9000"), "unknown architecture 'resnet9000'"),
+        ("generator", lambda c: c["kwargs"].update(width="wide"), "'width' must be int"),
+        ("generator", lambda c: c["kwargs"].update(depth_of_field=3), "bad kwargs"),
+        ("encoder", lambda c: c["kwargs"].update(code_dim=7), "does not fit its JSON config"),
+        ("decoder", lambda c: c.update(format="onnx"), "'format' must be"),
+    ]:
+        with pytest.raises(CheckpointError, match=message):
+            load_model(corrupt_json(name, message[:8].replace(" ", "_").strip("'"), change))
 
     truncated = _copy_model(tiny_model_dir, tmp_path / "trunc")
     data = (truncated / "decoder.safetensors").read_bytes()
     (truncated / "decoder.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="not a readable .safetensors"):
         load_model(truncated)
-
-    mismatch = _copy_model(tiny_model_dir, tmp_path / "mismatch")
-    cfg = json.loads((mismatch / "encoder.json").read_text())
-    cfg["kwargs"]["code_dim"] = 7
-    (mismatch / "encoder.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match="does not fit its JSON config"):
-        load_model(mismatch)
 
     no_gen = _copy_model(tiny_model_dir, tmp_path / "nogen")
     (no_gen / "generator.json").unlink()

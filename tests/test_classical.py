@@ -16,15 +16,6 @@ NAMES = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run faster on one thread, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def shapes_image(C: int, H: int, W: int) -> torch.Tensor:
     """(1, C, H, W) in [0.2, 0.85]: a ramp with a disc and a rectangle, each channel scaled."""
     yy, xx = torch.meshgrid(torch.linspace(0, 1, H), torch.linspace(0, 1, W), indexing="ij")

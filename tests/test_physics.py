@@ -37,15 +37,6 @@ EXPECTED_CLASS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Dense linear algebra (the CS pseudo-inverse) is ~30x slower with 2 threads on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_encoder(m: int = 20) -> torch.nn.Module:
     """(B, 3, 16, 16) -> (B, m)."""
     return torch.nn.Sequential(
@@ -217,7 +208,15 @@ def test_lift_is_y_for_denoise_and_deblur(task):
     physics = make_physics(task, SHAPE)
     x = images()
     y = physics(x)
-    assert lift(y, physics) is y and match(x, physics) is x
+    assert lift(y, physics) is y
+
+
+def test_match_is_identity_for_denoise_and_the_known_blur_for_deblur():
+    x = images()
+    assert match(x, make_physics("denoise", SHAPE)) is x
+    blur = make_physics("deblur", SHAPE, sigma=0.0)
+    torch.testing.assert_close(match(x, blur), blur(x))
+    assert (match(x, blur) - x).abs().max() > 0.01  # it does blur
 
 
 def test_inpaint_match_is_masked_image_and_lift_is_y():

@@ -33,15 +33,6 @@ class TinyGenerator(nn.Module):
         return torch.sigmoid(self.net(z)).view(-1, 1, 8, 8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread beats a thread pool on shared CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def generator():
     torch.manual_seed(0)

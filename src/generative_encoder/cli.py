@@ -135,8 +135,11 @@ def run_bench_cli(spec, model, out: str) -> None:
 def cmd_demo(args) -> None:
     import time
 
-    from .demo import DEMO_SPEC, shipped_model
+    from .demo import DEMO_SPEC, DEMO_STEPS, shipped_model
 
+    print(f"genc demo: {DEMO_SPEC.n_images} held-out mnist5k digits, {len(DEMO_SPEC.tasks)} tasks; "
+          f"GE and CSGM with {DEMO_STEPS} Adam steps x 2 restarts (the paper's 500 steps: "
+          "genc bench experiments/mnist_tasks.json)")
     t0 = time.perf_counter()
     run_bench_cli(DEMO_SPEC, shipped_model(), args.out)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")

@@ -64,7 +64,10 @@ def _code_is_target(t: torch.Tensor, physics: Physics) -> torch.Tensor:
 
 # Blind setting: the paper compares the degraded image with G(z) directly.
 register_lift(Denoising, lift=_identity, match=_identity)
-register_lift(Blur, lift=_identity, match=_identity)
+# Known blur: S = A puts G(z) through the same blur as the observation. The paper's blind setting
+# (S = identity) compares the code of a sharp G(z) with that of a blurred image, which pulls G(z)
+# towards blurred digits; with the operator known there is no reason to be blind.
+register_lift(Blur, lift=_identity, match=lambda x, physics: physics.A(x))
 # y is already zero-filled at the missing pixels; mask (1, 1, H, W) broadcasts over B and C.
 register_lift(Inpainting, lift=_identity, match=lambda x, physics: physics.mask * x)
 register_lift(
