@@ -32,7 +32,7 @@ def test_registry_names_and_errors():
         ("synthetic_rock", dict(smoothing=-1.0), "smoothing must be >= 0, got -1.0"),
         ("synthetic_rock", dict(n=0), "n, size must be >= 1 and seed >= 0, got n=0"),
         ("synthetic_rock", dict(test_fraction=1.0), r"fraction must be in \[0, 1\), got 1.0"),
-        ("synthetic_rock", dict(test_fraction="5"), "int count or a float fraction, got '5'"),
+        ("synthetic_rock", dict(test_fraction="5"), "test_fraction must be int or float, got '5'"),
     ],
 )
 def test_bad_options(name, options, message):

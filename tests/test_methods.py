@@ -7,8 +7,6 @@ from generative_encoder.methods import METHODS
 from generative_encoder.metrics import mse
 from generative_encoder.physics import make_physics
 
-FAKE_STEPS = 1000
-
 
 @pytest.fixture(scope="module")
 def model(tiny_model_dir):
@@ -36,9 +34,9 @@ def test_ge_and_csgm_recover_generated_images():
     denoise = make_physics("denoise", model.image_shape, sigma=0.0)
     with torch.no_grad():
         codes, y = sensing(fakes), denoise(fakes)
-    options = dict(steps=FAKE_STEPS, lr=0.05, restarts=2, latent_weight=0.0)
-    ge = METHODS.build("ge", model=model, **options)
-    csgm = METHODS.build("csgm", model=model, **options)
+    # the encoder's landscape has local minima: GE needs more random starts than CSGM does
+    ge = METHODS.build("ge", model=model, restarts=8, latent_weight=1e-2)
+    csgm = METHODS.build("csgm", model=model, restarts=2, latent_weight=0.0)
     assert mse(ge(codes, sensing), fakes).mean() <= 1e-3
     assert mse(csgm(y, denoise), fakes).mean() <= 1e-3
 
@@ -81,14 +79,6 @@ def test_autoencoder_is_decoder_of_encoder(model, fakes):
     with torch.no_grad():
         expected = model.decoder(model.encoder(up))
     torch.testing.assert_close(METHODS.build("autoencoder", model=model)(y, physics), expected)
-
-
-def test_hybrid_runs_and_lowers_both_terms(model, fakes):
-    physics = make_physics("inpaint", model.image_shape, mask="random", missing=0.5)
-    y = physics(fakes)
-    result = METHODS.build("ge_hybrid", model=model, steps=60).solve(y, physics)
-    first, last = result.history[0].min(1).values, result.history[-1].min(1).values
-    assert (last < first).all()
 
 
 def test_bad_options(model):

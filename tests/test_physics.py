@@ -59,10 +59,12 @@ def smooth_image(size: int) -> torch.Tensor:
 
 
 def adjoint_error(physics, x: torch.Tensor, v: torch.Tensor) -> float:
-    """|<A x, v> - <x, A^T v>| / |<A x, v>|."""
-    lhs = (physics.A(x).double() * v.double()).sum()
+    """|<A x, v> - <x, A^T v>| / (||A x|| ||v||): relative to the scale of the inner product, not
+    to its value, which a random v can bring arbitrarily close to 0."""
+    ax = physics.A(x).double()
+    lhs = (ax * v.double()).sum()
     rhs = (x.double() * physics.A_adjoint(v).double()).sum()
-    return float((lhs - rhs).abs() / lhs.abs())
+    return float((lhs - rhs).abs() / (ax.norm() * v.double().norm()))
 
 
 # --- masks -----------------------------------------------------------------------------------
@@ -325,3 +327,55 @@ def test_linear_tasks_are_linear_and_adjoint(case):
     assert torch.allclose(combined, 2 * physics.A(x1) - 3 * physics.A(x2), atol=1e-4)
     assert adjoint_error(physics, x1, torch.randn_like(physics.A(x1))) < 1e-4
     assert not torch.isnan(physics(x1)).any()
+
+
+# --- property: valid parameters never give NaN or Inf ------------------------------------------
+
+
+@st.composite
+def degradation_cases(draw):
+    """Any task (encoder sensing with a small encoder) with valid parameters, at random shapes."""
+    task = draw(st.sampled_from(TASKS.names()))
+    side = 2 * draw(st.integers(4, 16))  # 8 to 32
+    shape = (draw(st.sampled_from([1, 3])), side, side)
+    sigma = draw(st.floats(0, 1))
+    params = {"sigma": sigma}
+    if task == "denoise":
+        params["noise"] = draw(st.sampled_from(["gaussian", "speckle"]))
+    elif task == "deblur":
+        params["blur_sigma"] = draw(st.floats(0.1, side / 8))
+    elif task == "superres":
+        params["factor"] = draw(st.sampled_from([f for f in (2, 4, 8) if side % f == 0]))
+    elif task == "inpaint":
+        mask = draw(st.sampled_from(["block", "random", "freeform"]))
+        params["mask"] = mask
+        if mask == "block":
+            params["block"] = draw(st.integers(1, side - 1))
+        else:
+            high = 0.5 if mask == "freeform" else 0.95
+            params["missing"] = draw(st.floats(0.05, high))
+    elif task == "cs":
+        params["m"] = draw(st.integers(1, math.prod(shape)))
+    elif task == "encoder_cs":
+        params["encoder"] = torch.nn.Sequential(torch.nn.Flatten(),
+                                                torch.nn.Linear(math.prod(shape), 8)).eval()
+    image = draw(st.sampled_from(["random", "zeros", "ones"]))
+    return task, shape, params, image, draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=30, deadline=None)
+@given(degradation_cases())
+def test_degradations_never_give_nan_for_valid_parameters(case):
+    task, shape, params, image, seed = case
+    try:
+        physics = make_physics(task, shape, seed=seed, **params)
+    except ConfigError as e:  # a random mask may keep every pixel or none on a tiny image
+        assert "mask keeps" in str(e)
+        return
+    x = {"random": images(shape, seed=seed % 1000), "zeros": torch.zeros(2, *shape),
+         "ones": torch.ones(2, *shape)}[image]
+    with torch.no_grad():
+        y = physics(x)
+    assert torch.isfinite(y).all()
+    if task != "encoder_cs":
+        assert torch.isfinite(lift(y, physics)).all()

@@ -1,5 +1,6 @@
 """Benchmarks: methods x tasks x images from a spec, scored after solving, written as
-``results.csv``, ``results.md`` and one comparison grid per task.
+``results.csv``, ``results.md`` and one comparison grid per task; each pair's restored images are
+kept in ``outputs/TASK/METHOD.safetensors`` (8-bit), so that a stopped run resumes.
 
 A spec is a JSON file (see ``experiments/``)::
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,10 +27,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .checkpoints import ModelBundle
+from .checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from .data import get_dataset, stack_images
 from .errors import ConfigError
-from .files import atomic_path
+from .files import atomic_path, ensure_folder
 from .images import save_grid
 from .methods import METHODS
 from .methods.classical import BASELINE_FOR_TASK
@@ -36,7 +38,9 @@ from .metrics import measurement_residual, score, summarize
 from .physics import make_physics
 from .restore import viewable
 
-NEEDS_MODEL = ("ge", "csgm", "ge_hybrid", "autoencoder")
+GRID_IMAGES = 16  # images shown per row of a comparison grid
+MODEL_RECORD = "model_info.json"  # the model.json of the model that made a bench folder's results
+MAX_8BIT = 255
 
 
 @dataclass(frozen=True)
@@ -126,17 +130,28 @@ def resolve_methods(spec: BenchSpec, task: str) -> list[str]:
 
 
 def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
-              on_progress: Callable[[str], None] | None = None) -> list[ResultRow]:
+              on_progress: Callable[[str], None] | None = None, *,
+              overwrite: bool = False) -> list[ResultRow]:
     """Run every (task, method) pair of ``spec`` on the same images; write the result files into
-    ``out`` and return the rows. ``on_progress(label)`` is called before each pair."""
-    out = Path(out)
+    ``out`` and return the rows. ``on_progress(label)`` is called before each pair that runs.
+
+    The results are written after every pair (with each pair's images in ``outputs/``), so a run
+    that is stopped resumes: pairs already in ``out/results.csv`` from the same spec and model
+    are kept, not run again, unless ``overwrite``.
+    """
+    out = ensure_folder(out)
     dataset = get_dataset(spec.data, spec.split, **spec.data_options)
     last = min(len(dataset), spec.first_image + spec.n_images)
     x = stack_images(dataset, range(spec.first_image, last))  # (B, C, S, S)
     if x.shape[1:] != model.image_shape:
         raise ConfigError(f"spec data are {tuple(x.shape[1:])} images but the model makes "
                           f"{model.image_shape}")
-    rows: list[ResultRow] = []
+    pairs = [(t.name, name) for t in spec.tasks for name in resolve_methods(spec, t.task)]
+    done = {} if overwrite else finished_rows(spec, model, out)
+    results = {pair: done[pair] for pair in pairs if pair in done}  # (task, method) -> row
+    write_results(list(results.values()), out)  # before the records: stale rows never match them
+    write_json(out / "spec.json", _record(asdict(spec)))
+    write_json(out / MODEL_RECORD, _record(model.info))
     for t in spec.tasks:
         params = dict(t.params)
         if t.task == "encoder_cs":
@@ -145,20 +160,62 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
         physics = make_physics(t.task, model.image_shape, seed=spec.seed, **params)
         with torch.no_grad():
             y = physics(x)
-        grid, labels = [x, viewable(y, physics, x)], ["clean", "degraded"]
+        shown = slice(0, GRID_IMAGES)
+        grid, labels = [x[shown], viewable(y, physics, x)[shown]], ["clean", "degraded"]
         for name in resolve_methods(spec, t.task):
-            if on_progress is not None:
-                on_progress(f"{t.name}: {name}")
-            method = METHODS.build(name, model=model, **spec.method_options.get(name, {}))
-            t0 = time.perf_counter()
-            x_hat = method(y, physics).detach()
-            seconds = time.perf_counter() - t0
-            rows.append(_row(t, name, x_hat, x, y, physics, seconds))
-            grid.append(x_hat)
+            if (t.name, name) in done:
+                x_hat = load_tensors(_output_path(out, t.name, name))["x_hat"].float() / MAX_8BIT
+            else:
+                if on_progress is not None:
+                    on_progress(f"{t.name}: {name}")
+                method = METHODS.build(name, model=model, **spec.method_options.get(name, {}))
+                t0 = time.perf_counter()
+                x_hat = method(y, physics).detach()
+                seconds = time.perf_counter() - t0
+                save_tensors(_output_path(out, t.name, name), {"x_hat": _to_uint8(x_hat)})
+                results[t.name, name] = _row(t, name, x_hat, x, y, physics, seconds)
+                write_results([results[p] for p in pairs if p in results], out)
+            grid.append(x_hat[shown])
             labels.append(name)
-        save_grid(out / f"grid_{t.name}.png", grid, labels)
-    write_results(rows, out, spec)
-    return rows
+        if not all((t.name, name) in done for name in labels[2:]) or \
+                not (out / f"grid_{t.name}.png").exists():
+            save_grid(out / f"grid_{t.name}.png", grid, labels)
+    return [results[p] for p in pairs]
+
+
+def finished_rows(spec: BenchSpec, model: ModelBundle,
+                  out: str | Path) -> dict[tuple[str, str], ResultRow]:
+    """Rows of ``out/results.csv`` that a run of the same spec with the same model finished, by
+    (task name, method); empty when ``out`` holds no such run."""
+    out = Path(out)
+    records = [(out / "spec.json", asdict(spec)), (out / MODEL_RECORD, model.info)]
+    if not all(path.is_file() and read_json(path) == _record(obj) for path, obj in records):
+        return {}
+    if not (out / "results.csv").is_file():
+        return {}
+    types = typing.get_type_hints(ResultRow)
+    try:
+        with (out / "results.csv").open(newline="") as f:
+            rows = [ResultRow(**{k: types[k](v) for k, v in r.items()})
+                    for r in csv.DictReader(f)]
+    except (KeyError, TypeError, ValueError):  # a results.csv edited by hand: run it all again
+        return {}
+    return {(r.task, r.method): r for r in rows
+            if _output_path(out, r.task, r.method).is_file()}
+
+
+def _record(obj) -> dict:
+    """``obj`` as it reads back from JSON (tuples become lists), to compare with a file."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _output_path(out: Path, task: str, method: str) -> Path:
+    return out / "outputs" / task / f"{method}.safetensors"
+
+
+def _to_uint8(x: Tensor) -> Tensor:
+    """Images in [0, 1] as 8-bit levels, as the grids show them."""
+    return (x.clamp(0, 1) * MAX_8BIT).round().to(torch.uint8)
 
 
 def _row(t: TaskSpec, method: str, x_hat: Tensor, x: Tensor, y: Tensor, physics,
@@ -182,12 +239,11 @@ def markdown_table(rows: list[ResultRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(rows: list[ResultRow], out: Path, spec: BenchSpec) -> None:
+def write_results(rows: list[ResultRow], out: Path) -> None:
+    """``results.csv`` and ``results.md``, each written atomically."""
     with atomic_path(out / "results.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, list(ResultRow.__dataclass_fields__))
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(markdown_table(rows))
-    with atomic_path(out / "spec.json") as tmp:
-        tmp.write_text(json.dumps(asdict(spec), indent=2, default=str) + "\n")

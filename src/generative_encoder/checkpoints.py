@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -59,10 +59,13 @@ def read_json(path: str | os.PathLike) -> dict:
     return obj
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
-    """Write a flat dict of tensors as safetensors, atomically (tensors are made contiguous)."""
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> None:
+    """Write a flat dict of tensors (and optional string metadata in the header) as safetensors,
+    atomically (tensors are made contiguous)."""
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
+                  metadata=metadata)
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -73,6 +76,17 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"missing file {path}")
     try:
         return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable .safetensors file: {e}") from None
+
+
+def load_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata in a safetensors file's header ({} when it has none)."""
+    path = Path(path)
+    refuse_pickle(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable .safetensors file: {e}") from None
 

@@ -39,11 +39,15 @@ def parse_options(pairs: Sequence[str] | None, flag: str) -> dict[str, Any]:
     return options
 
 
-def progress_callback(total: int, desc: str, keys: Sequence[str], start: int = 0):
-    """A tqdm bar and the ``on_step(step, logs)`` callback that advances it."""
-    bar = tqdm(total=total, initial=start, desc=desc, dynamic_ncols=True, mininterval=0.5)
+def progress_callback(total: int, desc: str, keys: Sequence[str]):
+    """The ``on_step(step, logs)`` callback that advances a tqdm bar; the bar appears at the first
+    step, so that an error in the setup before it is the only line printed."""
+    bar = None
 
     def on_step(step: int, logs: dict) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=step, desc=desc, dynamic_ncols=True, mininterval=0.5)
         bar.n = step
         bar.set_postfix({k: f"{logs[k]:.4g}" for k in keys if k in logs}, refresh=False)
         bar.update(0)
@@ -114,20 +118,27 @@ def print_table(rows) -> None:
     print(markdown_table(rows), end="")
 
 
-def run_bench_cli(spec, model, out: str) -> None:
-    from .bench import resolve_methods, run_bench
+def run_bench_cli(spec, model, out: str, overwrite: bool = False) -> None:
+    from .bench import finished_rows, resolve_methods, run_bench
 
     total = sum(len(resolve_methods(spec, t.task)) for t in spec.tasks)
-    bar = tqdm(total=total, desc="bench", dynamic_ncols=True)
+    done = 0 if overwrite else len(finished_rows(spec, model, out))
+    if done:
+        print(f"resuming: {done} of {total} (task, method) pairs are already in "
+              f"{out}/results.csv with this spec and model (--overwrite redoes them)")
+    bars = []  # made at the first pair: an error before it is the only line printed
 
     def on_progress(label: str) -> None:
-        if bar.n or bar.desc != "bench":
-            bar.update(1)
-        bar.set_description(label)
+        if not bars:
+            bars.append(tqdm(total=total, initial=done, desc="bench", dynamic_ncols=True))
+        else:
+            bars[0].update(1)  # the pair before this one is finished
+        bars[0].set_description(label)
 
-    rows = run_bench(spec, model, out, on_progress)
-    bar.update(1)
-    bar.close()
+    rows = run_bench(spec, model, out, on_progress, overwrite=overwrite)
+    if bars:
+        bars[0].update(1)
+        bars[0].close()
     print_table(rows)
     print(f"wrote {out}/results.md, results.csv and grid_*.png")
 
@@ -141,17 +152,29 @@ def cmd_demo(args) -> None:
           f"GE and CSGM with {DEMO_STEPS} Adam steps x 2 restarts (the paper's 500 steps: "
           "genc bench experiments/mnist_tasks.json)")
     t0 = time.perf_counter()
-    run_bench_cli(DEMO_SPEC, shipped_model(), args.out)
+    run_bench_cli(DEMO_SPEC, shipped_model(), args.out, overwrite=args.overwrite)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
 
 
 def cmd_bench(args) -> None:
+    import dataclasses
+
     from .bench import load_spec
 
-    run_bench_cli(load_spec(args.config), resolve_model(args.model), args.out)
+    spec = load_spec(args.config)
+    if args.tasks:
+        wanted = args.tasks.split(",")
+        unknown = sorted(set(wanted) - {t.name for t in spec.tasks})
+        if unknown:
+            raise ConfigError(f"--tasks names {unknown} not in {args.config}; it has "
+                              f"{', '.join(t.name for t in spec.tasks)}")
+        spec = dataclasses.replace(spec, tasks=tuple(t for t in spec.tasks if t.name in wanted))
+    run_bench_cli(spec, resolve_model(args.model), args.out, overwrite=args.overwrite)
 
 
 def gather_inputs(paths: Sequence[str]) -> list[Path]:
+    """The image files named or found (recursively) in folders; two inputs whose outputs would
+    share a name (``a/x.png``, ``b/x.jpg`` -> ``restored/x.png``) are refused."""
     from .images import list_images
 
     files: list[Path] = []
@@ -164,21 +187,113 @@ def gather_inputs(paths: Sequence[str]) -> list[Path]:
             raise ConfigError(f"input {p} does not exist")
     if not files:
         raise ConfigError(f"no images found in {', '.join(paths)}")
+    files = list(dict.fromkeys(files))  # a file given twice is restored once
+    by_stem: dict[str, Path] = {}
+    for f in files:
+        if f.stem in by_stem:
+            raise ConfigError(f"inputs {by_stem[f.stem]} and {f} would both be written to "
+                              f"restored/{f.stem}.png; rename one")
+        by_stem[f.stem] = f
     return files
 
 
-def cmd_restore(args) -> None:
+RESTORE_SETTINGS = "restore.json"  # in the output folder: what made its results
+
+
+def finished_rows(out: Path, settings: dict, latent: bool) -> dict[str, dict]:
+    """Metrics rows, by image name, of inputs that an earlier run into ``out`` with the same
+    settings finished: a row is written after its restored image (and latent), so a row whose
+    files exist is complete. An output folder that holds a different restore is refused."""
     import csv
 
+    from .checkpoints import read_json
+
+    if not (out / RESTORE_SETTINGS).exists():
+        return {}
+    before = read_json(out / RESTORE_SETTINGS)
+    changed = [k for k in settings if before.get(k) != settings[k]]
+    if changed:
+        raise ConfigError(f"{out} holds the results of a restore with different "
+                          f"{', '.join(changed)}; pass --overwrite to replace them, or choose "
+                          "another -o")
+    if not (out / "metrics.csv").exists():
+        return {}
+    with (out / "metrics.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+
+    def complete(name: str) -> bool:
+        stem = Path(name).stem
+        return (out / "restored" / f"{stem}.png").exists() and (
+            not latent or (out / "latents" / f"{stem}.safetensors").exists())
+
+    return {r["image"]: r for r in rows if r.get("image") and complete(r["image"])}
+
+
+def write_metrics(path: Path, rows: dict[str, dict], order: Sequence[Path]) -> None:
+    """metrics.csv (atomically): one row per image, in input order, then rows of earlier inputs."""
+    import csv
+
+    from .files import atomic_path
+
+    first = [f.name for f in order if f.name in rows]
+    names = first + sorted(set(rows) - set(first))
+    fields = list(dict.fromkeys(k for r in rows.values() for k in r))
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fields)
+        writer.writeheader()
+        writer.writerows(rows[name] for name in names)
+
+
+def restore_batch(files: Sequence[Path], first: int, physics, model, args, options: dict,
+                  observed: int, out: Path) -> tuple[dict[str, dict], list, int]:
+    """Restore the input files number ``first`` on (one batch), writing ``restored/*.png`` and,
+    for latent methods, ``latents/*.safetensors``. Returns their metrics rows by image name, the
+    (clean,) degraded and restored pictures of each for the grid, and how many were resized."""
     import torch
 
     from .checkpoints import save_tensors
-    from .files import atomic_path
-    from .images import read_image, resize_image, save_grid, write_image
+    from .images import read_image, resize_image, write_image
     from .metrics import score
-    from .physics import TASKS
-    from .restore import IMAGE_TASKS, restore, task_physics, viewable
+    from .restore import batch_seed, restore, simulate, viewable
 
+    side = model.image_shape[1] if args.simulate else observed
+    images = [read_image(f, channels=model.image_shape[0]) for f in files]
+    resized = sum(im.shape[1:] != (side, side) for im in images)
+    x = torch.stack([resize_image(im, side) for im in images])  # (B, C, side, side)
+    clean, y = (x, simulate(physics, x, batch_seed(args.seed, first))) if args.simulate \
+        else (None, x)
+    result = restore(y, physics, args.method, model, **options)
+    scores = score(result.x, clean) if clean is not None else None
+    rows = {}
+    for i, f in enumerate(files):
+        write_image(out / "restored" / f"{f.stem}.png", result.x[i])
+        row = {"image": f.name, "residual": result.residual[i].item()}
+        if result.z is not None:
+            save_tensors(out / "latents" / f"{f.stem}.safetensors",
+                         {"z": result.z[i], "objective": result.objective[i]})
+            row["objective"] = result.objective[i].item()
+        if scores is not None:
+            row |= {k: v[i].item() for k, v in scores.items()}
+        rows[f.name] = row
+    picture = viewable(y, physics, result.x)
+    shown = [([] if clean is None else [clean[i]]) + [picture[i], result.x[i]]
+             for i in range(len(files))]
+    return rows, shown, resized
+
+
+def cmd_restore(args) -> None:
+    import torch
+
+    from .checkpoints import write_json
+    from .files import ensure_folder
+    from .images import read_image, save_grid
+    from .methods import METHODS
+    from .methods.latent import LatentSearch
+    from .physics import TASKS
+    from .restore import IMAGE_TASKS, task_physics
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = resolve_model(args.model)
     channels, size = model.image_shape[0], model.image_shape[1]
     params = parse_options(args.param, "--param")
@@ -191,61 +306,54 @@ def cmd_restore(args) -> None:
     if args.mask_file:
         mask = (read_image(args.mask_file, channels=1)[0] > 0.5).float()
     physics = task_physics(args.task, model, params, seed=args.seed, mask=mask)
+    # options and the networks the method needs are checked now, before any image is solved
+    latent = isinstance(METHODS.build(args.method, model=model, **options), LatentSearch)
     files = gather_inputs(args.inputs)
-    out = Path(args.output)
+    out = ensure_folder(args.output)
+    settings = json.loads(json.dumps({
+        "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+        "task": args.task, "params": params, "method": args.method, "options": options,
+        "mask_file": args.mask_file and str(Path(args.mask_file).resolve()),
+        "simulate": args.simulate, "seed": args.seed, "batch_size": args.batch_size}))
+    rows = {} if args.overwrite else finished_rows(out, settings, latent)
+    batches = [(first, files[first:first + args.batch_size])
+               for first in range(0, len(files), args.batch_size)]
+    todo = [(first, batch) for first, batch in batches if not all(f.name in rows for f in batch)]
+    for _, batch in todo:  # a bad file fails now, not after hours of solving
+        for f in batch:
+            read_image(f, channels=channels)
+    write_json(out / RESTORE_SETTINGS, settings)
     with torch.no_grad():
-        probe_shape = physics.A(torch.zeros(1, *model.image_shape)).shape[1:]
+        observed = physics.A(torch.zeros(1, *model.image_shape)).shape[-1]
 
-    metrics_rows, shown, resized = [], [], 0
-    bar = tqdm(total=len(files), desc=f"restore {args.task} with {args.method}",
-               dynamic_ncols=True)
-    for start in range(0, len(files), args.batch_size):
-        chunk = files[start:start + args.batch_size]
-        images = [read_image(f, channels=channels) for f in chunk]
-        if args.simulate:
-            resized += sum(im.shape[1:] != (size, size) for im in images)
-            clean = torch.stack([resize_image(im, size) for im in images])
-            with torch.no_grad():
-                y = physics(clean)
-        else:
-            want = probe_shape[-1]
-            resized += sum(im.shape[1:] != (want, want) for im in images)
-            clean, y = None, torch.stack([resize_image(im, want) for im in images])
-        result = restore(y, physics, args.method, model, **options)
-        scores = score(result.x, clean) if clean is not None else None
-        for i, f in enumerate(chunk):
-            write_image(out / "restored" / f"{f.stem}.png", result.x[i])
-            row = {"image": f.name, "residual": result.residual[i].item()}
-            if result.z is not None:
-                save_tensors(out / "latents" / f"{f.stem}.safetensors",
-                             {"z": result.z[i], "objective": result.objective[i]})
-                row["objective"] = result.objective[i].item()
-            if scores is not None:
-                row |= {k: v[i].item() for k, v in scores.items()}
-            metrics_rows.append(row)
-        if len(shown) < GRID_IMAGES:
-            picture = viewable(y, physics, result.x)
-            shown += [([] if clean is None else [clean[i]]) + [picture[i], result.x[i]]
-                      for i in range(len(chunk))]
-        bar.update(len(chunk))
-    bar.close()
+    skipped = len(files) - sum(len(batch) for _, batch in todo)
+    if skipped:
+        print(f"skipped {skipped} image(s) already restored in {out} by an earlier run "
+              "(--overwrite redoes them)")
+    shown, resized = [], 0
+    with tqdm(total=len(files), initial=skipped, desc=f"restore {args.task} with {args.method}",
+              dynamic_ncols=True) as bar:
+        for first, batch in todo:
+            new_rows, pictures, n_resized = restore_batch(batch, first, physics, model, args,
+                                                          options, observed, out)
+            rows |= new_rows
+            write_metrics(out / "metrics.csv", rows, files)  # after the images: a row = done
+            shown += pictures[:GRID_IMAGES - len(shown)]
+            resized += n_resized
+            bar.update(len(batch))
 
-    labels = (["clean"] if args.simulate else []) + ["degraded", "restored"]
-    columns = list(zip(*shown[:GRID_IMAGES]))
-    save_grid(out / "grid.png", [torch.stack(c) for c in columns], labels)
-    fields = list(dict.fromkeys(k for r in metrics_rows for k in r))
-    with atomic_path(out / "metrics.csv") as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fields)
-        writer.writeheader()
-        writer.writerows(metrics_rows)
+    if shown:
+        labels = (["clean"] if args.simulate else []) + ["degraded", "restored"]
+        save_grid(out / "grid.png", [torch.stack(c) for c in zip(*shown)], labels)
     if resized:
-        print(f"note: {resized} image(s) were not {size} x {size} and were center-cropped and "
+        side = size if args.simulate else observed
+        print(f"note: {resized} image(s) were not {side} x {side} and were center-cropped and "
               "resized")
     if args.simulate:
         for key in ("mse", "psnr", "ssim"):
-            values = torch.tensor([r[key] for r in metrics_rows])
+            values = torch.tensor([float(rows[f.name][key]) for f in files])
             print(f"{key}: {values.mean():.4f} +- {values.std(unbiased=False):.4f}")
-    print(f"restored {len(files)} image(s) into {out}/restored (grid.png, metrics.csv)")
+    print(f"restored {len(files) - skipped} image(s) into {out}/restored (grid.png, metrics.csv)")
 
 
 def cmd_list(args) -> None:
@@ -258,8 +366,15 @@ def cmd_list(args) -> None:
     print("methods: ", ", ".join(METHODS.names()))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with a usage error printed as one line like every other input error."""
+
+    def error(self, message: str):
+        self.exit(2, f"genc: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="genc", description="Generative Encoder: image restoration with GAN priors.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -308,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--model", default="mnist5k", help="model folder or shipped model name")
     restore.add_argument("--task", required=True,
                          help="denoise, deblur, superres, inpaint, cs, encoder_cs")
-    restore.add_argument("--method", default="ge", help="ge, csgm, ge_hybrid, autoencoder, "
+    restore.add_argument("--method", default="ge", help="ge, csgm, autoencoder, "
                          "bm3d, tv, wiener, bicubic, biharmonic, ... (genc list)")
     restore.add_argument("--param", action="append", metavar="KEY=VALUE",
                          help="task parameter, repeatable: sigma=0.4, factor=4, mask=block, m=64")
@@ -319,16 +434,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="inputs are clean: degrade them first, then restore and score")
     restore.add_argument("--batch-size", type=int, default=64)
     restore.add_argument("--seed", type=int, default=0)
+    restore.add_argument("--overwrite", action="store_true",
+                         help="redo every input; by default inputs that an earlier run into the "
+                         "same folder with the same settings finished are skipped")
     restore.set_defaults(func=cmd_restore)
 
     demo = sub.add_parser("demo", help="every task on 16 held-out digits with the shipped model")
     demo.add_argument("--out", default="genc-demo")
+    demo.add_argument("--overwrite", action="store_true", help="redo results already in --out")
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="run a benchmark spec (JSON) of methods x tasks")
     bench.add_argument("config")
     bench.add_argument("--model", default="mnist5k")
     bench.add_argument("--out", required=True)
+    bench.add_argument("--tasks", help="comma-separated task names of the spec to run (default all)")
+    bench.add_argument("--overwrite", action="store_true",
+                       help="redo every pair; by default pairs already in OUT/results.csv with "
+                       "the same spec and model are kept")
     bench.set_defaults(func=cmd_bench)
 
     lst = sub.add_parser("list", help="list datasets, tasks and methods")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import inspect
 import io
 import os
 import warnings
@@ -45,13 +44,9 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def get_dataset(name: str, split: str = "train", **kwargs: Any) -> Dataset:
-    """Build the data set registered as ``name``; an unknown option raises ConfigError."""
-    builder = DATASETS.get(name)
-    try:
-        inspect.signature(builder).bind(split=split, **kwargs)
-    except TypeError as e:
-        raise ConfigError(f"dataset {name!r}: {e}") from None
-    return builder(split=split, **kwargs)
+    """Build the data set registered as ``name``; an unknown or wrongly typed option raises
+    ConfigError."""
+    return DATASETS.build(name, split=split, **kwargs)
 
 
 def list_datasets() -> list[str]:
@@ -223,7 +218,7 @@ class RockPatches(Dataset):
         axis: int = 0,
         patch: int = 64,
         stride: int | None = None,
-        test_fraction: float = 0.25,
+        test_fraction: int | float = 0.25,
         binary: bool | None = None,
         max_patches: int | None = None,
         crop: tuple[int, int, int, int] | None = None,
@@ -353,7 +348,7 @@ class SyntheticRock(Dataset):
         porosity: float = 0.2,
         smoothing: float = 2.0,
         seed: int = 0,
-        test_fraction: float = 0.1,
+        test_fraction: int | float = 0.1,
     ):
         if n < 1 or size < 1 or seed < 0:
             raise ConfigError(f"n, size must be >= 1 and seed >= 0, got {n=}, {size=}, {seed=}")

@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+"""Atomic file writes (a crash leaves either the old file or the new one, never half of one) and
+output folders checked before any work is done."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import ConfigError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -27,3 +30,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def ensure_folder(path: str | os.PathLike) -> Path:
+    """Make the output folder ``path`` (and its parents) if needed and return it; a path that is
+    a file, or a folder that cannot be made, raises :class:`ConfigError`."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output folder {path} is an existing file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot make output folder {path}: {e.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {path} is not writable")
+    return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from deepinv.physics import LinearPhysics, Physics
 from torch import Tensor
@@ -26,6 +27,7 @@ from .physics import make_physics
 
 # tasks whose observation is an image a user can hand us; the others are measurement vectors
 IMAGE_TASKS = ("denoise", "deblur", "superres", "inpaint")
+_BATCH_STREAM = 2  # seed streams 0 and 1 are the physics' operator and noise (physics.tasks)
 
 
 @dataclass
@@ -58,6 +60,21 @@ def task_physics(task: str, model: ModelBundle, params: dict | None = None, *, s
             raise ConfigError("the mask must keep some pixels and hide some (white = kept)")
         physics.update_parameters(mask=mask.to(physics.mask)[None, None].expand_as(physics.mask))
     return physics
+
+
+def simulate(physics: Physics, x: Tensor, seed: int) -> Tensor:
+    """Measurements y = physics(x) of clean images x (B, C, H, W), the noise drawn from ``seed``:
+    a batch's noise then depends on its own seed only, not on the batches measured before it
+    (the operator, a mask or a sensing matrix, is the physics' own and does not change)."""
+    physics.noise_model.rng_manual_seed(seed)
+    with torch.no_grad():
+        return physics(x)
+
+
+def batch_seed(seed: int, first: int) -> int:
+    """The noise seed of the batch whose first input is input number ``first`` of a run seeded
+    ``seed``."""
+    return int(np.random.SeedSequence([seed, _BATCH_STREAM, first]).generate_state(1)[0])
 
 
 def restore(y: Tensor, physics: Physics, method: str, model: ModelBundle,

@@ -1,7 +1,7 @@
 """Named reconstructors, each called as ``method(y, physics) -> x_hat`` (deepinv's convention).
 
 ``METHODS.build(name, model=bundle, **options)`` makes one; ``METHODS.names()`` lists them.
-GAN-prior methods (``ge``, ``csgm``, ``ge_hybrid``, ``autoencoder``) need a trained model bundle;
+GAN-prior methods (``ge``, ``csgm``, ``autoencoder``) need a trained model bundle;
 classical baselines (``bm3d``, ``tv``, ``lasso_dct``, ...) ignore it.
 """
 

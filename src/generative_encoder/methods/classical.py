@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..physics import SpeckleNoise
+from ..registry import check_arguments
 from .registry import METHODS
 
 BASELINE_FOR_TASK = {
@@ -69,6 +70,7 @@ def _baseline(name: str) -> Callable[[type], type]:
                 raise ConfigError(
                     f"method {name!r} has no option {unknown}; options: {sorted(accepted)}"
                 )
+            check_arguments(cls, f"method {name!r}", **options)
             return cls(**options)
 
         METHODS.register(name)(build)

@@ -34,7 +34,7 @@ from deepinv.physics import (
 from deepinv.physics.functional import gaussian_blur
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, check_arguments
 from .masks import block_mask, check_mask, default_block, freeform_mask, random_mask
 
 # A builder takes (img_shape, operator_rng on the CPU, noise_rng on the target device, **params);
@@ -86,8 +86,9 @@ def make_physics(
 ) -> Physics:
     """Build the degradation ``task`` (one of ``TASKS.names()``) for images of shape (C, H, W).
 
-    Unknown task or parameter names, missing required parameters and impossible values raise
-    ConfigError. See each task's builder below for its parameters and defaults.
+    Unknown task or parameter names, missing required parameters, values of the wrong type and
+    impossible values raise ConfigError. See each task's builder below for its parameters and
+    defaults.
     """
     builder = TASKS.get(task)
     _check_params(task, builder, params)
@@ -97,6 +98,7 @@ def make_physics(
         raise ConfigError(f"seed must be an integer >= 0, got {seed}")
     operator_rng = torch.Generator().manual_seed(_stream_seed(seed, _OPERATOR_STREAM))
     noise_rng = torch.Generator(device).manual_seed(_stream_seed(seed, _NOISE_STREAM))
+    check_arguments(builder, f"task {task!r}", img_shape, operator_rng, noise_rng, **params)
     physics = builder(tuple(img_shape), operator_rng, noise_rng, **params)
     return physics.to(device)
 
@@ -231,6 +233,8 @@ def _gaussian(sigma: float, rng: torch.Generator) -> GaussianNoise:
 def _check_sigma(sigma: float) -> None:
     if not sigma >= 0:
         raise ConfigError(f"sigma must be >= 0, got {sigma}")
+    if not math.isfinite(sigma):
+        raise ConfigError(f"sigma must be finite, got {sigma}")
 
 
 def _is_int(value: Any) -> bool:

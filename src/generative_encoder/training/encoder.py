@@ -20,7 +20,7 @@ from torch import Tensor
 from ..checkpoints import load_model, save_network, write_json, write_model_info
 from ..errors import ConfigError, DataError
 from ..nets import AutoEncoder, build_network, default_encoder_depth
-from .loop import CsvLog, ImageBank, dataset_name
+from .loop import CsvLog, ImageBank, check_device, dataset_name
 from .state import has_state, load_state, save_state
 
 
@@ -51,6 +51,7 @@ class EncoderConfig:
                      "n_eval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_device(self.device)
 
 
 @torch.no_grad()

@@ -19,9 +19,10 @@ from torch import Tensor, nn
 
 from ..checkpoints import save_network, write_json, write_model_info
 from ..errors import ConfigError
+from ..files import ensure_folder
 from ..images import save_grid
 from ..nets import build_network
-from .loop import CsvLog, ImageBank, dataset_name
+from .loop import CsvLog, ImageBank, check_device, dataset_name
 from .state import has_state, load_state, save_state
 
 GAN_ARCHS = {"dcgan": ("dcgan_generator", "dcgan_discriminator")}
@@ -63,6 +64,7 @@ class GANConfig:
             raise ConfigError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        check_device(self.device)
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, kind: str) -> Tensor:
@@ -119,7 +121,7 @@ def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resu
     last saved state (the log is cut back to it). ``on_step(step, logs)`` is called after each step.
     Returns the final logs.
     """
-    out = Path(out)
+    out = ensure_folder(out)
     device = torch.device(config.device)
     bank = ImageBank(dataset, device)
     g_arch, d_arch = GAN_ARCHS[config.arch]

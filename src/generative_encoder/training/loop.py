@@ -8,7 +8,20 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..files import atomic_path
+
+
+def check_device(device: str) -> None:
+    """Raise ConfigError unless ``device`` names a torch device that this machine has."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} is not available: torch sees no CUDA GPU")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r} is not available on this machine")
 
 
 def dataset_name(dataset) -> str:
@@ -41,16 +54,17 @@ class ImageBank:
 
 
 class CsvLog:
-    """Append-only CSV log; on resume, rows after step ``keep_until`` are dropped first."""
+    """Append-only CSV log; on resume, rows after step ``keep_until`` are dropped first, and so is
+    a last row that a killed run left half-written."""
 
     def __init__(self, path: Path, fields: list[str], keep_until: int = 0):
         self.path, self.fields = Path(path), fields
         rows = []
         if keep_until > 0 and self.path.exists():
-            with self.path.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("w", newline="") as f:
+            with self.path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if _complete(r, fields)
+                        and int(r["step"]) <= keep_until]
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fields)
             writer.writeheader()
             writer.writerows(rows)
@@ -58,3 +72,8 @@ class CsvLog:
     def write(self, row: dict) -> None:
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
+
+
+def _complete(row: dict, fields: list[str]) -> bool:
+    """Whether a logged row has every field (a killed run may have written part of its last)."""
+    return list(row) == fields and None not in row.values() and row["step"].isdigit()

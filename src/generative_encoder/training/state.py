@@ -1,18 +1,24 @@
 """Resumable training state as safetensors + JSON: module weights, optimizer moments, RNG, step.
 
 Optimizer state dicts mix tensors (moments) and plain values (hyper-parameters); the tensors go
-to ``NAME.safetensors`` under flat keys and the rest to ``NAME.json``, so resuming never unpickles.
+to ``NAME.safetensors`` under flat keys and the rest, as JSON, into that file's header, so resuming
+never unpickles. The state is one file written atomically: a run killed at any moment, even while
+checkpointing, resumes from the last complete state. ``NAME.json`` repeats the JSON part for
+people and tools to read (the step, the config); resuming does not depend on it.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..checkpoints import load_tensors, read_json, save_tensors, write_json
+from ..checkpoints import load_metadata, load_tensors, read_json, save_tensors, write_json
 from ..errors import CheckpointError
+
+STATE_KEY = "generative-encoder/state"  # the safetensors header entry holding the JSON part
 
 
 def save_state(folder: Path, name: str, step: int, modules: dict[str, nn.Module],
@@ -29,20 +35,22 @@ def save_state(folder: Path, name: str, step: int, modules: dict[str, nn.Module]
             for key, value in pstate.items():
                 tensors[f"optim.{oname}.{idx}.{key}"] = torch.as_tensor(value)
         groups[oname] = sd["param_groups"]
-    # the JSON is written last: a state without it is ignored, so a crash in between is harmless
-    save_tensors(folder / f"{name}.safetensors", tensors)
-    write_json(folder / f"{name}.json", {"step": step, "param_groups": groups, "config": config})
+    meta = {"step": step, "param_groups": groups, "config": config}
+    save_tensors(folder / f"{name}.safetensors", tensors, metadata={STATE_KEY: json.dumps(meta)})
+    write_json(folder / f"{name}.json", meta)
 
 
 def has_state(folder: Path, name: str) -> bool:
-    return (folder / f"{name}.json").is_file() and (folder / f"{name}.safetensors").is_file()
+    return (folder / f"{name}.safetensors").is_file()
 
 
 def load_state(folder: Path, name: str, modules: dict[str, nn.Module],
                optimizers: dict[str, torch.optim.Optimizer], rng: torch.Generator) -> dict:
     """Restore what :func:`save_state` wrote into the given objects; returns the JSON part."""
-    meta = read_json(folder / f"{name}.json")
     tensors = load_tensors(folder / f"{name}.safetensors")
+    header = load_metadata(folder / f"{name}.safetensors").get(STATE_KEY)
+    # states written before the header held the JSON part have it in NAME.json only
+    meta = json.loads(header) if header is not None else read_json(folder / f"{name}.json")
     try:
         rng.set_state(tensors["rng"])
         for mname, module in modules.items():
