@@ -31,3 +31,14 @@ def tiny_model_dir(tmp_path_factory):
     train_encoder(train, test, out, EncoderConfig(steps=200, batch_size=16, code_dim=32, width=8,
                                                   eval_every=100, checkpoint_every=100, n_eval=64))
     return out
+
+
+def write_test_digits(folder, n: int, width: int = 1):
+    """The first n mnist5k test digits as PNGs ``digit{i}.png`` (i zero-padded to ``width``)."""
+    from generative_encoder.data import get_dataset
+    from generative_encoder.images import write_image
+
+    test = get_dataset("mnist5k", "test")
+    for i in range(n):
+        write_image(folder / f"digit{i:0{width}d}.png", test[i][0])
+    return folder

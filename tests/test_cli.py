@@ -5,18 +5,14 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import write_test_digits
 from generative_encoder.cli import main
-from generative_encoder.data import get_dataset
 from generative_encoder.images import write_image
 
 
 @pytest.fixture(scope="module")
 def digit_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits")
-    test = get_dataset("mnist5k", "test")
-    for i in range(3):
-        write_image(folder / f"digit{i}.png", test[i][0])
-    return folder
+    return write_test_digits(tmp_path_factory.mktemp("digits"), 3)
 
 
 def _run(capsys, *argv):

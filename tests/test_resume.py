@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import write_test_digits
 import torch
 
 from generative_encoder.checkpoints import load_metadata, load_tensors
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset
-from generative_encoder.images import write_image
 from generative_encoder.training import GANConfig, train_gan
 from generative_encoder.training.loop import CsvLog
 from generative_encoder.training.state import STATE_KEY, load_state, save_state
@@ -124,11 +124,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def digit_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits40")
-    test = get_dataset("mnist5k", "test")
-    for i in range(40):
-        write_image(folder / f"digit{i:02d}.png", test[i][0])
-    return folder
+    return write_test_digits(tmp_path_factory.mktemp("digits40"), 40, width=2)
 
 
 def test_killed_restore_resumes_without_redoing_finished_images(tiny_model_dir, digit_folder,
