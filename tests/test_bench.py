@@ -57,3 +57,22 @@ def test_bad_specs(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_spec(bad)
+
+
+def test_spec_without_analyses_writes_the_same_spec_file(tiny_model_dir, tmp_path):
+    """No analyses asked for: spec.json has no analysis keys and no analysis file is written."""
+    model = load_model(tiny_model_dir)
+    spec = SPEC | {"tasks": SPEC["tasks"][:1], "methods": ["autoencoder"]}
+    run_bench(spec_from_dict(spec), model, tmp_path)
+    written = json.loads((tmp_path / "spec.json").read_text())
+    assert "analyses" not in written and "analysis_options" not in written
+    assert not (tmp_path / "outputs" / "_analysis").exists()
+    assert not any((tmp_path / f).exists() for f in ("fid.md", "convergence.png",
+                                                      "attributes.md", "latent_map.md"))
+    # asking for analyses later keeps the finished pair (and records the analyses)
+    progress = []
+    run_bench(spec_from_dict(spec | {"analyses": ["fid"], "analysis_options": {
+        "classifier": {"steps": 5}, "fid": {"n_reference": 10}}}), model, tmp_path,
+        progress.append)
+    assert progress == ["analysis: fid"]
+    assert json.loads((tmp_path / "spec.json").read_text())["analyses"] == ["fid"]

@@ -88,3 +88,68 @@ def test_bench_command(capsys, tiny_model_dir, tmp_path):
                         "--out", tmp_path / "out")
     assert code == 0 and "| superres | bicubic | 2 |" in out
     assert (tmp_path / "out" / "grid_superres.png").exists()
+
+
+def test_restore_reports_fit_flags(capsys, tiny_model_dir, digit_files, tmp_path):
+    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path, "--model", tiny_model_dir,
+                        "--task", "denoise", "--param", "sigma=0.1", "--method", "csgm",
+                        "--method-opt", "steps=5", "--simulate")
+    assert code == 0, out
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    flagged = [float(r["discrepancy"]) > fit["tau"] for r in rows]
+    assert [int(r["flagged"]) for r in rows] == [int(f) for f in flagged]
+    assert fit["tau"] >= fit["chi2_bound"] > 1 and len(fit["calibration_ratios"]) == 16
+    assert f"flagged {sum(flagged)} of 3 image(s)" in out
+
+
+def test_candidates_and_latents_in_and_out(capsys, tiny_model_dir, digit_files, tmp_path):
+    from generative_encoder.checkpoints import load_tensors
+
+    common = ["--model", tiny_model_dir, "--task", "inpaint", "--method", "csgm", "--simulate"]
+    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path / "a", *common,
+                        "--method-opt", "steps=10", "--method-opt", "restarts=3",
+                        "--candidates", 2, "--min-distance", 0.0)
+    assert code == 0, out
+    saved = load_tensors(tmp_path / "a" / "latents" / "digit0.safetensors")
+    assert saved["candidates_z"].shape == (2, 16)
+    assert torch.equal(saved["candidates_z"][0], saved["z"])  # the best candidate is the answer
+    assert saved["candidates_objective"][0] == saved["objective"]
+    assert saved["candidates_objective"][1] >= saved["objective"]
+    assert sorted(p.name for p in (tmp_path / "a" / "candidates").iterdir())[:2] == [
+        "digit0_0.png", "digit0_1.png"]
+    assert (tmp_path / "a" / "candidates.png").is_file()
+    with open(tmp_path / "a" / "metrics.csv") as f:
+        row = next(csv.DictReader(f))
+    assert [float(v) for v in row["candidate_objectives"].split(";")] == pytest.approx(
+        saved["candidates_objective"].tolist(), rel=1e-5)
+    # restart 0 starts from the saved z*: keeping the best iterate, one step cannot end worse
+    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path / "b", *common,
+                        "--method-opt", "steps=1", "--init-latents", tmp_path / "a")
+    assert code == 0, out
+    for i in range(3):
+        before = load_tensors(tmp_path / "a" / "latents" / f"digit{i}.safetensors")
+        after = load_tensors(tmp_path / "b" / "latents" / f"digit{i}.safetensors")
+        assert after["objective"] <= before["objective"] * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--candidates", "3", "--method-opt", "restarts=2"], "needs at least as many restarts"),
+    (["--candidates", "2", "--method", "tv"], "need a latent-search method"),
+    (["--init-latents", "{tmp}"], "no saved latent in"),
+    (["--lambda", "big"], "a number >= 0 or 'auto'"),
+])
+def test_restore_option_errors(capsys, tiny_model_dir, digit_files, tmp_path, extra, message):
+    argv = ["restore", digit_files, "-o", tmp_path / "o", "--model", tiny_model_dir,
+            "--task", "denoise", "--method", "csgm"] + [a.format(tmp=tmp_path) for a in extra]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_restore_with_automatic_lambda(capsys, tiny_model_dir, digit_files, tmp_path):
+    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path, "--model", tiny_model_dir,
+                        "--task", "denoise", "--param", "sigma=0.2", "--method", "csgm",
+                        "--method-opt", "steps=3", "--lambda", "auto", "--simulate")
+    assert code == 0, out
+    assert json.loads((tmp_path / "restore.json").read_text())["options"]["latent_weight"] == "auto"

@@ -88,3 +88,49 @@ def test_bad_options(model):
         METHODS.build("csgm", model=model, lr=0)
     with pytest.raises(ConfigError, match="unknown method 'magic'; known: .*ge"):
         METHODS.build("magic", model=model)
+
+
+def test_auto_lambda_follows_the_discrepancy_principle(model, fakes):
+    """sigma known: the largest lambda of the grid whose mean ratio is <= 1.1 x max(1, the
+    smallest), and the answer is that lambda's solve."""
+    from generative_encoder.methods.latent import AUTO_GRID, DEFAULT_LATENT_WEIGHT, DISCREPANCY_TAU
+
+    physics = make_physics("denoise", model.image_shape, sigma=0.1, seed=2)
+    y = physics(fakes)
+    method = METHODS.build("csgm", model=model, steps=30, latent_weight="auto")
+    result = method.solve(y, physics, seeds=[5, 6, 7, 8])
+    auto = method.last_auto
+    assert auto.rule == "discrepancy"
+    assert auto.grid == pytest.approx([DEFAULT_LATENT_WEIGHT["csgm"] * g for g in AUTO_GRID])
+    target = DISCREPANCY_TAU * max(1.0, min(auto.scores))
+    chosen = auto.grid.index(auto.chosen)
+    assert auto.scores[chosen] <= target
+    assert all(s > target for s in auto.scores[chosen + 1:])
+    fixed = METHODS.build("csgm", model=model, steps=30, latent_weight=auto.chosen)
+    direct = fixed.solve(y, physics, seeds=[5, 6, 7, 8])
+    torch.testing.assert_close(result.z, direct.z, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(result.objective, direct.objective, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_lambda_holds_out_pixels_without_noise(model, fakes):
+    physics = make_physics("inpaint", model.image_shape, mask="block")
+    method = METHODS.build("ge", model=model, steps=10, latent_weight="auto")
+    result = method.solve(physics(fakes), physics)
+    auto = method.last_auto
+    assert auto.rule == "held_out" and len(auto.scores) == len(auto.grid) == 5
+    assert auto.chosen == auto.grid[max(i for i, s in enumerate(auto.scores)
+                                        if s <= min(auto.scores))]
+    assert result.x.shape == fakes.shape
+
+
+def test_auto_lambda_refusals(model, fakes):
+    with pytest.raises(ConfigError, match="a number >= 0 or 'auto'"):
+        METHODS.build("ge", model=model, latent_weight="big")
+    physics = make_physics("superres", model.image_shape, factor=2)  # noise-free, not inpainting
+    y = physics(fakes)
+    with pytest.raises(ConfigError, match="needs a known noise level"):
+        METHODS.build("ge", model=model, steps=2, latent_weight="auto").solve(y, physics)
+    # CSGM reads A only: it holds out measured entries of any task
+    method = METHODS.build("csgm", model=model, steps=2, latent_weight="auto")
+    method.solve(y, physics)
+    assert method.last_auto.rule == "held_out"

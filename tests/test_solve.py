@@ -267,3 +267,81 @@ class _Wrap(torch.nn.Module):
 
     def forward(self, z):
         return self.fn(z)
+
+
+def test_early_stopped_rows_leave_the_batch_and_follow_the_same_path(generator):
+    """A RowLoss lets Adam drop stopped rows: later steps run fewer rows, and every row ends
+    where the masked search (a plain function, all rows kept in the batch) leaves it."""
+    loss = combine(cs_loss(generator, 4, 2), latent_l2(1e-3))
+    rows_seen = []
+
+    def plain(x, z):                                   # not a RowLoss: stopped rows stay in
+        return loss(x, z)
+
+    config = SolveConfig(steps=400, early_stop_tol=1e-3, patience=20)
+    masked = latent_search(generator, plain, 4, config)
+    generator.register_forward_hook(lambda _, inputs, __: rows_seen.append(len(inputs[0])))
+    dropped = latent_search(generator, loss, 4, config)
+    assert torch.equal(dropped.steps_run, masked.steps_run)
+    assert masked.steps_run.unique().numel() > 1, "the test needs rows that stop at different checks"
+    torch.testing.assert_close(dropped.restart_z, masked.restart_z, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dropped.objective, masked.objective, atol=1e-6, rtol=1e-5)
+    assert dropped.history.shape == masked.history.shape
+    assert rows_seen[0] == 8 and min(rows_seen) < 8            # the batch shrank
+    assert sum(rows_seen) < 0.8 * 8 * 401
+
+
+def test_row_loss_select_keeps_the_targets_of_the_rows():
+    y = torch.arange(4.0).view(4, 1, 1, 1)
+    loss = combine(image_fidelity(lambda x: x, y), latent_l2(1.0))
+    x, z = torch.zeros(2, 1, 1, 1), torch.ones(2, 3)
+    torch.testing.assert_close(loss.select(torch.tensor([1, 3]))(x, z), torch.tensor([4.0, 12.0]))
+    torch.testing.assert_close(loss.select(torch.tensor([3])).select(torch.tensor([0]))(x[:1], z[:1]),
+                               torch.tensor([12.0]))
+
+
+class ConvGenerator(nn.Module):
+    """z (N, 8) -> (N, 1, 8, 8) through a BatchNorm'd transposed convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.latent_dim, self.latent_dist = LATENT, "normal"
+        self.fc = nn.Linear(LATENT, 4 * 4 * 4)
+        self.up = nn.Sequential(nn.ConvTranspose2d(4, 2, 4, 2, 1), nn.BatchNorm2d(2), nn.ReLU(),
+                                nn.Conv2d(2, 1, 3, 1, 1))
+
+    def forward(self, z):
+        return torch.sigmoid(self.up(self.fc(z).view(-1, 4, 4, 4)))
+
+
+def test_channels_last_gives_the_same_answer_and_restores_the_weights():
+    torch.manual_seed(0)
+    g = ConvGenerator().eval()
+    encoder = nn.Sequential(nn.Conv2d(1, 3, 3, 1, 1), nn.Flatten(), nn.Linear(192, 5))
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    with torch.no_grad():
+        target = encoder(g(torch.randn(3, LATENT)))
+    loss = combine(encoder_fidelity(encoder, lambda x: x, expand_targets(target, 2)),
+                   latent_l2(0.1))
+    runs = [latent_search(g, loss, 3, SolveConfig(steps=60, channels_last=cl), networks=[encoder])
+            for cl in (False, True)]
+    torch.testing.assert_close(runs[1].z, runs[0].z, atol=1e-4, rtol=0)
+    torch.testing.assert_close(runs[1].x, runs[0].x, atol=1e-4, rtol=0)
+    assert runs[1].x.is_contiguous()
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, before[k]) and v.is_contiguous(), k
+    assert encoder[0].weight.is_contiguous()
+
+
+def test_bf16_autocast_solves_in_float32_state_with_a_close_objective():
+    torch.manual_seed(0)
+    g = ConvGenerator().eval()
+    y = g(torch.randn(2, LATENT)).detach()
+    loss = combine(image_fidelity(lambda x: x, expand_targets(y, 2)), latent_l2(1e-3))
+    exact = latent_search(g, loss, 2, SolveConfig(steps=80))
+    half = latent_search(g, loss, 2, SolveConfig(steps=80, autocast=True))
+    assert half.z.dtype == half.objective.dtype == half.history.dtype == torch.float32
+    assert half.x.dtype == torch.float32
+    assert torch.isfinite(half.history).all()
+    assert (half.history[-1] < half.history[0]).all()              # it still descends
+    torch.testing.assert_close(half.objective, exact.objective, atol=0.05, rtol=0.2)

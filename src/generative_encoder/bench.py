@@ -12,6 +12,16 @@ A spec is a JSON file (see ``experiments/``)::
 ``"baseline"`` stands for each task's classical baseline (BM3D for denoising, ...). Every method
 sees only (y, physics); the clean images are used after solving, for the scores and the grids.
 The same spec and seed give the same numbers.
+
+Optional analyses run after the methods and write PNG plots and tables beside the results::
+
+    "analyses": ["fid", "convergence", "latent_map", "attributes"],
+    "analysis_options": {"classifier": {"dir": "runs/classifier"}, "convergence": {"every": 10}}
+
+(domain or Inception FID in the journal's Table 2 layout, MSE-vs-iteration curves, latent-space
+pictures, attribute preservation; every key is documented in :mod:`generative_encoder.insight`).
+A spec without them writes exactly what it did before; adding them to a finished run does not
+run its methods again.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from .data import get_dataset, stack_images
 from .errors import ConfigError
 from .files import atomic_path, ensure_folder
 from .images import save_grid
+from .insight import BenchRun, check_analyses, run_analyses, save_curve, solve_options
 from .methods import METHODS
 from .methods.classical import BASELINE_FOR_TASK
 from .metrics import measurement_residual, score, summarize
@@ -63,6 +74,8 @@ class BenchSpec:
     methods: tuple[str, ...] = ("ge", "csgm", "autoencoder", "baseline")
     method_options: dict = field(default_factory=dict)
     seed: int = 0
+    analyses: tuple[str, ...] = ()
+    analysis_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.n_images < 1:
@@ -72,6 +85,7 @@ class BenchSpec:
         for m in self.methods:
             if m != "baseline":
                 METHODS.get(m)  # unknown names fail now, with the list of known ones
+        check_analyses(self.analyses, self.analysis_options)
 
 
 def spec_from_dict(d: dict) -> BenchSpec:
@@ -86,8 +100,11 @@ def spec_from_dict(d: dict) -> BenchSpec:
                                   params=t.get("params", {})))
         except (KeyError, AttributeError, TypeError):
             raise ConfigError(f"each task needs a 'task' name and optional 'params', got {t!r}")
+    if not isinstance(d.get("analyses", []), list):
+        raise ConfigError(f"analyses must be a list of names, got {d['analyses']!r}")
     return BenchSpec(**(d | {"tasks": tuple(tasks), "methods": tuple(d.get("methods",
-                                                                         BenchSpec.methods))}))
+                                                                         BenchSpec.methods)),
+                             "analyses": tuple(d.get("analyses", ()))}))
 
 
 def load_spec(path: str | Path) -> BenchSpec:
@@ -150,8 +167,9 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
     done = {} if overwrite else finished_rows(spec, model, out)
     results = {pair: done[pair] for pair in pairs if pair in done}  # (task, method) -> row
     write_results(list(results.values()), out)  # before the records: stale rows never match them
-    write_json(out / "spec.json", _record(asdict(spec)))
+    write_json(out / "spec.json", _spec_record(spec))
     write_json(out / MODEL_RECORD, _record(model.info))
+    measured = {}  # task name -> (physics, y), for the analyses
     for t in spec.tasks:
         params = dict(t.params)
         if t.task == "encoder_cs":
@@ -160,6 +178,7 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
         physics = make_physics(t.task, model.image_shape, seed=spec.seed, **params)
         with torch.no_grad():
             y = physics(x)
+        measured[t.name] = (physics, y)
         shown = slice(0, GRID_IMAGES)
         grid, labels = [x[shown], viewable(y, physics, x)[shown]], ["clean", "degraded"]
         for name in resolve_methods(spec, t.task):
@@ -168,10 +187,18 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
             else:
                 if on_progress is not None:
                     on_progress(f"{t.name}: {name}")
-                method = METHODS.build(name, model=model, **spec.method_options.get(name, {}))
+                extra = solve_options(spec, t.name, name)  # snapshots for a convergence curve
+                method = METHODS.build(name, model=model,
+                                       **(spec.method_options.get(name, {}) | extra))
                 t0 = time.perf_counter()
-                x_hat = method(y, physics).detach()
+                if extra:
+                    result = method.solve(y, physics)  # what method(y, physics) returns .x of
+                    x_hat = result.x.detach()
+                else:
+                    x_hat = method(y, physics).detach()
                 seconds = time.perf_counter() - t0
+                if extra:  # scored against the clean images after solving, for the plot only
+                    save_curve(out, spec, t.name, name, result, x)
                 save_tensors(_output_path(out, t.name, name), {"x_hat": _to_uint8(x_hat)})
                 results[t.name, name] = _row(t, name, x_hat, x, y, physics, seconds)
                 write_results([results[p] for p in pairs if p in results], out)
@@ -180,6 +207,15 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
         if not all((t.name, name) in done for name in labels[2:]) or \
                 not (out / f"grid_{t.name}.png").exists():
             save_grid(out / f"grid_{t.name}.png", grid, labels)
+    if spec.analyses:
+        restored = lambda task, name: (  # noqa: E731
+            load_tensors(_output_path(out, task, name))["x_hat"].float() / MAX_8BIT)
+        run_analyses(BenchRun(spec=spec, model=model, out=out, x=x, dataset=dataset,
+                              indices=range(spec.first_image, last), measured=measured,
+                              rows=[results[p] for p in pairs], restored=restored), on_progress)
+    from .report import write_report
+
+    write_report(out)  # report.html: the table, grids, plots and spec in one page
     return [results[p] for p in pairs]
 
 
@@ -188,9 +224,10 @@ def finished_rows(spec: BenchSpec, model: ModelBundle,
     """Rows of ``out/results.csv`` that a run of the same spec with the same model finished, by
     (task name, method); empty when ``out`` holds no such run."""
     out = Path(out)
-    records = [(out / "spec.json", asdict(spec)), (out / MODEL_RECORD, model.info)]
-    if not all(path.is_file() and read_json(path) == _record(obj) for path, obj in records):
-        return {}
+    records = [(out / "spec.json", _spec_record(spec, analyses=False), _without_analyses),
+               (out / MODEL_RECORD, _record(model.info), dict)]
+    if not all(path.is_file() and view(read_json(path)) == obj for path, obj, view in records):
+        return {}  # the analyses may differ: they never change a (task, method) row
     if not (out / "results.csv").is_file():
         return {}
     types = typing.get_type_hints(ResultRow)
@@ -207,6 +244,22 @@ def finished_rows(spec: BenchSpec, model: ModelBundle,
 def _record(obj) -> dict:
     """``obj`` as it reads back from JSON (tuples become lists), to compare with a file."""
     return json.loads(json.dumps(obj, default=str))
+
+
+ANALYSIS_FIELDS = ("analyses", "analysis_options")
+
+
+def _without_analyses(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ANALYSIS_FIELDS}
+
+
+def _spec_record(spec: BenchSpec, analyses: bool = True) -> dict:
+    """The spec as ``spec.json`` holds it; without the analysis keys when it asks for none (the
+    file of a spec without analyses is what it always was) or when ``analyses`` is False."""
+    record = _record(asdict(spec))
+    if analyses and (spec.analyses or spec.analysis_options):
+        return record
+    return _without_analyses(record)
 
 
 def _output_path(out: Path, task: str, method: str) -> Path:

@@ -18,9 +18,6 @@ from tqdm.auto import tqdm
 
 from .errors import ConfigError, GencError
 
-GRID_IMAGES = 16  # images shown in a restore grid
-
-
 def parse_value(text: str) -> Any:
     """A command-line value: JSON when it parses (numbers, true, null, lists), else the string."""
     try:
@@ -72,32 +69,42 @@ def load_splits(args) -> tuple:
 
 
 def cmd_train_gan(args) -> None:
+    import os
+
     from .training import GANConfig, train_gan
 
     train_set, _ = load_splits(args)
     config = GANConfig(arch=args.arch, steps=args.steps, batch_size=args.batch_size,
                        latent_dim=args.latent_dim, latent_dist=args.latent_dist, width=args.width,
+                       refine=args.refine,
                        loss=args.loss, seed=args.seed, device=args.device,
                        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-                       r1_gamma=args.r1)
+                       r1_gamma=args.r1, augment=args.augment, amp=args.amp)
     on_step = progress_callback(config.steps, "train gan", ["loss_d", "loss_g", "d_real"])
     logs = train_gan(train_set, args.out, config, resume=args.resume, on_step=on_step)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
     print(f"generator and discriminator after {logs.get('step', config.steps)} steps "
           f"in {args.out} (samples in {Path(args.out) / 'samples'})")
 
 
 def cmd_train_encoder(args) -> None:
+    import os
+
     from .training import EncoderConfig, train_encoder
 
     train_set, test_set = load_splits(args)
     config = EncoderConfig(code_dim=args.m, depth=args.depth, width=args.width,
                            decoder_depth=args.decoder_depth, decoder_width=args.decoder_width,
                            real_fraction=args.real_fraction, steps=args.steps,
-                           batch_size=args.batch_size, seed=args.seed, device=args.device)
+                           batch_size=args.batch_size, seed=args.seed, device=args.device,
+                           amp=args.amp)
     on_step = progress_callback(config.steps, "train encoder",
                                 ["loss", "mse_real_test", "mse_fake"])
     logs = train_encoder(train_set, test_set, args.model, config, resume=args.resume,
                          on_step=on_step)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
     print(f"encoder m={config.code_dim}: reconstruction MSE {logs['mse_real_test']:.5f} on real "
           f"test images, {logs['mse_fake']:.5f} on generator samples")
 
@@ -121,7 +128,7 @@ def print_table(rows) -> None:
 def run_bench_cli(spec, model, out: str, overwrite: bool = False) -> None:
     from .bench import finished_rows, resolve_methods, run_bench
 
-    total = sum(len(resolve_methods(spec, t.task)) for t in spec.tasks)
+    total = sum(len(resolve_methods(spec, t.task)) for t in spec.tasks) + len(spec.analyses)
     done = 0 if overwrite else len(finished_rows(spec, model, out))
     if done:
         print(f"resuming: {done} of {total} (task, method) pairs are already in "
@@ -172,188 +179,47 @@ def cmd_bench(args) -> None:
     run_bench_cli(spec, resolve_model(args.model), args.out, overwrite=args.overwrite)
 
 
-def gather_inputs(paths: Sequence[str]) -> list[Path]:
-    """The image files named or found (recursively) in folders; two inputs whose outputs would
-    share a name (``a/x.png``, ``b/x.jpg`` -> ``restored/x.png``) are refused."""
-    from .images import list_images
-
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += list_images(p)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise ConfigError(f"input {p} does not exist")
-    if not files:
-        raise ConfigError(f"no images found in {', '.join(paths)}")
-    files = list(dict.fromkeys(files))  # a file given twice is restored once
-    by_stem: dict[str, Path] = {}
-    for f in files:
-        if f.stem in by_stem:
-            raise ConfigError(f"inputs {by_stem[f.stem]} and {f} would both be written to "
-                              f"restored/{f.stem}.png; rename one")
-        by_stem[f.stem] = f
-    return files
-
-
-RESTORE_SETTINGS = "restore.json"  # in the output folder: what made its results
-
-
-def finished_rows(out: Path, settings: dict, latent: bool) -> dict[str, dict]:
-    """Metrics rows, by image name, of inputs that an earlier run into ``out`` with the same
-    settings finished: a row is written after its restored image (and latent), so a row whose
-    files exist is complete. An output folder that holds a different restore is refused."""
-    import csv
-
-    from .checkpoints import read_json
-
-    if not (out / RESTORE_SETTINGS).exists():
-        return {}
-    before = read_json(out / RESTORE_SETTINGS)
-    changed = [k for k in settings if before.get(k) != settings[k]]
-    if changed:
-        raise ConfigError(f"{out} holds the results of a restore with different "
-                          f"{', '.join(changed)}; pass --overwrite to replace them, or choose "
-                          "another -o")
-    if not (out / "metrics.csv").exists():
-        return {}
-    with (out / "metrics.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-
-    def complete(name: str) -> bool:
-        stem = Path(name).stem
-        return (out / "restored" / f"{stem}.png").exists() and (
-            not latent or (out / "latents" / f"{stem}.safetensors").exists())
-
-    return {r["image"]: r for r in rows if r.get("image") and complete(r["image"])}
-
-
-def write_metrics(path: Path, rows: dict[str, dict], order: Sequence[Path]) -> None:
-    """metrics.csv (atomically): one row per image, in input order, then rows of earlier inputs."""
-    import csv
-
-    from .files import atomic_path
-
-    first = [f.name for f in order if f.name in rows]
-    names = first + sorted(set(rows) - set(first))
-    fields = list(dict.fromkeys(k for r in rows.values() for k in r))
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fields)
-        writer.writeheader()
-        writer.writerows(rows[name] for name in names)
-
-
-def restore_batch(files: Sequence[Path], first: int, physics, model, args, options: dict,
-                  observed: int, out: Path) -> tuple[dict[str, dict], list, int]:
-    """Restore the input files number ``first`` on (one batch), writing ``restored/*.png`` and,
-    for latent methods, ``latents/*.safetensors``. Returns their metrics rows by image name, the
-    (clean,) degraded and restored pictures of each for the grid, and how many were resized."""
-    import torch
-
-    from .checkpoints import save_tensors
-    from .images import read_image, resize_image, write_image
-    from .metrics import score
-    from .restore import batch_seed, restore, simulate, viewable
-
-    side = model.image_shape[1] if args.simulate else observed
-    images = [read_image(f, channels=model.image_shape[0]) for f in files]
-    resized = sum(im.shape[1:] != (side, side) for im in images)
-    x = torch.stack([resize_image(im, side) for im in images])  # (B, C, side, side)
-    clean, y = (x, simulate(physics, x, batch_seed(args.seed, first))) if args.simulate \
-        else (None, x)
-    result = restore(y, physics, args.method, model, **options)
-    scores = score(result.x, clean) if clean is not None else None
-    rows = {}
-    for i, f in enumerate(files):
-        write_image(out / "restored" / f"{f.stem}.png", result.x[i])
-        row = {"image": f.name, "residual": result.residual[i].item()}
-        if result.z is not None:
-            save_tensors(out / "latents" / f"{f.stem}.safetensors",
-                         {"z": result.z[i], "objective": result.objective[i]})
-            row["objective"] = result.objective[i].item()
-        if scores is not None:
-            row |= {k: v[i].item() for k, v in scores.items()}
-        rows[f.name] = row
-    picture = viewable(y, physics, result.x)
-    shown = [([] if clean is None else [clean[i]]) + [picture[i], result.x[i]]
-             for i in range(len(files))]
-    return rows, shown, resized
-
-
 def cmd_restore(args) -> None:
-    import torch
+    from .images import read_image
+    from .restore_files import FolderRestore, RestoreRequest, shard_from_env
 
-    from .checkpoints import write_json
-    from .files import ensure_folder
-    from .images import read_image, save_grid
-    from .methods import METHODS
-    from .methods.latent import LatentSearch
-    from .physics import TASKS
-    from .restore import IMAGE_TASKS, task_physics
-
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = resolve_model(args.model)
-    channels, size = model.image_shape[0], model.image_shape[1]
-    params = parse_options(args.param, "--param")
-    options = parse_options(args.method_opt, "--method-opt")
-    TASKS.get(args.task)  # an unknown task fails here, with the list of known ones
-    if not args.simulate and args.task not in IMAGE_TASKS:
-        raise ConfigError(f"task {args.task!r} measures vectors, not images: use --simulate to "
-                          f"measure clean images (image tasks: {', '.join(IMAGE_TASKS)})")
     mask = None
     if args.mask_file:
         mask = (read_image(args.mask_file, channels=1)[0] > 0.5).float()
-    physics = task_physics(args.task, model, params, seed=args.seed, mask=mask)
-    # options and the networks the method needs are checked now, before any image is solved
-    latent = isinstance(METHODS.build(args.method, model=model, **options), LatentSearch)
-    files = gather_inputs(args.inputs)
-    out = ensure_folder(args.output)
-    settings = json.loads(json.dumps({
-        "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
-        "task": args.task, "params": params, "method": args.method, "options": options,
-        "mask_file": args.mask_file and str(Path(args.mask_file).resolve()),
-        "simulate": args.simulate, "seed": args.seed, "batch_size": args.batch_size}))
-    rows = {} if args.overwrite else finished_rows(out, settings, latent)
-    batches = [(first, files[first:first + args.batch_size])
-               for first in range(0, len(files), args.batch_size)]
-    todo = [(first, batch) for first, batch in batches if not all(f.name in rows for f in batch)]
-    for _, batch in todo:  # a bad file fails now, not after hours of solving
-        for f in batch:
-            read_image(f, channels=channels)
-    write_json(out / RESTORE_SETTINGS, settings)
-    with torch.no_grad():
-        observed = physics.A(torch.zeros(1, *model.image_shape)).shape[-1]
-
-    skipped = len(files) - sum(len(batch) for _, batch in todo)
-    if skipped:
-        print(f"skipped {skipped} image(s) already restored in {out} by an earlier run "
-              "(--overwrite redoes them)")
-    shown, resized = [], 0
-    with tqdm(total=len(files), initial=skipped, desc=f"restore {args.task} with {args.method}",
-              dynamic_ncols=True) as bar:
-        for first, batch in todo:
-            new_rows, pictures, n_resized = restore_batch(batch, first, physics, model, args,
-                                                          options, observed, out)
-            rows |= new_rows
-            write_metrics(out / "metrics.csv", rows, files)  # after the images: a row = done
-            shown += pictures[:GRID_IMAGES - len(shown)]
-            resized += n_resized
-            bar.update(len(batch))
-
-    if shown:
-        labels = (["clean"] if args.simulate else []) + ["degraded", "restored"]
-        save_grid(out / "grid.png", [torch.stack(c) for c in zip(*shown)], labels)
-    if resized:
-        side = size if args.simulate else observed
-        print(f"note: {resized} image(s) were not {side} x {side} and were center-cropped and "
-              "resized")
-    if args.simulate:
-        for key in ("mse", "psnr", "ssim"):
-            values = torch.tensor([float(rows[f.name][key]) for f in files])
-            print(f"{key}: {values.mean():.4f} +- {values.std(unbiased=False):.4f}")
-    print(f"restored {len(files) - skipped} image(s) into {out}/restored (grid.png, metrics.csv)")
+    options = parse_options(args.method_opt, "--method-opt")
+    if args.latent_weight is not None:
+        options["latent_weight"] = parse_value(args.latent_weight)
+    rank, world = shard_from_env()
+    job = FolderRestore(RestoreRequest(
+        inputs=args.inputs, output=args.output, model=model,
+        model_name=str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+        task=args.task, params=parse_options(args.param, "--param"), method=args.method,
+        options=options, mask=mask,
+        mask_file=args.mask_file and str(Path(args.mask_file).resolve()),
+        simulate=args.simulate, seed=args.seed, batch_size=args.batch_size,
+        overwrite=args.overwrite, candidates=args.candidates, min_distance=args.min_distance,
+        init_latents=args.init_latents and str(Path(args.init_latents).resolve()),
+        rank=rank, world=world))
+    where = f" (rank {rank} of {world}: {job.n_shard} of {len(job.files)} images)" \
+        if world > 1 else ""
+    if job.skipped:
+        print(f"skipped {job.skipped} image(s) already restored in {job.out} by an earlier run "
+              f"(--overwrite redoes them){where}")
+    with tqdm(total=job.n_shard, initial=job.skipped, dynamic_ncols=True,
+              desc=f"restore {args.task} with {args.method}", disable=rank > 0) as bar:
+        summary = job.run(on_batch=bar.update)
+    if summary.resized:
+        print(f"note: {summary.resized} image(s) were not {summary.side} x {summary.side} and "
+              "were center-cropped and resized")
+    for key, (mean, std) in summary.scores.items():
+        print(f"{key}: {mean:.4f} +- {std:.4f}")
+    if summary.tau is not None:
+        print(f"flagged {summary.flagged} of {summary.rows} image(s): discrepancy ratio > "
+              f"{summary.tau:.3g} (fit.json; the 'flagged' column of metrics.csv)")
+    extra = " and candidates/" if args.candidates else ""
+    print(f"restored {summary.restored} image(s) into {summary.out}/restored (grid.png, "
+          f"metrics.csv, latents/{extra}){where}")
 
 
 def cmd_list(args) -> None:
@@ -390,13 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--latent-dim", type=int, default=64)
     gan.add_argument("--latent-dist", default="normal", choices=["normal", "uniform"])
     gan.add_argument("--width", type=int, default=64)
+    gan.add_argument("--refine", type=int, default=0,
+                     help="extra stride-1 conv layers per resolution in G and D")
     gan.add_argument("--loss", default="nonsaturating", choices=["nonsaturating", "hinge"])
     gan.add_argument("--r1", type=float, default=0.0,
                      help="R1 penalty weight gamma on real images (helps small data sets)")
+    gan.add_argument("--augment", default="",
+                     help="differentiable augmentation seen by D: comma-separated of "
+                          "translation, cutout, brightness (DiffAugment; helps small data sets)")
     gan.add_argument("--checkpoint-every", type=int, default=500)
     gan.add_argument("--sample-every", type=int, default=500)
     gan.add_argument("--seed", type=int, default=0)
-    gan.add_argument("--device", default="cpu")
+    gan.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
+    gan.add_argument("--amp", action="store_true", help="bfloat16 autocast (mixed precision)")
     gan.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     gan.set_defaults(func=cmd_train_gan)
 
@@ -413,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--steps", type=int, default=3000)
     enc.add_argument("--batch-size", type=int, default=64)
     enc.add_argument("--seed", type=int, default=0)
-    enc.add_argument("--device", default="cpu")
+    enc.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
+    enc.add_argument("--amp", action="store_true", help="bfloat16 autocast (mixed precision)")
     enc.add_argument("--resume", action="store_true")
     enc.set_defaults(func=cmd_train_encoder)
 
@@ -437,6 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--overwrite", action="store_true",
                          help="redo every input; by default inputs that an earlier run into the "
                          "same folder with the same settings finished are skipped")
+    restore.add_argument("--candidates", type=int, default=0, metavar="K",
+                         help="also keep the K best distinct restarts per image "
+                         "(candidates/NAME_k.png, candidates.png; needs restarts >= K)")
+    restore.add_argument("--min-distance", type=float, default=None,
+                         help="latent distance below which two restarts are the same candidate "
+                         "(default 0.1 sqrt(d))")
+    restore.add_argument("--init-latents", metavar="PATH",
+                         help="start restart 0 of each image from its saved z* "
+                         "(PATH/NAME.safetensors, or an earlier output folder's latents/)")
+    restore.add_argument("--lambda", dest="latent_weight", metavar="VALUE",
+                         help="latent prior weight of ge / csgm: a number, or 'auto' (chosen "
+                         "from the measurements: discrepancy principle or held-out pixels)")
     restore.set_defaults(func=cmd_restore)
 
     demo = sub.add_parser("demo", help="every task on 16 held-out digits with the shipped model")

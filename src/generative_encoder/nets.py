@@ -13,6 +13,7 @@ torch.Size([2, 1, 28, 28])
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -54,7 +55,8 @@ class DCGANGenerator(nn.Module):
 
     A linear layer makes a (width * 2^(k-1), s0, s0) map (s0 = 7 for 28 px, else 4), then k
     stride-2 transposed convolutions with BatchNorm + ReLU double it to ``image_size``; a sigmoid
-    ends it. ``latent_dist`` ("normal" = N(0, I), "uniform" = U[-1, 1]) is the prior the GAN was
+    ends it. ``refine`` > 0 adds that many stride-1 3x3 conv layers at each inner resolution
+    (more capacity at the same size; 0 is the plain DCGAN). ``latent_dist`` ("normal" = N(0, I), "uniform" = U[-1, 1]) is the prior the GAN was
     trained with; latent-search methods draw their starts from it. Also accepts z of shape
     (N, latent_dim, 1, 1), as deepinv's ``CSGMGenerator`` passes it.
     """
@@ -62,26 +64,28 @@ class DCGANGenerator(nn.Module):
     arch = "dcgan_generator"
 
     def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28,
-                 width: int = 64, latent_dist: str = "normal"):
+                 width: int = 64, latent_dist: str = "normal", refine: int = 0):
         super().__init__()
         _check_geometry(channels, image_size)
         if latent_dist not in LATENT_DISTS:
             raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
-        if latent_dim < 1 or width < 1:
-            raise ConfigError(f"latent_dim and width must be >= 1, got {latent_dim}, {width}")
+        if latent_dim < 1 or width < 1 or refine < 0:
+            raise ConfigError(f"latent_dim and width must be >= 1 and refine >= 0, got "
+                              f"{latent_dim}, {width}, {refine}")
         self.kwargs = dict(latent_dim=latent_dim, channels=channels, image_size=image_size,
-                           width=width, latent_dist=latent_dist)
+                           width=width, latent_dist=latent_dist, refine=refine)
         self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size = channels, image_size
         k, s0 = _n_doublings(image_size), _base_size(image_size)
         c = width * 2 ** (k - 1)
         self.stem = nn.Sequential(nn.Linear(latent_dim, c * s0 * s0, bias=False),
                                   nn.Unflatten(1, (c, s0, s0)), nn.BatchNorm2d(c), nn.ReLU(True))
-        blocks = []
+        blocks = _refine_layers(c, refine, nn.BatchNorm2d(c), nn.ReLU(True))
         for _ in range(k - 1):
             blocks += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2),
                        nn.ReLU(True)]
             c //= 2
+            blocks += _refine_layers(c, refine, nn.BatchNorm2d(c), nn.ReLU(True))
         blocks += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Sigmoid()]
         self.blocks = nn.Sequential(*blocks)
 
@@ -99,6 +103,15 @@ class DCGANGenerator(nn.Module):
         return self.blocks(self.stem(z.flatten(1)))  # (N, C, S, S)
 
 
+def _refine_layers(c: int, n: int, norm: nn.Module, act: nn.Module) -> list[nn.Module]:
+    """``n`` stride-1 3x3 convolutions at one resolution (c -> c channels), each normalised and
+    activated: more capacity per scale at the same image size (``refine`` of the DCGAN nets)."""
+    layers: list[nn.Module] = []
+    for _ in range(n):
+        layers += [nn.Conv2d(c, c, 3, 1, 1, bias=False), copy.deepcopy(norm), copy.deepcopy(act)]
+    return layers
+
+
 def sample_latent(n: int, latent_dim: int, dist: str,
                   generator: torch.Generator | None = None) -> Tensor:
     """(n, latent_dim) draws from N(0, I) (``dist="normal"``) or U[-1, 1] (``"uniform"``), on CPU."""
@@ -114,15 +127,18 @@ class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator: image (N, C, S, S) in [0, 1] -> logit (N,) (real > 0).
 
     k stride-2 convolutions with LeakyReLU(0.2) (BatchNorm after the first) down to the
-    generator's smallest map, then a linear layer. ``features(x)`` returns the flattened last map.
+    generator's smallest map, then a linear layer; ``refine`` as in the generator. ``features(x)`` returns the flattened last map.
     """
 
     arch = "dcgan_discriminator"
 
-    def __init__(self, channels: int = 1, image_size: int = 28, width: int = 64):
+    def __init__(self, channels: int = 1, image_size: int = 28, width: int = 64,
+                 refine: int = 0):
         super().__init__()
         _check_geometry(channels, image_size)
-        self.kwargs = dict(channels=channels, image_size=image_size, width=width)
+        if width < 1 or refine < 0:
+            raise ConfigError(f"width must be >= 1 and refine >= 0, got {width}, {refine}")
+        self.kwargs = dict(channels=channels, image_size=image_size, width=width, refine=refine)
         k, s0 = _n_doublings(image_size), _base_size(image_size)
         layers, c_in, c = [], channels, width
         for i in range(k):
@@ -130,6 +146,8 @@ class DCGANDiscriminator(nn.Module):
             if i > 0:
                 layers += [nn.BatchNorm2d(c)]
             layers += [nn.LeakyReLU(0.2, True)]
+            if i < k - 1:
+                layers += _refine_layers(c, refine, nn.BatchNorm2d(c), nn.LeakyReLU(0.2, True))
             c_in, c = c, c * 2
         self.convs = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(c_in * s0 * s0, 1)

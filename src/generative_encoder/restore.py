@@ -5,13 +5,17 @@
 >>> x = torch.rand(2, 1, 28, 28)
 >>> physics = task_physics("denoise", model, {"sigma": 0.2})
 >>> out = restore(physics(x), physics, "csgm", model, steps=5)
->>> out.x.shape, out.z.shape
-(torch.Size([2, 1, 28, 28]), torch.Size([2, 64]))
+>>> out.x.shape, out.z.shape, out.discrepancy.shape
+(torch.Size([2, 1, 28, 28]), torch.Size([2, 64]), torch.Size([2]))
+
+Folders of image files (``genc restore``): :mod:`generative_encoder.restore_files`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,26 +23,34 @@ from deepinv.physics import LinearPhysics, Physics
 from torch import Tensor
 
 from .checkpoints import ModelBundle
+from .diagnostics import discrepancy_ratio, flag
 from .errors import ConfigError
 from .methods import METHODS
 from .methods.latent import LatentSearch
 from .metrics import measurement_residual
 from .physics import make_physics
+from .solve import SearchResult
 
 # tasks whose observation is an image a user can hand us; the others are measurement vectors
 IMAGE_TASKS = ("denoise", "deblur", "superres", "inpaint")
-_BATCH_STREAM = 2  # seed streams 0 and 1 are the physics' operator and noise (physics.tasks)
+# seed streams 0 and 1 are the physics' operator and noise (physics.tasks)
+_BATCH_STREAM, NOISE_STREAM, LATENT_STREAM = 2, 3, 4
 
 
 @dataclass
 class Restoration:
-    """x (B, C, S, S) in [0, 1]; residual (B,) = mean squared ||A(x) - y||; for latent-search
-    methods also z (B, d) and the final objective (B,), else None."""
+    """x (B, C, S, S) in [0, 1]; residual (B,) = mean squared ||A(x) - y||; discrepancy (B,) =
+    ||y - A(x)||^2 / (n sigma_ref^2) (see :mod:`~generative_encoder.diagnostics`); flagged (B,)
+    bool when a threshold tau was given, else None. For latent-search methods also z (B, d), the
+    final objective (B,) and the whole search (restarts, history), else None."""
 
     x: Tensor
     residual: Tensor
+    discrepancy: Tensor
+    flagged: Tensor | None = None
     z: Tensor | None = None
     objective: Tensor | None = None
+    search: SearchResult | None = None
 
 
 def task_physics(task: str, model: ModelBundle, params: dict | None = None, *, seed: int = 0,
@@ -73,25 +85,54 @@ def simulate(physics: Physics, x: Tensor, seed: int) -> Tensor:
 
 def batch_seed(seed: int, first: int) -> int:
     """The noise seed of the batch whose first input is input number ``first`` of a run seeded
-    ``seed``."""
+    ``seed`` (kept for callers that seed by batch; ``genc restore`` seeds by image)."""
     return int(np.random.SeedSequence([seed, _BATCH_STREAM, first]).generate_state(1)[0])
 
 
-def restore(y: Tensor, physics: Physics, method: str, model: ModelBundle,
-            **options) -> Restoration:
-    """Restore measurements y (B, ...) with the named method (options go to its builder)."""
+def image_seed(seed: int, name: str, stream: int) -> int:
+    """A seed for the input called ``name`` (its file stem) in a run seeded ``seed``: it depends
+    on the name only, not on the batch, shard or order the input comes in. ``stream``:
+    ``NOISE_STREAM`` (simulated noise) or ``LATENT_STREAM`` (random starts)."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
+    return int(np.random.SeedSequence([seed, stream, *words]).generate_state(1)[0])
+
+
+def simulate_each(physics: Physics, x: Tensor, seeds: Sequence[int]) -> Tensor:
+    """Measurements of clean images x (B, C, H, W), image i measured alone with noise seeded by
+    ``seeds[i]``: an image's measurement does not depend on its batch-mates."""
+    if len(seeds) != len(x):
+        raise ConfigError(f"simulate_each needs one seed per image ({len(x)}), got {len(seeds)}")
+    return torch.cat([simulate(physics, x[i:i + 1], s) for i, s in enumerate(seeds)])
+
+
+def restore(y: Tensor, physics: Physics, method: str, model: ModelBundle, *,
+            seeds: Sequence[int] | None = None, init: Tensor | None = None,
+            tau: float | None = None, **options) -> Restoration:
+    """Restore measurements y (B, ...) with the named method (options go to its builder).
+
+    seeds: one seed per problem for the random starts of latent-search methods (the engine's
+    ``seeds``); init: warm-start latents (B, d) or (B, R, d) for them; tau: the flag threshold
+    on the discrepancy ratio (:func:`generative_encoder.diagnostics.calibrate`).
+    """
     if not torch.isfinite(y).all():
         raise ConfigError("the measurements contain NaN or Inf values")
     reconstructor = METHODS.build(method, model=model, **options)
-    z = objective = None
+    z = objective = search = None
     if isinstance(reconstructor, LatentSearch):
-        result = reconstructor.solve(y, physics)
-        x, z, objective = result.x, result.z, result.objective
+        search = reconstructor.solve(y, physics, seeds=seeds, init=init)
+        x, z, objective = search.x, search.z, search.objective
     else:
+        if init is not None:
+            raise ConfigError(f"method {method!r} does not search a latent space: no init")
         x = reconstructor(y, physics)
+    x = x.detach()
     with torch.no_grad():
         residual = measurement_residual(y, physics.A(x))
-    return Restoration(x=x.detach(), residual=residual, z=z, objective=objective)
+    ratio = discrepancy_ratio(y, physics, x)
+    return Restoration(x=x, residual=residual, discrepancy=ratio,
+                       flagged=None if tau is None else flag(ratio, tau), z=z,
+                       objective=objective, search=search)
 
 
 def viewable(y: Tensor, physics: Physics, like: Tensor) -> Tensor:

@@ -15,14 +15,15 @@ history, every restart).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from deepinv.models import Reconstructor
-from deepinv.physics import Physics
+from deepinv.physics import Inpainting, Physics
 from torch import Tensor
 
 from ..checkpoints import ModelBundle
+from ..diagnostics import noise_sigma, residual
 from ..errors import ConfigError
 from ..physics import EncoderSensing, lift, match
 from ..registry import check_arguments
@@ -35,20 +36,45 @@ from .registry import METHODS
 # digits (experiments/lambda_sweep.py; never the test digits).
 DEFAULT_LATENT_WEIGHT = {"ge": 1e-1, "csgm": 1e-3}
 
+# latent_weight="auto": lambda from the measurements alone, among these multiples of the default,
+# all solved in one batch (L x B problems). With Gaussian noise of known sigma, the discrepancy
+# principle: the largest lambda whose mean residual is <= DISCREPANCY_TAU x max(n sigma^2, the
+# smallest mean residual of the grid) (the max: an image outside G's range leaves more than the
+# noise at every lambda). Without (inpainting, noise-free tasks): HELD_OUT_FRACTION of the measured
+# entries (seeded, HELD_OUT_SEED) are hidden from the fit, and the lambda that predicts them best
+# wins; the final solve uses every measurement.
+AUTO_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+DISCREPANCY_TAU = 1.1
+HELD_OUT_FRACTION = 0.1
+HELD_OUT_SEED = 0
+
+
+@dataclass
+class AutoWeight:
+    """How ``latent_weight="auto"`` chose: rule ("discrepancy" or "held_out"), the lambdas tried
+    (L,), the score of each (L,) (mean discrepancy ratio, or mean held-out squared error), and
+    the chosen lambda."""
+
+    rule: str
+    grid: list[float]
+    scores: list[float]
+    chosen: float
+
 
 class LatentSearch(Reconstructor):
     """Base of the latent-search methods: builds a per-row loss, runs the engine, returns G(z*).
 
     model: a :class:`~generative_encoder.checkpoints.ModelBundle` with at least a generator.
     config: the engine's settings (steps, lr, restarts, ...), the GE paper's by default.
-    latent_weight: lambda of the prior lambda ||z||^2; None takes the method's default.
+    latent_weight: lambda of the prior lambda ||z||^2; None takes the method's default; "auto"
+        chooses it per call from the measurements (see ``AUTO_GRID``; ``last_auto`` says how).
     """
 
     name = "latent"
     needs: tuple[str, ...] = ("generator",)  # networks the model folder must hold
 
     def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
-                 latent_weight: float | None = None, **config_overrides):
+                 latent_weight: float | str | None = None, **config_overrides):
         super().__init__()
         model.require(*self.needs)
         options = set(SolveConfig.__dataclass_fields__)
@@ -59,10 +85,14 @@ class LatentSearch(Reconstructor):
         check_arguments(SolveConfig, f"method {self.name!r}", **config_overrides)
         self.model = model
         self.config = replace(config or SolveConfig(), **config_overrides)
+        if isinstance(latent_weight, str) and latent_weight != "auto":
+            raise ConfigError(f"latent_weight must be a number >= 0 or 'auto', got "
+                              f"{latent_weight!r}")
         self.latent_weight = (DEFAULT_LATENT_WEIGHT[self.name] if latent_weight is None
                               else latent_weight)
-        if self.latent_weight < 0:
+        if self.latent_weight != "auto" and self.latent_weight < 0:
             raise ConfigError(f"latent_weight must be >= 0, got {self.latent_weight}")
+        self.last_auto: AutoWeight | None = None
 
     def data_term(self, y: Tensor, physics: Physics, restarts: int) -> tuple[LossFn, list]:
         """The measurement term as a per-row loss, and the networks it runs (to be frozen)."""
@@ -72,13 +102,98 @@ class LatentSearch(Reconstructor):
               on_step=None) -> SearchResult:
         """Run the latent search for a batch of measurements y (B, ...)."""
         y = y.detach()
+        if self.latent_weight == "auto":
+            return self._solve_auto(y, physics, seeds, init, on_step)
+        return self._search(y, physics, self.latent_weight, seeds, init, on_step)
+
+    def _search(self, y: Tensor, physics: Physics, weight: float | Tensor, seeds=None,
+                init: Tensor | None = None, on_step=None) -> SearchResult:
+        """The engine on y (B, ...); weight: lambda, or one per row (B*R,)."""
         data, networks = self.data_term(y, physics, self.config.restarts)
-        loss = combine(data, latent_l2(self.latent_weight))
+        loss = combine(data, _prior(weight))
         return latent_search(self.model.generator, loss, y.shape[0], self.config,
                              networks=networks, seeds=seeds, init=init, on_step=on_step)
 
+    def _solve_auto(self, y: Tensor, physics: Physics, seeds, init, on_step) -> SearchResult:
+        """latent_weight="auto": every lambda of the grid in one batch, then the rule."""
+        if self.name not in DEFAULT_LATENT_WEIGHT:
+            raise ConfigError(f"latent_weight='auto' is for {', '.join(DEFAULT_LATENT_WEIGHT)}, "
+                              f"not {self.name!r}")
+        b, restarts = y.shape[0], self.config.restarts
+        grid = [DEFAULT_LATENT_WEIGHT[self.name] * g for g in AUTO_GRID]
+        seeds = list(range(self.config.seed, self.config.seed + b)) if seeds is None \
+            else list(seeds)
+        weights = torch.tensor(grid, device=y.device).repeat_interleave(b * restarts)
+        rep = len(grid)
+        init_rep = None if init is None else init.repeat(rep, *[1] * (init.dim() - 1))
+        sigma = noise_sigma(physics)
+        if sigma is not None:  # discrepancy principle; the chosen lambda's rows are the answer
+            y_rep = y.repeat(rep, *[1] * (y.dim() - 1))                       # (L*B, ...)
+            result = self._search(y_rep, physics, weights, seeds * rep, init_rep, on_step)
+            ratios = (residual(y_rep, physics, result.x) / (y[0].numel() * sigma ** 2)
+                      ).view(rep, b).mean(1)                                   # (L,)
+            target = DISCREPANCY_TAU * max(1.0, ratios.min().item())
+            ok = [i for i in range(rep) if ratios[i] <= target]
+            best = max(ok) if ok else int(ratios.argmin())
+            self.last_auto = AutoWeight("discrepancy", grid, ratios.tolist(), grid[best])
+            return _take(result, slice(best * b, (best + 1) * b))
+        fit_physics, y_fit, held = self._held_out_split(y, physics)
+        y_rep = y_fit.repeat(rep, *[1] * (y.dim() - 1))
+        result = self._search(y_rep, fit_physics, weights, seeds * rep, init_rep, None)
+        with torch.no_grad():
+            miss = (physics.A(result.x) - y.repeat(rep, *[1] * (y.dim() - 1))) * held
+            errors = miss.flatten(1).square().sum(1).view(rep, b).mean(1) / held.sum()   # (L,)
+        best = max(i for i in range(rep) if errors[i] <= errors.min())  # ties: the larger lambda
+        self.last_auto = AutoWeight("held_out", grid, errors.tolist(), grid[best])
+        return self._search(y, physics, grid[best], seeds, init, on_step)
+
+    def _held_out_split(self, y: Tensor, physics: Physics) -> tuple[Physics, Tensor, Tensor]:
+        """(physics of the fit, y of the fit, held-out indicator broadcastable to y): a seeded
+        HELD_OUT_FRACTION of the measured entries is hidden from the fit."""
+        rng = torch.Generator().manual_seed(HELD_OUT_SEED)
+        if isinstance(physics, Inpainting):
+            mask = physics.mask.detach()                                       # (1, 1|C, H, W)
+            draw = torch.rand(mask.shape, generator=rng).to(mask.device)
+            held = (draw < HELD_OUT_FRACTION).to(mask.dtype) * mask
+            fit = Inpainting(tuple(y.shape[1:]), mask=(mask - held)[0], device=mask.device)
+            return fit, y * (1 - held), held
+        if self.name == "csgm":  # CSGM's data term reads A only: hide entries of A(x) and y
+            draw = torch.rand(y.shape[1:], generator=rng).to(y.device)
+            held = (draw < HELD_OUT_FRACTION).to(y.dtype)[None]                # (1, ...)
+            return _Masked(physics, 1 - held), y * (1 - held), held
+        raise ConfigError(f"latent_weight='auto' with {self.name} needs a known noise level "
+                          f"(sigma > 0) or an inpainting task; {type(physics).__name__} has "
+                          "neither")
+
     def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
         return self.solve(y, physics, **kwargs).x
+
+
+class _Masked(Physics):
+    """A(x) = keep * inner.A(x): a physics with some measurement entries hidden."""
+
+    def __init__(self, inner: Physics, keep: Tensor):
+        super().__init__()
+        self.inner, self.keep = inner, keep
+
+    def A(self, x: Tensor, **kwargs) -> Tensor:
+        return self.inner.A(x) * self.keep
+
+
+def _prior(weight: float | Tensor):
+    """lambda ||z||^2 per row; weight a float or one per row (N,)."""
+    if isinstance(weight, Tensor):
+        return lambda x, z: weight.to(z.dtype) * z.square().sum(1)
+    return latent_l2(weight)
+
+
+def _take(result: SearchResult, rows: slice) -> SearchResult:
+    """The problems ``rows`` of a search result."""
+    return replace(
+        result, z=result.z[rows], x=result.x[rows], objective=result.objective[rows],
+        restart_z=result.restart_z[rows], restart_objective=result.restart_objective[rows],
+        history=result.history[:, rows], steps_run=result.steps_run[rows],
+        snapshots=None if result.snapshots is None else result.snapshots[:, rows])
 
 
 def _encoder_target(model: ModelBundle, y: Tensor, physics: Physics):

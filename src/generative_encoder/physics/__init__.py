@@ -8,11 +8,14 @@
 
 from .lift import lift, match, register_lift
 from .masks import block_mask, freeform_mask, random_mask
-from .tasks import TASKS, EncoderSensing, SpeckleNoise, make_physics, measurement_rate
+from .tasks import (TASKS, EncoderSensing, Quantization, QuantizationNoise, SpeckleNoise,
+                    make_physics, measurement_rate)
 
 __all__ = [
     "TASKS",
     "EncoderSensing",
+    "Quantization",
+    "QuantizationNoise",
     "SpeckleNoise",
     "block_mask",
     "freeform_mask",

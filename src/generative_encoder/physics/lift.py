@@ -16,10 +16,11 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from deepinv.physics import Blur, CompressedSensing, Denoising, Downsampling, Inpainting, Physics
+from deepinv.physics import (Blur, CompressedSensing, Decolorize, Denoising, Downsampling,
+                             Inpainting, Physics)
 
 from ..errors import ConfigError
-from .tasks import EncoderSensing
+from .tasks import EncoderSensing, Quantization
 
 Rule = Callable[[torch.Tensor, Physics], torch.Tensor]
 _RULES: dict[type, tuple[Rule, Rule]] = {}
@@ -58,6 +59,11 @@ def _bicubic_up(y: torch.Tensor, physics: Downsampling) -> torch.Tensor:
     return F.interpolate(y, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
+def _gray_to_channels(y: torch.Tensor, physics: Decolorize) -> torch.Tensor:
+    """Gray (B, 1, H, W) -> (B, C, H, W), the gray plane repeated in each of the C channels."""
+    return y.expand(-1, physics.srf.shape[1], -1, -1)
+
+
 def _code_is_target(t: torch.Tensor, physics: Physics) -> torch.Tensor:
     raise ConfigError("encoder_cs has no image-domain lift: the code itself is GE's target")
 
@@ -78,4 +84,13 @@ register_lift(
     lift=lambda y, physics: physics.A_dagger(y),
     match=lambda x, physics: physics.A_dagger(physics.A(x)),
 )
+# Colorization: the encoder only knows C-channel images, so the gray observation is replicated to C
+# channels, and S makes G(z) the same kind of image: its own gray (the observation's luma
+# A(G(z))) replicated. Comparing E(gray) with E(colour G(z)) instead (S = identity) would push G(z)
+# towards gray images, which is what the encoder sees on the other side.
+register_lift(Decolorize, lift=_gray_to_channels,
+              match=lambda x, physics: _gray_to_channels(physics.A(x), physics))
+# Quantization (A = identity, as Yeh et al. fit it): compared directly, as denoising. S = the
+# quantizer would have zero gradient almost everywhere.
+register_lift(Quantization, lift=_identity, match=_identity)
 register_lift(EncoderSensing, lift=_code_is_target, match=_code_is_target)

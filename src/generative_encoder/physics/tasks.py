@@ -24,6 +24,7 @@ import torch
 from deepinv.physics import (
     Blur,
     CompressedSensing,
+    Decolorize,
     Denoising,
     Downsampling,
     GaussianNoise,
@@ -55,6 +56,43 @@ class SpeckleNoise(NoiseModel):
     def forward(self, x: torch.Tensor, seed: int | None = None, **kwargs: Any) -> torch.Tensor:
         self.to(x.device)  # as deepinv's GaussianNoise: keeps the generator on x's device
         return x * (1 + self.sigma * self.randn_like(x, seed=seed))
+
+
+class QuantizationNoise(NoiseModel):
+    """Uniform quantization to ``levels`` values per channel: y = round(x (k - 1)) / (k - 1), with
+    x clamped to [0, 1] first; k = ``levels`` >= 2. Deterministic (no random draws).
+
+    ``sigma`` is the standard deviation of the quantization error for an x spread over the bins,
+    step / sqrt(12) with step = 1 / (k - 1): the "noise level" that sigma-driven baselines (TV,
+    BM3D) read, as for Gaussian noise.
+    """
+
+    def __init__(self, levels: int = 5, rng: torch.Generator | None = None):
+        super().__init__(rng=rng)
+        self.levels = int(levels)
+        self.register_buffer("sigma", self._float_to_tensor(1 / ((levels - 1) * math.sqrt(12))))
+
+    def forward(self, x: torch.Tensor, seed: int | None = None, **kwargs: Any) -> torch.Tensor:
+        steps = self.levels - 1
+        return torch.round(x.clamp(0, 1) * steps) / steps
+
+
+class Quantization(Denoising):
+    """Quantization as a deepinv physics: A = identity (the operator methods fit), and a noise
+    model that quantizes (``QuantizationNoise``), so ``physics(x)`` gives the quantized image.
+
+    Yeh et al. fit quantized images with A = identity: the step function has zero gradient almost
+    everywhere, so it cannot be the operator of a gradient-based search. Being a ``Denoising``,
+    it is accepted wherever denoising is (GE's lift, TV, BM3D), with ``noise_model.sigma`` the
+    quantization error's std.
+    """
+
+    def __init__(self, levels: int = 5, device: str | torch.device = "cpu"):
+        super().__init__(QuantizationNoise(levels), device=device)
+
+    @property
+    def levels(self) -> int:
+        return self.noise_model.levels
 
 
 class EncoderSensing(Physics):
@@ -157,6 +195,9 @@ def _superres(img_shape, operator_rng, noise_rng, *, factor: int = 2, sigma: flo
         raise ConfigError(f"factor must be an integer >= 2, got {factor}")
     if h % factor or w % factor:
         raise ConfigError(f"factor must divide the image size {h}x{w}, got {factor}")
+    if min(h, w) < 2 * factor:  # the bicubic filter is 4 factor wide: its circular padding wraps
+        raise ConfigError(f"factor {factor} needs images of at least {2 * factor} pixels a side "
+                          f"(its bicubic filter is {4 * factor} wide), got {h}x{w}")
     return Downsampling(
         img_size=img_shape,
         factor=factor,
@@ -201,6 +242,28 @@ def _inpaint(
         raise ConfigError(f"mask must be one of block, random, freeform, got {mask!r}")
     check_mask(keep)
     return Inpainting(img_shape, mask=keep[None], noise_model=_gaussian(sigma, noise_rng))
+
+
+@TASKS.register("colorize")
+def _colorize(img_shape, operator_rng, noise_rng, *, sigma: float = 0.0):
+    """RGB image (B, 3, H, W) -> gray observation (B, 1, H, W), the Rec. 601 luma
+    0.299 R + 0.587 G + 0.114 B (deepinv's ``Decolorize``), plus Gaussian noise ``sigma``."""
+    channels = img_shape[0]
+    if channels != 3:
+        raise ConfigError(
+            f"colorize needs RGB (3-channel) images, got {channels}-channel images: "
+            "a gray image has no colour to restore"
+        )
+    return Decolorize(channels=3, srf="rec601", noise_model=_gaussian(sigma, noise_rng))
+
+
+@TASKS.register("quantize")
+def _quantize(img_shape, operator_rng, noise_rng, *, levels: int = 5):
+    """y = round(x (k - 1)) / (k - 1), k = ``levels`` per channel (>= 2); fitted with A = identity
+    (see ``Quantization``). Deterministic: the seed plays no part."""
+    if not _is_int(levels) or levels < 2:
+        raise ConfigError(f"levels must be an integer >= 2, got {levels}")
+    return Quantization(levels, device=noise_rng.device)
 
 
 @TASKS.register("cs")

@@ -38,8 +38,10 @@ class SolveConfig:
     lr: Adam's learning rate, or L-BFGS's first trial step of each line search (1.0 is usual there).
     restarts: random starts per problem; the one of lowest objective wins.
     optimizer: "adam" (rows independent) or "lbfgs" (rows coupled, see ``latent_search``).
-    early_stop_tol: freeze a row once its objective changed by less than this fraction over the
-        last ``patience`` steps; None runs every row for ``steps``.
+    early_stop_tol: stop a row once its objective changed by less than this fraction over the
+        last ``patience`` steps; None runs every row for ``steps``. With Adam and a loss built
+        from the terms of :mod:`~generative_encoder.solve.terms`, stopped rows leave the batch,
+        so the later steps cost less; otherwise they stay in it, frozen.
     patience: steps between early-stopping checks; each check is one host sync.
     keep_best: return each row's lowest-objective iterate rather than its last.
     history_every: record the objective every k steps (the best iterate is tracked at every step).
@@ -50,6 +52,14 @@ class SolveConfig:
         come from one stream for the whole batch, so they depend on a problem's place in it).
     seed: problem j's starts are seeded with ``seed + j`` unless ``latent_search`` gets ``seeds``;
         also seeds the redraws of stochastic clipping.
+    channels_last: run the networks' convolutions in channels-last layout: about 2x faster for
+        a 28 x 28 DCGAN + encoder at batch 256 on a CPU (benchmarks/README.md), but oneDNN then
+        rounds differently for different batch sizes, and Adam amplifies that, so a problem no
+        longer gets the same answer alone as in a batch (0.14 apart in z after 40 GE steps).
+        Off by default for that reason.
+    autocast: evaluate G and the loss under bfloat16 autocast (the latents, the optimizer and the
+        objectives stay float32). Off by default: on CPUs without native bf16 it is much slower;
+        its effect on restoration PSNR is in benchmarks/README.md.
     """
 
     steps: int = 500
@@ -63,6 +73,8 @@ class SolveConfig:
     snapshot_every: int = 0
     clip: str | None = None
     seed: int = 0
+    channels_last: bool = False
+    autocast: bool = False
 
     def __post_init__(self):
         _require(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
@@ -143,9 +155,12 @@ def latent_search(
     """Minimize ``loss_fn(G(z), z)`` over z for B = ``n_problems`` problems x R restarts at once.
 
     generator: maps z (N, d) to images (N, C, H, W) in [0, 1]; exposes ``latent_dim`` and
-        ``latent_dist`` ("normal": N(0, I), "uniform": U[-1, 1]^d).
+        ``latent_dist`` ("normal": N(0, I), "uniform": U[-1, 1]).
     loss_fn: per-row loss (N,) for N = B*R rows, row i belonging to problem i // R. Rows are summed,
-        not averaged, before backward, so a row's gradient does not depend on N.
+        not averaged, before backward, so a row's gradient does not depend on N. A
+        :class:`~generative_encoder.solve.terms.RowLoss` (what the terms and ``combine`` build) lets
+        Adam drop early-stopped rows from the batch; any other function works, with stopped rows
+        kept in the batch (masked).
     networks: the other networks loss_fn runs (e.g. the encoder); frozen with the generator.
     init: warm starts, (B, R, d) for every restart or (B, d) for restart 0 only (the other
         restarts stay random).
@@ -158,8 +173,10 @@ def latent_search(
 
     With Adam, which is element-wise, every row follows the same path alone as in any batch. With
     L-BFGS the rows share one line search and one curvature memory, so they are coupled, and the
-    line search reads the loss on the host at every evaluation.
-    Networks run in eval mode with frozen parameters; both flags are restored afterwards.
+    line search reads the loss on the host at every evaluation. The only other host syncs are the
+    early-stopping checks (one per ``patience`` steps).
+    Networks run in eval mode with frozen parameters (and, with ``config.channels_last``, with
+    their 4-D weights in channels-last layout); all of it is restored afterwards.
     """
     restarts, latent_dim, dist = config.restarts, generator.latent_dim, generator.latent_dist
     n_rows = n_problems * restarts
@@ -167,25 +184,42 @@ def latent_search(
     _require(dist in LATENT_DISTS, f"latent_dist must be one of {LATENT_DISTS}, got {dist!r}")
     _require(config.clip is None or dist == "uniform",
              f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={dist!r}")
+    from .terms import selectable  # terms imports this module
+
     device, dtype = _device_and_dtype(generator)
     starts = _starts(n_problems, restarts, latent_dim, dist, config, init, seeds)     # (B, R, d)
+    # Drop stopped rows from the batch (Adam only: L-BFGS couples the rows) when the loss can be
+    # restricted to the rows that remain; otherwise stopped rows stay in, masked.
+    drop = (config.early_stop_tol is not None and config.optimizer == "adam"
+            and selectable(loss_fn))
 
-    with frozen(generator, *networks):
+    def evaluate(fn: LossFn, z: Tensor) -> tuple[Tensor, Tensor]:
+        with _autocast(device, config.autocast):
+            objective, x = _evaluate(generator, fn, z)
+        return objective.to(dtype), x.to(dtype)
+
+    with frozen(generator, *networks), _layout(config.channels_last, generator, *networks):
         clip_rng = None
         if config.clip == "stochastic":
             clip_rng = torch.Generator(device=device).manual_seed(config.seed)
-        z = starts.reshape(n_rows, latent_dim).to(device, dtype)                 # (N, d)
-        z = _clip(z, config.clip, clip_rng).requires_grad_(True)
+        z_all = _clip(starts.reshape(n_rows, latent_dim).to(device, dtype), config.clip,
+                      clip_rng)                                                 # (N, d)
+        rows = torch.arange(n_rows, device=device)          # (K,) the rows still in the batch
+        z = z_all.clone().requires_grad_(True)              # (K, d) their latents, optimized
+        row_loss = loss_fn
         optimizer = _optimizer(z, config)
         stopped = torch.zeros(n_rows, dtype=torch.bool, device=device)          # (N,) early-stopped
         steps_run = torch.zeros(n_rows, dtype=torch.long, device=device)        # (N,)
-        track = _Track(z.detach(), config)
-        at_step_start: list[tuple[Tensor, Tensor]] = []  # (objective (N,), x) at z_t, pre-update
+        track = _Track(z_all, config)
+        at_step_start: list[tuple[Tensor, Tensor]] = []  # (objective (K,), x) at z_t, pre-update
 
         def closure() -> Tensor:
             optimizer.zero_grad(set_to_none=True)
-            objective, x = _evaluate(generator, loss_fn, z)
-            loss = torch.where(stopped, 0.0, objective).sum()   # stopped rows get no gradient
+            objective, x = evaluate(row_loss, z)
+            if drop:
+                loss = objective.sum()
+            else:
+                loss = torch.where(stopped, 0.0, objective).sum()  # stopped rows get no gradient
             loss.backward()
             if not at_step_start:
                 at_step_start.append((objective.detach(), x.detach()))
@@ -193,7 +227,7 @@ def latent_search(
 
         reference, z_hold = None, None  # early stopping: objective and z at the last check
         for step in range(config.steps):
-            z_t = z.detach().clone()                                            # (N, d)
+            z_t = z.detach().clone()                                            # (K, d)
             at_step_start.clear()
             optimizer.step(closure)
             objective, x = at_step_start[0]
@@ -201,36 +235,63 @@ def latent_search(
                 z.copy_(_clip(z, config.clip, clip_rng))
                 if z_hold is not None:
                     z.copy_(torch.where(stopped[:, None], z_hold, z))   # stopped rows stay put
-            steps_run += ~stopped
-            track.add(step, objective, x, z_t)
+            if drop:
+                steps_run[rows] += 1
+                track.add(step, objective, x, z_t, rows)
+            else:
+                steps_run += ~stopped
+                track.add(step, objective, x, z_t)
             if on_step is not None:
-                on_step(step + 1, z.detach().view(n_problems, restarts, latent_dim))
+                if drop:
+                    z_all[rows] = z.detach()
+                    view = z_all
+                else:
+                    view = z.detach()
+                on_step(step + 1, view.view(n_problems, restarts, latent_dim))
             if config.early_stop_tol is not None and step % config.patience == 0:
                 if reference is not None:
-                    stopped |= _converged(objective, reference, config.early_stop_tol)
-                    z_hold = z.detach().clone()
-                    if stopped.all():                                           # the one host sync
-                        break
+                    converged = _converged(objective, reference, config.early_stop_tol)  # (K,)
+                    if drop:
+                        keep = (~converged).nonzero().squeeze(1)       # the one host sync
+                        z_all[rows] = z.detach()
+                        stopped[rows[converged]] = True
+                        if len(keep) == 0:
+                            break
+                        if len(keep) < len(rows):
+                            rows = rows[keep]
+                            z = z.detach()[keep].requires_grad_(True)
+                            optimizer = _select_adam(optimizer, z, keep, config)
+                            row_loss = loss_fn.select(rows)
+                            objective = objective[keep]
+                    else:
+                        stopped |= converged
+                        z_hold = z.detach().clone()
+                        if stopped.all():                                       # the one host sync
+                            break
                 reference = objective
 
         with torch.no_grad():
-            objective, x = _evaluate(generator, loss_fn, z)         # the final iterate counts too
-            track.add(step + 1, objective, x, z.detach(), final=True)
+            if drop:
+                z_all[rows] = z.detach()
+            else:
+                z_all = z.detach()
+            objective, x = evaluate(loss_fn, z_all)                 # the final iterate counts too
+            track.add(step + 1, objective, x, z_all, final=True)
             if config.keep_best:
                 z_rows, objective_rows = track.best_z, track.best_objective
             else:
-                z_rows, objective_rows = z.detach(), objective
+                z_rows, objective_rows = z_all, objective
             restart_z = z_rows.view(n_problems, restarts, latent_dim)           # (B, R, d)
             restart_objective = objective_rows.view(n_problems, restarts)       # (B, R)
             chosen = select_best(restart_objective)                             # (B,)
             problems = torch.arange(n_problems, device=device)
             z_best = restart_z[problems, chosen]                                # (B, d)
-            x_best = generator(z_best)                                          # (B, C, H, W)
+            x_best = generator(z_best).contiguous()                             # (B, C, H, W)
 
     snapshots = None
     if track.snapshots:
         snapshots = torch.stack(track.snapshots).view(-1, n_problems, restarts, *x.shape[1:])
-        snapshots = snapshots[:, problems, chosen]                              # (S, B, C, H, W)
+        snapshots = snapshots[:, problems, chosen].contiguous()                 # (S, B, C, H, W)
     return SearchResult(
         z=z_best,
         x=x_best,
@@ -246,34 +307,99 @@ def latent_search(
 
 
 class _Track:
-    """Each row's best iterate, objective history and snapshots, kept on the device (no syncs)."""
+    """Each row's best iterate, objective history and snapshots, kept on the device (no syncs).
+
+    Rows dropped from the batch keep their last objective (and image) in the history (snapshots)
+    until the final evaluation."""
 
     def __init__(self, z: Tensor, config: SolveConfig):
         self.history_every, self.snapshot_every = config.history_every, config.snapshot_every
         self.best_objective = torch.full_like(z[:, 0], float("inf"))                # (N,)
         self.best_z = z.clone()                                                 # (N, d)
+        self.last_objective = self.best_objective.clone()                        # (N,)
+        self.last_x: Tensor | None = None                                       # (N, C, H, W)
         self.history: list[Tensor] = []
         self.history_steps: list[int] = []
         self.snapshots: list[Tensor] = []
         self.snapshot_steps: list[int] = []
 
-    def add(self, step: int, objective: Tensor, x: Tensor, z: Tensor, final: bool = False) -> None:
-        """Objective (N,), x (N, C, H, W) and z (N, d) of the iterate z_step, before its update."""
-        better = objective < self.best_objective                                # NaN never wins
-        self.best_objective = torch.where(better, objective, self.best_objective)
-        self.best_z = torch.where(better[:, None], z, self.best_z)
+    def add(self, step: int, objective: Tensor, x: Tensor, z: Tensor, rows: Tensor | None = None,
+            final: bool = False) -> None:
+        """Objective (K,), x (K, C, H, W) and z (K, d) of the iterate z_step, before its update, for
+        rows ``rows`` (K,) of the N (all rows if None)."""
+        if rows is None or len(rows) == len(self.best_z):
+            better = objective < self.best_objective                            # NaN never wins
+            self.best_objective = torch.where(better, objective, self.best_objective)
+            self.best_z = torch.where(better[:, None], z, self.best_z)
+            self.last_objective = objective
+        else:
+            best = self.best_objective[rows]
+            better = objective < best
+            self.best_objective[rows] = torch.where(better, objective, best)
+            self.best_z[rows] = torch.where(better[:, None], z, self.best_z[rows])
+            self.last_objective = self.last_objective.clone()
+            self.last_objective[rows] = objective
         if final or step % self.history_every == 0:
-            self.history.append(objective)
+            self.history.append(self.last_objective)
             self.history_steps.append(step)
-        if self.snapshot_every and (final or step % self.snapshot_every == 0):
-            self.snapshots.append(x)
-            self.snapshot_steps.append(step)
+        if self.snapshot_every:
+            if self.last_x is None or rows is None or len(rows) == len(self.best_z):
+                self.last_x = x.contiguous()
+            else:
+                self.last_x = self.last_x.clone()
+                self.last_x[rows] = x
+            if final or step % self.snapshot_every == 0:
+                self.snapshots.append(self.last_x)
+                self.snapshot_steps.append(step)
 
 
 def _converged(objective: Tensor, reference: Tensor, tol: float) -> Tensor:
     """(N,) True where the objective changed by less than a fraction tol since the reference."""
     tiny = torch.finfo(objective.dtype).tiny
     return (objective - reference).abs() < tol * reference.abs().clamp_min(tiny)
+
+
+def _select_adam(old: torch.optim.Optimizer, z: Tensor, keep: Tensor,
+                 config: SolveConfig) -> torch.optim.Optimizer:
+    """A new Adam on z (K, d) that continues ``old`` for the rows ``keep`` (K,) of its parameter:
+    Adam is element-wise, so those rows follow the same path as in the full batch."""
+    new = _optimizer(z, config)
+    (param,) = old.param_groups[0]["params"]
+    state = old.state.get(param)
+    if state:
+        new.state[z] = {key: value[keep] if key in ("exp_avg", "exp_avg_sq") else value
+                        for key, value in state.items()}
+    return new
+
+
+@contextmanager
+def _autocast(device: torch.device, enabled: bool) -> Iterator[None]:
+    """bfloat16 autocast on the device's type when enabled (CPU and CUDA); else nothing."""
+    if not enabled:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        yield
+
+
+@contextmanager
+def _layout(channels_last: bool, *networks: nn.Module) -> Iterator[None]:
+    """With channels_last, hold the networks' 4-D parameters and buffers in channels-last layout
+    (convolutions then keep their activations in it: faster with oneDNN on CPU and with cuDNN);
+    the original tensors are put back after, even on error. The values are the same."""
+    if not channels_last:
+        yield
+        return
+    tensors = [t for net in networks for t in itertools.chain(net.parameters(), net.buffers())
+               if t.dim() == 4]
+    saved = [t.data for t in tensors]
+    try:
+        for t in tensors:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+        yield
+    finally:
+        for t, data in zip(tensors, saved):
+            t.data = data
 
 
 def _optimizer(z: Tensor, config: SolveConfig) -> torch.optim.Optimizer:

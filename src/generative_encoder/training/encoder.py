@@ -20,7 +20,8 @@ from torch import Tensor
 from ..checkpoints import load_model, save_network, write_json, write_model_info
 from ..errors import ConfigError, DataError
 from ..nets import AutoEncoder, build_network, default_encoder_depth
-from .loop import CsvLog, ImageBank, check_device, dataset_name
+from . import distributed
+from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
 from .state import has_state, load_state, save_state
 
 
@@ -43,6 +44,7 @@ class EncoderConfig:
     n_eval: int = 500
     seed: int = 0
     device: str = "cpu"
+    amp: bool = False  # bfloat16 autocast of the forward passes (CPU or CUDA)
 
     def __post_init__(self):
         if not 0 <= self.real_fraction <= 1:
@@ -71,9 +73,21 @@ def train_encoder(train_set, test_set, model_dir: str | Path,
 
     Each batch holds ``round(real_fraction * batch_size)`` real training images and generator
     samples for the rest. Returns the final logs, including ``mse_real_test`` and ``mse_fake``.
+
+    Launched by ``torchrun`` with several processes, the autoencoder is trained with
+    DistributedDataParallel: ``batch_size`` is the global batch, split evenly over the ranks, each
+    rank drawing its own images and latents from its own seeded stream; rank 0 alone evaluates,
+    writes files and calls ``on_step``; the logged loss is the mean over the ranks.
     """
-    model_dir = Path(model_dir)
-    device = torch.device(config.device)
+    with distributed.session(config.device) as where:
+        return _train_encoder(train_set, test_set, Path(model_dir), config, resume, on_step,
+                              where)
+
+
+def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, resume: bool,
+                   on_step, where: distributed.Info) -> dict:
+    device = distributed.local_device(config.device, where.local_rank)
+    batch_size = distributed.split_batch(config.batch_size, where)
     G = load_model(model_dir, device).generator.requires_grad_(False)
     bank = ImageBank(train_set, device)
     if (bank.channels, bank.image_size) != (G.channels, G.image_size):
@@ -87,8 +101,9 @@ def train_encoder(train_set, test_set, model_dir: str | Path,
         decoder = build_network("conv_decoder", encoder_depth=depth, depth=config.decoder_depth,
                                 width=config.decoder_width or config.width, **geometry)
     ae = AutoEncoder(encoder, decoder).to(device).train()
+    model = distributed.wrap(ae, where, device)     # DDP on several ranks, else ae itself
     opt = torch.optim.Adam(ae.parameters(), lr=config.lr)
-    rng = torch.Generator().manual_seed(config.seed)
+    rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
     eval_rng = torch.Generator().manual_seed(config.seed + 1)
     test_images = ImageBank(test_set, device).images[: config.n_eval].float() / 255
     with torch.no_grad():
@@ -97,39 +112,48 @@ def train_encoder(train_set, test_set, model_dir: str | Path,
 
     step = 0
     if resume and has_state(model_dir, "encoder_state"):
-        step = load_state(model_dir, "encoder_state", {"ae": ae}, {"ae": opt}, rng)["step"]
-    write_json(model_dir / "encoder_config.json",
-               asdict(config) | {"dataset": dataset_name(train_set)})
-    log = CsvLog(model_dir / "encoder_log.csv",
-                 ["step", "loss", "mse_real_test", "mse_fake", "seconds"], keep_until=step)
-    n_real = round(config.real_fraction * config.batch_size)
+        step = load_state(model_dir, "encoder_state", {"ae": ae}, {"ae": opt}, rng,
+                          rank=where.rank)["step"]
+    main = where.is_main
+    if main:
+        write_json(model_dir / "encoder_config.json",
+                   asdict(config) | {"dataset": dataset_name(train_set)})
+        log = CsvLog(model_dir / "encoder_log.csv",
+                     ["step", "loss", "mse_real_test", "mse_fake", "seconds"], keep_until=step)
+    n_real = round(config.real_fraction * batch_size)
 
     logs: dict = {}
     t0 = time.perf_counter()
     while step < config.steps:
         real = bank.batch(n_real, rng)  # (n_real, C, S, S)
-        with torch.no_grad():
-            fake = G(G.sample_latent(config.batch_size - n_real, rng, device))
+        with torch.no_grad(), autocast(device, config.amp):
+            fake = G(G.sample_latent(batch_size - n_real, rng, device)).float()
         x = torch.cat([real, fake])
-        loss = F.mse_loss(ae(x), x)
+        with autocast(device, config.amp):
+            loss = F.mse_loss(model(x).float(), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
 
-        logs = {"step": step, "loss": loss.item(), "seconds": round(time.perf_counter() - t0, 3)}
-        if step % config.eval_every == 0 or step == config.steps:
+        loss_value = distributed.mean_over_ranks(loss.detach(), where).item()
+        logs = {"step": step, "loss": loss_value, "seconds": round(time.perf_counter() - t0, 3)}
+        last = step % config.checkpoint_every == 0 or step == config.steps
+        rank_rngs = distributed.gather_rng_states(rng, where) if last else None  # every rank
+        if main and (step % config.eval_every == 0 or step == config.steps):
             logs |= {"mse_real_test": reconstruction_mse(ae, test_images),
                      "mse_fake": reconstruction_mse(ae, fake_images)}
-        log.write(logs)
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        if main:
+            log.write(logs)
+        if main and last:
             save_state(model_dir, "encoder_state", step, {"ae": ae}, {"ae": opt}, rng,
-                       asdict(config))
+                       asdict(config), rank_rngs=rank_rngs if where.distributed else None)
             meta = {"steps": step, "real_fraction": config.real_fraction, "seed": config.seed,
                     "dataset": dataset_name(train_set)}
             save_network(model_dir, "encoder", encoder, meta)
             save_network(model_dir, "decoder", decoder, meta)
             write_model_info(model_dir, code_dim=config.code_dim, encoder_steps=step)
-        if on_step is not None:
+        if main and on_step is not None:
             on_step(step, logs)
+    distributed.barrier(where)  # no rank leaves before rank 0 has written the model
     return logs

@@ -22,7 +22,9 @@ from ..errors import ConfigError
 from ..files import ensure_folder
 from ..images import save_grid
 from ..nets import build_network
-from .loop import CsvLog, ImageBank, check_device, dataset_name
+from .augment import augment, parse_augment
+from . import distributed
+from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
 from .state import has_state, load_state, save_state
 
 GAN_ARCHS = {"dcgan": ("dcgan_generator", "dcgan_discriminator")}
@@ -37,6 +39,7 @@ class GANConfig:
     latent_dim: int = 64
     latent_dist: str = "normal"
     width: int = 64
+    refine: int = 0  # extra stride-1 conv layers per resolution in G and D
     loss: str = "nonsaturating"
     steps: int = 4000
     batch_size: int = 64
@@ -46,10 +49,12 @@ class GANConfig:
     beta2: float = 0.999
     ema_decay: float = 0.999
     r1_gamma: float = 0.0  # R1 penalty (gamma/2) E||grad_x D(x)||^2 on real images; 0 = off
+    augment: str = ""  # differentiable augmentation seen by D, e.g. "translation,cutout"
     sample_every: int = 500
     checkpoint_every: int = 500
     seed: int = 0
     device: str = "cpu"
+    amp: bool = False  # bfloat16 autocast of the forward passes (CPU or CUDA)
 
     def __post_init__(self):
         if self.arch not in GAN_ARCHS:
@@ -64,6 +69,7 @@ class GANConfig:
             raise ConfigError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        parse_augment(self.augment)
         check_device(self.device)
 
 
@@ -120,36 +126,57 @@ def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resu
     ``checkpoint_every`` steps, and the model files. With ``resume=True`` it continues from the
     last saved state (the log is cut back to it). ``on_step(step, logs)`` is called after each step.
     Returns the final logs.
+
+    Launched by ``torchrun`` with several processes, G and D are trained with
+    DistributedDataParallel (gloo on CPU, NCCL on CUDA): ``batch_size`` is the global batch, split
+    evenly over the ranks, each rank drawing its own images and latents from its own seeded
+    stream (rank 0's is the one-process stream); rank 0 alone writes files and calls ``on_step``;
+    the logged losses are means over the ranks. BatchNorm uses each rank's own share of the batch.
     """
+    with distributed.session(config.device) as where:
+        return _train_gan(dataset, out, config, resume, on_step, where)
+
+
+def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
+               on_step: Callable[[int, dict], None] | None, where: distributed.Info) -> dict:
     out = ensure_folder(out)
-    device = torch.device(config.device)
+    device = distributed.local_device(config.device, where.local_rank)
+    batch_size = distributed.split_batch(config.batch_size, where)
     bank = ImageBank(dataset, device)
     g_arch, d_arch = GAN_ARCHS[config.arch]
     with torch.random.fork_rng(devices=[]):  # seeded weight init, global RNG left as it was
         torch.manual_seed(config.seed)
         G = build_network(g_arch, latent_dim=config.latent_dim, channels=bank.channels,
-                          image_size=bank.image_size, width=config.width,
+                          image_size=bank.image_size, width=config.width, refine=config.refine,
                           latent_dist=config.latent_dist).to(device)
         D = build_network(d_arch, channels=bank.channels, image_size=bank.image_size,
-                          width=config.width).to(device)
+                          width=config.width, refine=config.refine).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    G_run, D_run = distributed.wrap(G, where, device), distributed.wrap(D, where, device)
     betas = (config.beta1, config.beta2)
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=betas)
-    rng = torch.Generator().manual_seed(config.seed)
+    rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
     fixed_z = G.sample_latent(64, torch.Generator().manual_seed(config.seed + 1), device)
 
     modules = {"G": G, "D": D, "G_ema": G_ema}
     optimizers = {"G": opt_g, "D": opt_d}
+    aug = parse_augment(config.augment)
     step = 0
     if resume and has_state(out, "gan_state"):
-        step = load_state(out, "gan_state", modules, optimizers, rng)["step"]
-    write_json(out / "gan_config.json", asdict(config) | {"dataset": dataset_name(dataset)})
-    log = CsvLog(out / "gan_log.csv", ["step", "loss_d", "loss_g", "d_real", "d_fake", "seconds"],
-                 keep_until=step)
+        step = load_state(out, "gan_state", modules, optimizers, rng, rank=where.rank)["step"]
+    main = where.is_main
+    if main:
+        write_json(out / "gan_config.json", asdict(config) | {"dataset": dataset_name(dataset)})
+        log = CsvLog(out / "gan_log.csv",
+                     ["step", "loss_d", "loss_g", "d_real", "d_fake", "seconds"], keep_until=step)
 
     def checkpoint(step: int) -> None:
-        save_state(out, "gan_state", step, modules, optimizers, rng, asdict(config))
+        rank_rngs = distributed.gather_rng_states(rng, where)  # on every rank
+        if not main:
+            return
+        save_state(out, "gan_state", step, modules, optimizers, rng, asdict(config),
+                   rank_rngs=rank_rngs if where.distributed else None)
         model = copy.deepcopy(G_ema)
         recalibrate_batchnorm(model, seed=config.seed)
         meta = {"steps": step, "seed": config.seed, "ema_decay": config.ema_decay,
@@ -168,11 +195,13 @@ def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resu
     t0 = time.perf_counter()
     G.train(), D.train()
     while step < config.steps:
-        real = bank.batch(config.batch_size, rng)  # (B, C, S, S)
-        z = G.sample_latent(config.batch_size, rng, device)
-        fake = G(z)
-        real.requires_grad_(config.r1_gamma > 0)
-        real_logits, fake_logits = D(real), D(fake.detach())
+        real = bank.batch(batch_size, rng)  # (B, C, S, S), this rank's share
+        z = G.sample_latent(batch_size, rng, device)
+        with autocast(device, config.amp):
+            fake = G_run(z).float()
+            real.requires_grad_(config.r1_gamma > 0)
+            real_logits = D_run(augment(real, aug, rng)).float()
+            fake_logits = D_run(augment(fake.detach(), aug, rng)).float()
         loss_d = discriminator_loss(real_logits, fake_logits, config.loss)
         if config.r1_gamma > 0:
             loss_d = loss_d + config.r1_gamma / 2 * r1_penalty(real_logits, real)
@@ -180,7 +209,9 @@ def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resu
         loss_d.backward()
         opt_d.step()
 
-        loss_g = generator_loss(D(fake), config.loss)
+        with autocast(device, config.amp):
+            fake_logits_g = D_run(augment(fake, aug, rng)).float()
+        loss_g = generator_loss(fake_logits_g, config.loss)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -188,16 +219,20 @@ def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resu
         # a short warm-up keeps the EMA from averaging in the random initial weights
         ema_update(G_ema, G, min(config.ema_decay, (1 + step) / (10 + step)))
 
-        logs = {"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": torch.sigmoid(real_logits).mean().item(),
-                "d_fake": torch.sigmoid(fake_logits).mean().item(),
-                "seconds": round(time.perf_counter() - t0, 3)}
-        log.write(logs)
+        values = torch.stack([loss_d.detach(), loss_g.detach(),
+                              torch.sigmoid(real_logits.detach()).mean(),
+                              torch.sigmoid(fake_logits.detach()).mean()])
+        loss_d_v, loss_g_v, d_real, d_fake = distributed.mean_over_ranks(values, where).tolist()
+        logs = {"step": step, "loss_d": loss_d_v, "loss_g": loss_g_v, "d_real": d_real,
+                "d_fake": d_fake, "seconds": round(time.perf_counter() - t0, 3)}
+        if main:
+            log.write(logs)
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint(step)
-        elif step % config.sample_every == 0:
+        elif main and step % config.sample_every == 0:
             with torch.no_grad():
                 save_grid(out / "samples" / f"step_{step:06d}.png", list(G_ema(fixed_z).split(8)))
-        if on_step is not None:
+        if main and on_step is not None:
             on_step(step, logs)
+    distributed.barrier(where)  # no rank leaves before rank 0 has written the model
     return logs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -24,6 +25,15 @@ def check_device(device: str) -> None:
         raise ConfigError(f"device {device!r} is not available on this machine")
 
 
+def autocast(device: torch.device | str, enabled: bool):
+    """bfloat16 autocast on the device's type (CPU or CUDA) when enabled, else a no-op context.
+
+    bfloat16 keeps float32's exponent range, so no gradient scaler is needed."""
+    if not enabled:
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
 def dataset_name(dataset) -> str:
     return getattr(dataset, "name", type(dataset).__name__)
 
@@ -32,7 +42,10 @@ class ImageBank:
     """All images of a dataset held as uint8 (N, C, S, S) on ``device``; ``batch`` samples floats.
 
     Small image domains (MNIST, 64 px faces, rock patches) fit in memory many times over, and
-    indexing a tensor is far cheaper per step than a DataLoader on a 2-core machine.
+    indexing a tensor is far cheaper per step than a DataLoader on a 2-core machine. On a GPU the
+    whole bank lives in GPU memory (uint8: 4500 MNIST digits take 3.5 MB, 100k 64 px RGB faces
+    1.2 GB), so no batch crosses the host bus and there is nothing to pin; only the (n,) indices
+    drawn on the CPU generator are copied per batch.
     """
 
     def __init__(self, dataset, device: torch.device | str = "cpu"):

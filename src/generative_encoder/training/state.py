@@ -23,9 +23,15 @@ STATE_KEY = "generative-encoder/state"  # the safetensors header entry holding t
 
 def save_state(folder: Path, name: str, step: int, modules: dict[str, nn.Module],
                optimizers: dict[str, torch.optim.Optimizer], rng: torch.Generator,
-               config: dict) -> None:
-    """Write ``folder/name.safetensors`` + ``folder/name.json``: all a run needs to continue."""
+               config: dict, rank_rngs: list[torch.Tensor] | None = None) -> None:
+    """Write ``folder/name.safetensors`` + ``folder/name.json``: all a run needs to continue.
+
+    rank_rngs: in a distributed run, every rank's generator state (rank 0's first, equal to
+    ``rng``'s); each rank resumes its own stream from it."""
     tensors: dict[str, torch.Tensor] = {"rng": rng.get_state()}
+    for r, state in enumerate(rank_rngs or []):
+        if r > 0:
+            tensors[f"rng.rank{r}"] = state
     for mname, module in modules.items():
         tensors.update({f"module.{mname}.{k}": v for k, v in module.state_dict().items()})
     groups = {}
@@ -35,7 +41,8 @@ def save_state(folder: Path, name: str, step: int, modules: dict[str, nn.Module]
             for key, value in pstate.items():
                 tensors[f"optim.{oname}.{idx}.{key}"] = torch.as_tensor(value)
         groups[oname] = sd["param_groups"]
-    meta = {"step": step, "param_groups": groups, "config": config}
+    meta = {"step": step, "param_groups": groups, "config": config,
+            "world_size": len(rank_rngs) if rank_rngs else 1}
     save_tensors(folder / f"{name}.safetensors", tensors, metadata={STATE_KEY: json.dumps(meta)})
     write_json(folder / f"{name}.json", meta)
 
@@ -45,14 +52,21 @@ def has_state(folder: Path, name: str) -> bool:
 
 
 def load_state(folder: Path, name: str, modules: dict[str, nn.Module],
-               optimizers: dict[str, torch.optim.Optimizer], rng: torch.Generator) -> dict:
-    """Restore what :func:`save_state` wrote into the given objects; returns the JSON part."""
+               optimizers: dict[str, torch.optim.Optimizer], rng: torch.Generator,
+               rank: int = 0) -> dict:
+    """Restore what :func:`save_state` wrote into the given objects; returns the JSON part.
+
+    rank: a distributed run's rank r > 0 restores its own generator state, when the state holds
+    one (``rng.rank{r}``); otherwise ``rng`` is left as it is (the caller's seeded stream)."""
     tensors = load_tensors(folder / f"{name}.safetensors")
     header = load_metadata(folder / f"{name}.safetensors").get(STATE_KEY)
     # states written before the header held the JSON part have it in NAME.json only
     meta = json.loads(header) if header is not None else read_json(folder / f"{name}.json")
     try:
-        rng.set_state(tensors["rng"])
+        if rank == 0:
+            rng.set_state(tensors["rng"])
+        elif f"rng.rank{rank}" in tensors:
+            rng.set_state(tensors[f"rng.rank{rank}"])
         for mname, module in modules.items():
             prefix = f"module.{mname}."
             module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
