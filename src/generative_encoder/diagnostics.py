@@ -39,6 +39,8 @@ from deepinv.physics import GaussianNoise, Physics
 from scipy.stats import chi2
 from torch import Tensor
 
+from .metrics import measurement_residual
+
 SIGMA_FLOOR = 1 / 255        # sigma_ref of noise-free measurements: one 8-bit level
 CHI2_P = 1e-3                # the chi-square bound's tail probability
 FLAG_FACTOR = 3.0            # flagged: FLAG_FACTOR x the residual of a typical in-range image
@@ -58,7 +60,7 @@ def noise_sigma(physics: Physics) -> float | None:
 @torch.no_grad()
 def residual(y: Tensor, physics: Physics, x_hat: Tensor) -> Tensor:
     """||y - A(x_hat)||^2 per problem (B,); y (B, ...) measurements, x_hat (B, C, H, W)."""
-    return (y - physics.A(x_hat)).flatten(1).square().sum(1)
+    return measurement_residual(y, physics.A(x_hat)) * n_measurements(y)
 
 
 def n_measurements(y: Tensor) -> int:

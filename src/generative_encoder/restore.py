@@ -33,8 +33,9 @@ from .solve import SearchResult
 
 # tasks whose observation is an image a user can hand us; the others are measurement vectors
 IMAGE_TASKS = ("denoise", "deblur", "superres", "inpaint")
-# seed streams 0 and 1 are the physics' operator and noise (physics.tasks)
-_BATCH_STREAM, NOISE_STREAM, LATENT_STREAM = 2, 3, 4
+# seed streams 0 and 1 are the physics' operator and noise (physics.tasks); 2 was the retired
+# per-batch noise seed, kept unused so that saved runs keep their seeds
+NOISE_STREAM, LATENT_STREAM = 3, 4
 
 
 @dataclass
@@ -81,12 +82,6 @@ def simulate(physics: Physics, x: Tensor, seed: int) -> Tensor:
     physics.noise_model.rng_manual_seed(seed)
     with torch.no_grad():
         return physics(x)
-
-
-def batch_seed(seed: int, first: int) -> int:
-    """The noise seed of the batch whose first input is input number ``first`` of a run seeded
-    ``seed`` (kept for callers that seed by batch; ``genc restore`` seeds by image)."""
-    return int(np.random.SeedSequence([seed, _BATCH_STREAM, first]).generate_state(1)[0])
 
 
 def image_seed(seed: int, name: str, stream: int) -> int:
