@@ -1,6 +1,6 @@
 """Acceptance check of a digit GAN: the fraction of 1000 generator samples that a CNN trained on
 mnist5k's labels puts in one class with probability >= 0.9, beside the same fraction for the 500
-real test digits. Usage: python scripts/check_mnist_gan.py MODEL_DIR [--out DIR]"""
+real test digits. Usage: python scripts/check_mnist_gan.py MODEL_DIR [--classifier DIR] [--truncation PSI]"""
 
 import argparse
 import time
@@ -17,6 +17,8 @@ parser.add_argument("model")
 parser.add_argument("--classifier", default=None,
                     help="folder with classifier.safetensors: reuse it (else train one and save it here)")
 parser.add_argument("--n", type=int, default=1000)
+parser.add_argument("--truncation", type=float, default=1.0,
+                    help="scale the latents by this factor (the truncation trick; 1 = G's own prior)")
 args = parser.parse_args()
 
 t0 = time.perf_counter()
@@ -30,10 +32,11 @@ labels = torch.tensor([test[i][1] for i in range(len(test))])
 frac_real, pred = confident_fraction(classifier, real)
 G = load_model(args.model).generator
 with torch.no_grad():
-    samples = G(G.sample_latent(args.n, torch.Generator().manual_seed(123)))
+    samples = G(args.truncation * G.sample_latent(args.n, torch.Generator().manual_seed(123)))
 frac_fake, pred_fake = confident_fraction(classifier, samples)
 print(f"classifier test accuracy: {(pred == labels).float().mean().item():.4f}")
 print(f"confident (p >= 0.9) real test digits: {frac_real:.4f} of {len(real)}")
-print(f"confident (p >= 0.9) generator samples: {frac_fake:.4f} of {args.n}")
+print(f"confident (p >= 0.9) generator samples (truncation {args.truncation}): "
+      f"{frac_fake:.4f} of {args.n}")
 print(f"class histogram of samples: {torch.bincount(pred_fake, minlength=10).tolist()}")
 print(f"({time.perf_counter() - t0:.0f} s)")

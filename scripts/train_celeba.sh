@@ -15,12 +15,12 @@ opts=(--data folder --data-opt "root=$data" --data-opt size=64 --data-opt test_s
       --data-opt cache=true)
 
 start=$(date +%s)
-$genc train gan "${opts[@]}" --out "$run" --arch dcgan --latent-dim 128 --width 64 \
-    --steps ${GAN_STEPS:-20000} --batch-size 64 --checkpoint-every 250 --sample-every 250 \
+$genc train gan "${opts[@]}" --out "$run" --arch dcgan --latent-dim 128 --width ${WIDTH:-32} \
+    --steps ${GAN_STEPS:-3000} --batch-size 64 --checkpoint-every 250 --sample-every 250 \
     --seed 0 --resume
 gan_done=$(date +%s)
 $genc train encoder "${opts[@]}" --model "$run" --m 128 --width 32 --real-fraction 0.5 \
-    --steps ${ENCODER_STEPS:-4000} --batch-size 64 --seed 0 --resume
+    --steps ${ENCODER_STEPS:-2500} --batch-size 64 --seed 0 --resume
 end=$(date +%s)
 echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s (this invocation)" \
     | tee -a "$run"/train_time.txt

@@ -13,12 +13,12 @@ opts=(--data rock --data-opt "path=$data" --data-opt patch=64 --data-opt stride=
       --data-opt test_fraction=0.25)
 
 start=$(date +%s)
-$genc train gan "${opts[@]}" --out "$run" --arch dcgan --latent-dim 128 --width 48 \
-    --steps ${GAN_STEPS:-10000} --batch-size 64 --checkpoint-every 250 --sample-every 250 \
+$genc train gan "${opts[@]}" --out "$run" --arch dcgan --latent-dim 128 --width ${WIDTH:-32} \
+    --steps ${GAN_STEPS:-2000} --batch-size 64 --checkpoint-every 250 --sample-every 250 \
     --seed 0 --resume
 gan_done=$(date +%s)
 $genc train encoder "${opts[@]}" --model "$run" --m ${M:-128} --width 16 --real-fraction 0.5 \
-    --steps ${ENCODER_STEPS:-3000} --batch-size 64 --seed 0 --resume
+    --steps ${ENCODER_STEPS:-2000} --batch-size 64 --seed 0 --resume
 end=$(date +%s)
 echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s (this invocation)" \
     | tee -a "$run"/train_time.txt

@@ -46,6 +46,17 @@ def test_bench_writes_tables_and_grids_and_repeats(tiny_model_dir, tmp_path):
     assert flat(again) == pytest.approx(flat(rows), rel=1e-5)
 
 
+def test_task_methods_replace_the_spec_methods(tiny_model_dir, tmp_path):
+    spec = SPEC | {"tasks": [SPEC["tasks"][0] | {"methods": ["baseline"]}, SPEC["tasks"][1]],
+                   "methods": ["autoencoder"]}
+    rows = run_bench(spec_from_dict(spec), load_model(tiny_model_dir), tmp_path)
+    assert [(r.task, r.method) for r in rows] == [("noisy", "bm3d"), ("hole", "autoencoder")]
+    tasks = json.loads((tmp_path / "spec.json").read_text())["tasks"]
+    assert tasks[0]["methods"] == ["baseline"] and "methods" not in tasks[1]
+    with pytest.raises(ConfigError, match="unknown method 'magic'"):
+        spec_from_dict(SPEC | {"tasks": [SPEC["tasks"][0] | {"methods": ["magic"]}]})
+
+
 def test_bad_specs(tmp_path):
     with pytest.raises(ConfigError, match="unknown spec keys \\['colour'\\]"):
         spec_from_dict(SPEC | {"colour": "red"})

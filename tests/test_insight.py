@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from generative_encoder.attributes import (LabelledImages, attribute_labels, markdown_2x2,
+from generative_encoder.attributes import (LabelledImages, RotatedImages, attribute_labels, markdown_2x2,
                                            preservation_table, read_attribute_file)
 from generative_encoder.bench import run_bench, spec_from_dict
 from generative_encoder.checkpoints import load_model
@@ -293,6 +293,36 @@ def test_attribute_path_on_a_labelled_folder(tiny_model_dir, tmp_path):
     bad = spec | {"analyses": ["attributes"], "analysis_options": {}}
     with pytest.raises(ConfigError, match="has no labels"):
         run_bench(spec_from_dict(bad), model, tmp_path / "bad")
+
+
+def test_rotated_images_label_each_quarter_turn():
+    test = get_dataset("mnist5k", "test")
+    rotated = RotatedImages(torch.utils.data.Subset(test, range(3)))
+    assert len(rotated) == 12 and [rotated[i][1] for i in range(4)] == [0, 1, 2, 3]
+    x = test[1][0]
+    assert torch.equal(rotated[4][0], x) and torch.equal(rotated[6][0], x.flip(-1).flip(-2))
+    assert torch.equal(rotated[5][0][0, :, 0], x[0, 0, :].flip(0))  # 90 degrees counter-clockwise
+
+
+def test_domain_fid_on_an_unlabelled_folder_through_rotations(tiny_model_dir, tmp_path):
+    """Faces have no labels: the rotation classifier still gives the domain FID features."""
+    folder = write_test_digits(tmp_path / "faces", 12, width=2)
+    spec = {"data": "folder", "data_options": {"root": str(folder), "size": 28, "channels": 1,
+                                               "test_size": 6},
+            "split": "test", "n_images": 6,
+            "tasks": [{"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}}],
+            "methods": ["bm3d"], "analyses": ["fid"],
+            "analysis_options": {"classifier": {"steps": 10, "rotation": True,
+                                                "dir": str(tmp_path / "cls")},
+                                 "fid": {"n_reference": 6, "n_samples": 6}}}
+    run_bench(spec_from_dict(spec), load_model(tiny_model_dir), tmp_path / "out")
+    rows = {r["method"]: float(r["fid"]) for r in _read(tmp_path / "out" / "fid.csv")}
+    assert rows and all(v >= 0 for v in rows.values())
+    meta = json.loads((tmp_path / "cls" / "classifier.json").read_text())
+    assert meta["meta"]["dataset"] == "folder:rotation" and meta["kwargs"]["n_classes"] == 4
+    bad = spec | {"analyses": ["attributes"]}
+    with pytest.raises(ConfigError, match="rotation classifier predicts no class"):
+        run_bench(spec_from_dict(bad), load_model(tiny_model_dir), tmp_path / "bad")
 
 
 def test_bad_analysis_specs():

@@ -115,6 +115,26 @@ class LabelledImages(Dataset):
         return self.dataset[i][0], int(self.labels[i])
 
 
+class RotatedImages(Dataset):
+    """Self-supervised labels for a data set without any: item 4i + k is image i turned by
+    k x 90 degrees, labelled k (Gidaris et al. 2018). A classifier of these rotations learns the
+    domain's features, which makes a domain FID possible on unlabelled images such as faces."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.name = f"{dataset_name(dataset)}:rotation"
+        for attr in ("channels", "image_size"):
+            if hasattr(dataset, attr):
+                setattr(self, attr, getattr(dataset, attr))
+
+    def __len__(self) -> int:
+        return 4 * len(self.dataset)
+
+    def __getitem__(self, i: int):
+        image, k = self.dataset[i // 4][0], i % 4
+        return torch.rot90(image, k, dims=(-2, -1)), k
+
+
 @torch.no_grad()
 def predict(classifier, images: Tensor, batch_size: int = 500) -> Tensor:
     """(N,) the classifier's class of each image (N, C, H, W)."""

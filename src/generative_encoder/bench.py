@@ -56,11 +56,14 @@ MAX_8BIT = 255
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One degradation: ``task`` names a physics, ``params`` its options, ``name`` the label."""
+    """One degradation: ``task`` names a physics, ``params`` its options, ``name`` the label.
+    ``methods``, if given, replaces the spec's method list for this task (e.g. Lasso alone at the
+    larger m the preprint had to give it)."""
 
     name: str
     task: str
     params: dict = field(default_factory=dict)
+    methods: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class BenchSpec:
             raise ConfigError(f"n_images must be >= 1, got {self.n_images}")
         if not self.tasks:
             raise ConfigError("a benchmark spec needs at least one task")
-        for m in self.methods:
+        for m in self.methods + sum((t.methods or () for t in self.tasks), ()):
             if m != "baseline":
                 METHODS.get(m)  # unknown names fail now, with the list of known ones
         check_analyses(self.analyses, self.analysis_options)
@@ -96,10 +99,13 @@ def spec_from_dict(d: dict) -> BenchSpec:
     tasks = []
     for t in d.get("tasks", []):
         try:
+            methods = t.get("methods")
             tasks.append(TaskSpec(name=t.get("name", t["task"]), task=t["task"],
-                                  params=t.get("params", {})))
+                                  params=t.get("params", {}),
+                                  methods=None if methods is None else tuple(methods)))
         except (KeyError, AttributeError, TypeError):
-            raise ConfigError(f"each task needs a 'task' name and optional 'params', got {t!r}")
+            raise ConfigError(f"each task needs a 'task' name and optional 'params' and "
+                              f"'methods', got {t!r}")
     if not isinstance(d.get("analyses", []), list):
         raise ConfigError(f"analyses must be a list of names, got {d['analyses']!r}")
     return BenchSpec(**(d | {"tasks": tuple(tasks), "methods": tuple(d.get("methods",
@@ -133,11 +139,13 @@ class ResultRow:
     seconds: float
 
 
-def resolve_methods(spec: BenchSpec, task: str) -> list[str]:
-    """The spec's methods for one task: "baseline" becomes the task's classical baseline, and
-    methods that cannot take this task are dropped (no baseline senses with a learned encoder)."""
+def resolve_methods(spec: BenchSpec, task: str, methods: tuple[str, ...] | None = None
+                    ) -> list[str]:
+    """The methods for one task (``methods``, else the spec's): "baseline" becomes the task's
+    classical baseline, and methods that cannot take this task are dropped (no baseline senses
+    with a learned encoder)."""
     names = []
-    for m in spec.methods:
+    for m in spec.methods if methods is None else methods:
         if m == "baseline":
             if task in BASELINE_FOR_TASK:
                 names.append(BASELINE_FOR_TASK[task])
@@ -163,7 +171,7 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
     if x.shape[1:] != model.image_shape:
         raise ConfigError(f"spec data are {tuple(x.shape[1:])} images but the model makes "
                           f"{model.image_shape}")
-    pairs = [(t.name, name) for t in spec.tasks for name in resolve_methods(spec, t.task)]
+    pairs = [(t.name, name) for t in spec.tasks for name in resolve_methods(spec, t.task, t.methods)]
     done = {} if overwrite else finished_rows(spec, model, out)
     results = {pair: done[pair] for pair in pairs if pair in done}  # (task, method) -> row
     write_results(list(results.values()), out)  # before the records: stale rows never match them
@@ -181,7 +189,7 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
         measured[t.name] = (physics, y)
         shown = slice(0, GRID_IMAGES)
         grid, labels = [x[shown], viewable(y, physics, x)[shown]], ["clean", "degraded"]
-        for name in resolve_methods(spec, t.task):
+        for name in resolve_methods(spec, t.task, t.methods):
             if (t.name, name) in done:
                 x_hat = load_tensors(_output_path(out, t.name, name))["x_hat"].float() / MAX_8BIT
             else:
@@ -257,6 +265,9 @@ def _spec_record(spec: BenchSpec, analyses: bool = True) -> dict:
     """The spec as ``spec.json`` holds it; without the analysis keys when it asks for none (the
     file of a spec without analyses is what it always was) or when ``analyses`` is False."""
     record = _record(asdict(spec))
+    for task in record["tasks"]:  # a task without its own methods reads as it always did
+        if task.get("methods") is None:
+            task.pop("methods", None)
     if analyses and (spec.analyses or spec.analysis_options):
         return record
     return _without_analyses(record)

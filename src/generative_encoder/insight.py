@@ -8,7 +8,7 @@ Spec keys (see :mod:`generative_encoder.bench`)::
     "analyses": ["fid", "convergence", "latent_map", "attributes"],
     "analysis_options": {
         "classifier": {"dir": "runs/classifier", "steps": 1500, "seed": 0, "n_train": null,
-                       "attribute_file": null, "attribute": null},
+                       "attribute_file": null, "attribute": null, "rotation": false},
         "fid": {"feature": "classifier", "inception_weights": null, "reference_split": "train",
                 "n_reference": 2000, "n_samples": null, "seed": 0},
         "convergence": {"methods": ["ge", "csgm"], "every": 10, "tasks": null},
@@ -21,7 +21,9 @@ Spec keys (see :mod:`generative_encoder.bench`)::
   ``dir`` (default ``outputs/_analysis/classifier`` in the bench folder), trained ``steps`` Adam
   steps on the training split's labels: mnist5k's digits, or, for an image folder, the binary
   ``attribute`` of a ``list_attr_celeba.txt``-format ``attribute_file`` (``n_train`` caps the
-  training images).
+  training images); ``rotation: true`` trains it instead to tell the four 90-degree rotations
+  of the training images apart (self-supervised: for data without labels, e.g. faces, it still
+  gives a domain feature network for FID; it predicts no attribute).
 - ``fid``: domain FID (``feature: "classifier"``, the classifier's hidden layer) or Inception FID
   (``feature: "inception"`` with ``inception_weights``, a ``.safetensors`` file on disk) of the
   clean bench images, of ``n_samples`` generator samples (default: as many as bench images) and of
@@ -57,7 +59,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .attributes import (LabelledImages, attribute_labels, kept, markdown_2x2, predict,
+from .attributes import (LabelledImages, RotatedImages, attribute_labels, kept, markdown_2x2, predict,
                          preservation_table, read_attribute_file)
 from .checkpoints import ModelBundle, load_metadata, load_tensors, save_tensors
 from .curves import Curve, curve_from_result, plot_convergence, save_figure
@@ -76,7 +78,7 @@ from .methods.latent import LatentSearch
 ANALYSES = ("fid", "convergence", "latent_map", "attributes")
 OPTIONS: dict[str, dict] = {
     "classifier": {"dir": None, "steps": 1500, "seed": 0, "n_train": None,
-                   "attribute_file": None, "attribute": None},
+                   "attribute_file": None, "attribute": None, "rotation": False},
     "fid": {"feature": "classifier", "inception_weights": None, "reference_split": "train",
             "n_reference": 2000, "n_samples": None, "seed": 0},
     "convergence": {"methods": ["ge", "csgm"], "every": 10, "tasks": None},
@@ -208,15 +210,16 @@ class BenchRun:
             table = read_attribute_file(o["attribute_file"])
             labels = attribute_labels(train, table, o["attribute"])
             train = LabelledImages(train, labels, o["attribute"])
-        elif len(train) and train[0][1] == NO_LABEL:
+        elif len(train) and train[0][1] == NO_LABEL and not o["rotation"]:
             raise ConfigError(f"data set {spec.data!r} has no labels: give the classifier an "
-                              "attribute_file and attribute, or use fid feature 'inception'")
+                              "attribute_file and attribute, set rotation (self-supervised), "
+                              "or use fid feature 'inception'")
         if o["n_train"] is not None:
             n = min(int(o["n_train"]), len(train))
             labels = torch.tensor([train[i][1] for i in range(n)])
             train = LabelledImages(torch.utils.data.Subset(train, range(n)), labels,
                                    f"first{n}", name=_name(train))
-        return train
+        return RotatedImages(train) if o["rotation"] else train
 
     def labels(self) -> Tensor | None:
         """(B,) labels of the bench images (data set labels or attribute), or None."""
@@ -439,6 +442,9 @@ def run_latent_map(run: BenchRun) -> list[Path]:
 
 def run_attributes(run: BenchRun) -> list[Path]:
     spec, o = run.spec, resolved(run.spec.analysis_options, "attributes")
+    if resolved(spec.analysis_options, "classifier")["rotation"]:
+        raise ConfigError("attributes needs a classifier of labels or of an attribute; "
+                          "the rotation classifier predicts no class of the image")
     labels = run.labels()
     classifier = run.classifier()
     if o["target"] == "clean":
