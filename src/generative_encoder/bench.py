@@ -9,6 +9,9 @@ A spec is a JSON file (see ``experiments/``)::
      "methods": ["ge", "csgm", "autoencoder", "baseline"],
      "method_options": {"ge": {"steps": 500}}, "seed": 0}
 
+A task may carry its own ``"methods"`` list, which replaces the spec's for that task (the
+preprint gave Lasso m = 500 where the GAN methods had 128: ``{"name": "cs-m500", "task": "cs",
+"params": {"m": 500}, "methods": ["baseline"]}``).
 ``"baseline"`` stands for each task's classical baseline (BM3D for denoising, ...). Every method
 sees only (y, physics); the clean images are used after solving, for the scores and the grids.
 The same spec and seed give the same numbers.
