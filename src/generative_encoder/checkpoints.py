@@ -38,6 +38,8 @@ NETWORK_FORMAT = "generative-encoder/network"
 MODEL_FORMAT = "generative-encoder/model"
 FORMAT_VERSION = 1
 NETWORK_NAMES = ("generator", "discriminator", "encoder", "decoder")
+# other encoder families a model folder may hold beside GE1 (``genc train encoder --kind ...``)
+EXTRA_NETWORK_NAMES = ("vae_encoder", "vae_decoder", "aegan_encoder", "aegan_decoder")
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
 
 
@@ -160,7 +162,9 @@ class ModelBundle:
 
     ``generator`` maps (N, latent_dim) -> (N, C, S, S) in [0, 1]; ``encoder`` maps images to
     (N, code_dim); ``decoder`` maps codes back; ``discriminator`` maps images to logits (N,).
-    Absent networks are None.
+    Absent networks are None. ``extras`` holds the other encoder families found in the folder
+    (``vae_encoder``, ``aegan_decoder``, ...: :data:`EXTRA_NETWORK_NAMES`); ``network(name)``
+    reads either kind.
     """
 
     info: dict
@@ -169,21 +173,26 @@ class ModelBundle:
     encoder: nn.Module | None = None
     decoder: nn.Module | None = None
     folder: Path | None = field(default=None, compare=False)
+    extras: dict[str, nn.Module] = field(default_factory=dict)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (self.info["channels"], self.info["image_size"], self.info["image_size"])
 
+    def network(self, name: str) -> nn.Module | None:
+        """The network ``name`` of the folder (one of NETWORK_NAMES or EXTRA_NETWORK_NAMES)."""
+        return getattr(self, name) if name in NETWORK_NAMES else self.extras.get(name)
+
     def require(self, *names: str) -> None:
-        missing = [n for n in names if getattr(self, n) is None]
+        missing = [n for n in names if self.network(n) is None]
         if missing:
             raise CheckpointError(f"model folder {self.folder} has no {', '.join(missing)} "
                                   f"(expected {', '.join(f'{n}.safetensors' for n in missing)}); "
                                   "train it with `genc train`")
 
     def to(self, device: torch.device | str) -> "ModelBundle":
-        for name in NETWORK_NAMES:
-            net = getattr(self, name)
+        for name in NETWORK_NAMES + tuple(self.extras):
+            net = self.network(name)
             if net is not None:
                 net.to(device)
         return self
@@ -219,10 +228,11 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") ->
             raise CheckpointError(f"{folder / 'model.json'}: key {key!r} must be "
                                   f"{typ.__name__}, got {info.get(key)!r}")
     nets = {name: load_network(folder, name, device) for name in NETWORK_NAMES
-            if (folder / f"{name}.json").exists()}
-    bundle = ModelBundle(info=info, folder=folder, **nets)
+            + EXTRA_NETWORK_NAMES if (folder / f"{name}.json").exists()}
+    extras = {name: nets.pop(name) for name in EXTRA_NETWORK_NAMES if name in nets}
+    bundle = ModelBundle(info=info, folder=folder, extras=extras, **nets)
     bundle.require("generator")
-    for name, net in nets.items():
+    for name, net in (nets | extras).items():
         shape = (net.kwargs.get("channels"), net.kwargs.get("image_size"))
         if shape != (info["channels"], info["image_size"]):
             raise CheckpointError(f"{folder}: {name} is for {shape[0]}-channel {shape[1]} px "

@@ -79,8 +79,10 @@ def cmd_train_gan(args) -> None:
                        refine=args.refine,
                        loss=args.loss, seed=args.seed, device=args.device,
                        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-                       r1_gamma=args.r1, augment=args.augment, amp=args.amp)
-    on_step = progress_callback(config.steps, "train gan", ["loss_d", "loss_g", "d_real"])
+                       r1_gamma=args.r1, augment=args.augment, amp=args.amp,
+                       gamma=args.gamma, lambda_k=args.lambda_k, phase_steps=args.phase_steps)
+    on_step = progress_callback(config.steps, f"train gan ({config.arch})",
+                                ["loss_d", "loss_g", "d_real", "k", "m_global", "resolution"])
     logs = train_gan(train_set, args.out, config, resume=args.resume, on_step=on_step)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
@@ -98,15 +100,16 @@ def cmd_train_encoder(args) -> None:
                            decoder_depth=args.decoder_depth, decoder_width=args.decoder_width,
                            real_fraction=args.real_fraction, steps=args.steps,
                            batch_size=args.batch_size, seed=args.seed, device=args.device,
-                           amp=args.amp)
-    on_step = progress_callback(config.steps, "train encoder",
+                           amp=args.amp, kind=args.kind, kl_weight=args.kl_weight,
+                           adv_weight=args.adv_weight)
+    on_step = progress_callback(config.steps, f"train encoder ({config.kind})",
                                 ["loss", "mse_real_test", "mse_fake"])
     logs = train_encoder(train_set, test_set, args.model, config, resume=args.resume,
                          on_step=on_step)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
-    print(f"encoder m={config.code_dim}: reconstruction MSE {logs['mse_real_test']:.5f} on real "
-          f"test images, {logs['mse_fake']:.5f} on generator samples")
+    print(f"{config.kind} encoder m={config.code_dim}: reconstruction MSE "
+          f"{logs['mse_real_test']:.5f} on real test images, {logs['mse_fake']:.5f} on generator samples")
 
 
 def resolve_model(name_or_dir: str):
@@ -128,7 +131,7 @@ def print_table(rows) -> None:
 def run_bench_cli(spec, model, out: str, overwrite: bool = False) -> None:
     from .bench import finished_rows, resolve_methods, run_bench
 
-    total = sum(len(resolve_methods(spec, t.task)) for t in spec.tasks) + len(spec.analyses)
+    total = sum(len(resolve_methods(spec, t.task, t.methods)) for t in spec.tasks) + len(spec.analyses)
     done = 0 if overwrite else len(finished_rows(spec, model, out))
     if done:
         print(f"resuming: {done} of {total} (task, method) pairs are already in "
@@ -250,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     gan = train_sub.add_parser("gan", help="train a GAN generator (GE pre-training step 1)")
     add_data_args(gan)
     gan.add_argument("--out", required=True, help="run / model folder")
-    gan.add_argument("--arch", default="dcgan")
+    gan.add_argument("--arch", default="dcgan",
+                     help="dcgan; began (autoencoder discriminator, equilibrium k_t; its "
+                     "encoder is GE0); pgan (progressive growing from 4x4)")
     gan.add_argument("--steps", type=int, default=4000)
     gan.add_argument("--batch-size", type=int, default=64)
     gan.add_argument("--latent-dim", type=int, default=64)
@@ -264,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--augment", default="",
                      help="differentiable augmentation seen by D: comma-separated of "
                           "translation, cutout, brightness (DiffAugment; helps small data sets)")
+    gan.add_argument("--gamma", type=float, default=0.5,
+                     help="began: diversity ratio gamma = E L(G(z)) / E L(x) at equilibrium")
+    gan.add_argument("--lambda-k", type=float, default=1e-3,
+                     help="began: learning rate of the equilibrium control k_t")
+    gan.add_argument("--phase-steps", type=int, default=1000,
+                     help="pgan: steps of each fade-in and each stable phase per resolution")
     gan.add_argument("--checkpoint-every", type=int, default=500)
     gan.add_argument("--sample-every", type=int, default=500)
     gan.add_argument("--seed", type=int, default=0)
@@ -276,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
                                help="train the autoencoder on real + generated images (step 2)")
     add_data_args(enc)
     enc.add_argument("--model", required=True, help="model folder holding the generator")
+    enc.add_argument("--kind", default="conv",
+                     help="conv (GE1: encoder.*), vae (vae_encoder.*; E(x) = posterior mean), "
+                     "aegan (aegan_encoder.*: + adversarial loss on reconstructions)")
+    enc.add_argument("--kl-weight", type=float, default=1.0, help="vae: weight of the KL term")
+    enc.add_argument("--adv-weight", type=float, default=0.01,
+                     help="aegan: weight of the adversarial loss")
     enc.add_argument("--m", type=int, default=128, help="code size (measurements)")
     enc.add_argument("--depth", type=int, default=None, help="encoder blocks d")
     enc.add_argument("--width", type=int, default=16, help="encoder filters f")

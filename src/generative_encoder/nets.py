@@ -198,6 +198,30 @@ class ConvEncoder(nn.Module):
         return self.fc(self.convs(x))  # (N, code_dim)
 
 
+@NETWORKS.register("vae_encoder")
+class VAEEncoder(ConvEncoder):
+    """A VAE's encoder (Kingma & Welling 2014): :class:`ConvEncoder`'s layers with two heads.
+
+    ``posterior(x)`` gives the Gaussian posterior q(z | x) as (mean, log-variance), each
+    (N, code_dim); ``forward(x)`` is the posterior mean, so E(x) is deterministic (what GE and the
+    autoencoder baseline need), never a random sample.
+    """
+
+    arch = "vae_encoder"
+
+    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 128,
+                 depth: int | None = None, width: int = 16):
+        super().__init__(channels, image_size, code_dim, depth, width)
+        self.logvar = nn.Linear(self.fc.in_features, code_dim)
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.convs(x)
+        return self.fc(h), self.logvar(h)  # (N, code_dim) x 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.convs(x))  # (N, code_dim), the posterior mean
+
+
 @NETWORKS.register("conv_decoder")
 class ConvDecoder(nn.Module):
     """Mirror of :class:`ConvEncoder`: code (N, code_dim) -> image (N, C, S, S) in [0, 1].
@@ -280,3 +304,6 @@ class CNNClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))  # (N, n_classes)
+
+
+from . import nets_began, nets_pgan  # noqa: E402,F401  (importing registers their networks)

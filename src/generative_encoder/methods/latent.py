@@ -8,6 +8,12 @@
   "GA" / "invertGAN").
 - ``autoencoder``: decoder(E(x_dagger)), the journal's ConvAE row.
 
+``ge`` and ``autoencoder`` take ``encoder=``: which encoder (and decoder) of the model folder,
+one of :data:`ENCODERS`. ``ge0`` and ``aegan`` are ``ge`` with ``encoder="ge0"`` and
+``autoencoder`` with ``encoder="aegan"`` under their own names, the journal's rows: a benchmark
+spec keys its options by method name, so GE0 beside GE1 (or AEGAN beside ConvAE) in one table
+needs two names.
+
 Every method is called as ``method(y, physics) -> x_hat (B, C, H, W)`` in [0, 1] and never sees
 the clean image; ``method.solve(y, physics)`` returns the whole search result (objectives,
 history, every restart).
@@ -34,7 +40,12 @@ from .registry import METHODS
 # lambda of the latent prior, per method. The data terms are sums over code / measurement dims,
 # so the weights differ. GE's and CSGM's are the best mean PSNR over four tasks on 32 TRAINING
 # digits (experiments/lambda_sweep.py; never the test digits).
-DEFAULT_LATENT_WEIGHT = {"ge": 1e-1, "csgm": 1e-3}
+DEFAULT_LATENT_WEIGHT = {"ge": 1e-1, "ge0": 1e-1, "csgm": 1e-3}  # ge0: GE's, not swept
+
+# encoder=...: the (encoder, decoder) networks of each family in a model folder. GE0 is the
+# encoder half of a BEGAN discriminator (an autoencoder), so it lives inside `discriminator`.
+ENCODERS = {"ge1": ("encoder", "decoder"), "vae": ("vae_encoder", "vae_decoder"),
+            "aegan": ("aegan_encoder", "aegan_decoder"), "ge0": None}
 
 # latent_weight="auto": lambda from the measurements alone, among these multiples of the default,
 # all solved in one batch (L x B problems). With Gaussian noise of known sigma, the discrepancy
@@ -196,26 +207,66 @@ def _take(result: SearchResult, rows: slice) -> SearchResult:
         snapshots=None if result.snapshots is None else result.snapshots[:, rows])
 
 
-def _encoder_target(model: ModelBundle, y: Tensor, physics: Physics):
+def select_autoencoder(model: ModelBundle, encoder: str, with_decoder: bool = False
+                       ) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """(encoder, decoder or None) of the family ``encoder`` (see :data:`ENCODERS`): "ge1" the
+    conv autoencoder, "ge0" BEGAN's discriminator halves, "vae" (E = the posterior mean),
+    "aegan" the adversarially trained autoencoder. with_decoder: the decoder must be there too."""
+    if encoder not in ENCODERS:
+        raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+    if encoder == "ge0":
+        model.require("discriminator")
+        disc = model.discriminator
+        if getattr(disc, "arch", None) != "began_discriminator":
+            raise ConfigError("encoder='ge0' is the encoder of a BEGAN discriminator (genc train "
+                              f"gan --arch began); this model's discriminator is "
+                              f"{getattr(disc, 'arch', type(disc).__name__)!r}")
+        return disc.encoder, disc.decoder
+    enc_name, dec_name = ENCODERS[encoder]
+    model.require(enc_name, *([dec_name] if with_decoder else []))
+    return model.network(enc_name), model.network(dec_name)
+
+
+def _encoder_target(encoder: torch.nn.Module, y: Tensor, physics: Physics):
     """(encoder, S, target code (B, m)) of GE for this physics."""
     if isinstance(physics, EncoderSensing):
         return physics.encoder, (lambda x: x), y
-    model.require("encoder")
     with torch.no_grad():
-        target = model.encoder(lift(y, physics))
-    return model.encoder, (lambda x: match(x, physics)), target
+        target = encoder(lift(y, physics))
+    return encoder, (lambda x: match(x, physics)), target
 
 
 @METHODS.register("ge")
 class GenerativeEncoder(LatentSearch):
-    """GE: z* = argmin ||E(S(G(z))) - E(x_dagger)||^2 + lambda ||z||^2, x_hat = G(z*)."""
+    """GE: z* = argmin ||E(S(G(z))) - E(x_dagger)||^2 + lambda ||z||^2, x_hat = G(z*).
+
+    encoder: "ge1" (the separately trained conv autoencoder's, default), "ge0" (BEGAN's
+    discriminator's), "vae" or "aegan" (see :data:`ENCODERS`)."""
 
     name = "ge"
-    needs = ("generator", "encoder")
+
+    def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
+                 latent_weight: float | str | None = None, encoder: str = "ge1",
+                 **config_overrides):
+        super().__init__(model, config, latent_weight, **config_overrides)
+        select_autoencoder(model, encoder)  # fails now, not at the first call
+        self.encoder_kind = encoder
 
     def data_term(self, y, physics, restarts):
-        encoder, s, target = _encoder_target(self.model, y, physics)
+        own, _ = select_autoencoder(self.model, self.encoder_kind)
+        encoder, s, target = _encoder_target(own, y, physics)
         return encoder_fidelity(encoder, s, expand_targets(target, restarts)), [encoder]
+
+
+@METHODS.register("ge0")
+class GE0(GenerativeEncoder):
+    """GE with E = the encoder half of BEGAN's discriminator (the journal's GE0)."""
+
+    name = "ge0"
+
+    def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
+                 latent_weight: float | str | None = None, **config_overrides):
+        super().__init__(model, config, latent_weight, encoder="ge0", **config_overrides)
 
 
 @METHODS.register("csgm")
@@ -230,14 +281,25 @@ class CSGM(LatentSearch):
 
 @METHODS.register("autoencoder")
 class AutoEncoderBaseline(Reconstructor):
-    """ConvAE: x_hat = decoder(E(x_dagger)); for encoder sensing, decoder(y)."""
+    """ConvAE: x_hat = decoder(E(x_dagger)); for encoder sensing, decoder(y). ``encoder``
+    picks the autoencoder (see :data:`ENCODERS`; "ge0": BEGAN's discriminator itself)."""
 
-    def __init__(self, model: ModelBundle):
+    def __init__(self, model: ModelBundle, encoder: str = "ge1"):
         super().__init__()
-        model.require("encoder", "decoder")
-        self.model = model
+        select_autoencoder(model, encoder, with_decoder=True)  # fails now, not at the first call
+        self.model, self.encoder_kind = model, encoder
 
     @torch.no_grad()
     def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
-        _, _, code = _encoder_target(self.model, y, physics)
-        return self.model.decoder(code)
+        encoder, decoder = select_autoencoder(self.model, self.encoder_kind)
+        _, _, code = _encoder_target(encoder, y, physics)
+        return decoder(code).clamp(0, 1)  # BEGAN's decoder (GE0) is linear
+
+
+@METHODS.register("aegan")
+class AEGANBaseline(AutoEncoderBaseline):
+    """AEGAN (the journal's Table 2): an autoencoder trained with an adversarial loss on its
+    reconstructions (``genc train encoder --kind aegan``), x_hat = decoder(E(x_dagger))."""
+
+    def __init__(self, model: ModelBundle):
+        super().__init__(model, encoder="aegan")

@@ -1,5 +1,6 @@
 """GE's pre-training phase: a GAN on the user's images, then an autoencoder whose encoder is
-trained on real images and images sampled from the frozen generator."""
+trained on real images and images sampled from the frozen generator. GAN families: DCGAN, BEGAN
+(:mod:`.began`), progressive GAN (:mod:`.pgan`); encoder kinds: conv (GE1), VAE, AEGAN."""
 
 from .encoder import EncoderConfig, train_encoder
 from .gan import GANConfig, train_gan

@@ -119,15 +119,18 @@ def session(device: str | torch.device = "cpu") -> Iterator[Info]:
     yield where
 
 
-def wrap(module: nn.Module, where: Info, device: torch.device) -> nn.Module:
+def wrap(module: nn.Module, where: Info, device: torch.device,
+         find_unused: bool = False) -> nn.Module:
     """DistributedDataParallel around ``module`` when distributed, else the module itself.
 
     DDP broadcasts rank 0's parameters and buffers at construction, averages gradients in
-    backward, and broadcasts rank 0's buffers (BatchNorm statistics) before each forward."""
+    backward, and broadcasts rank 0's buffers (BatchNorm statistics) before each forward.
+    find_unused: some parameters get no gradient in a step (a progressive GAN's later stages)."""
     if not where.distributed:
         return module
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids,
+                                               find_unused_parameters=find_unused)
 
 
 def split_batch(batch_size: int, where: Info) -> int:

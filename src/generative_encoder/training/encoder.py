@@ -4,6 +4,17 @@ and fresh samples of the frozen generator, so that the encoder compresses both a
 Writes ``encoder`` and ``decoder`` into the model folder, ``encoder_log.csv`` with the
 reconstruction MSE measured separately on real test images and on generator samples, and
 resumable ``encoder_state.*``.
+
+``kind`` picks the family (each written under its own names, so one folder holds them all):
+
+- ``conv``: the GE journal's conv autoencoder (GE1), mean squared error;
+- ``vae``: a VAE (Kingma & Welling), Bernoulli likelihood (binary cross-entropy summed over the
+  pixels) + ``kl_weight`` x KL(q(z|x) || N(0, I)), reparameterised samples in training; E(x) is
+  the posterior mean. Files ``vae_encoder``, ``vae_decoder``, ``vae_log.csv``, ``vae_state``;
+- ``aegan``: the conv autoencoder with an added adversarial loss on its reconstructions: a DCGAN
+  discriminator learns the inputs from the reconstructions (non-saturating loss) and the
+  autoencoder minimises MSE + ``adv_weight`` x its generator loss. Files ``aegan_encoder``,
+  ``aegan_decoder``, ``aegan_log.csv``, ``aegan_state``. The ``aegan`` method reconstructs with it.
 """
 
 from __future__ import annotations
@@ -15,20 +26,37 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..checkpoints import load_model, save_network, write_json, write_model_info
 from ..errors import ConfigError, DataError
 from ..nets import AutoEncoder, build_network, default_encoder_depth
 from . import distributed
+from .gan import discriminator_loss, generator_loss
 from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
 from .state import has_state, load_state, save_state
+
+ENCODER_KINDS = ("conv", "vae", "aegan")
+ENCODER_ARCHS = {"conv": "conv_encoder", "vae": "vae_encoder", "aegan": "conv_encoder"}
+AEGAN_D_LR_RATIO = 0.2  # AEGAN's discriminator learns at this fraction of the autoencoder's lr
+AEGAN_D_BETAS = (0.5, 0.999)  # DCGAN's
+
+
+def kind_prefix(kind: str) -> str:
+    """File-name prefix of an encoder kind: "" for conv (``encoder``), else "vae_" / "aegan_"."""
+    return "" if kind == "conv" else f"{kind}_"
+
+
+def _log_name(kind: str) -> str:
+    return "encoder" if kind == "conv" else kind
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
     """Hyper-parameters of an encoder run. ``code_dim`` is the paper's m; ``depth``/``width``
-    its d/f; a smaller ``decoder_depth``/``decoder_width`` weakens the decoder on purpose."""
+    its d/f; a smaller ``decoder_depth``/``decoder_width`` weakens the decoder on purpose.
+    ``kind``: "conv", "vae" or "aegan" (see the module); ``kl_weight`` is the VAE's,
+    ``adv_weight`` AEGAN's."""
 
     code_dim: int = 128
     depth: int | None = None
@@ -45,8 +73,17 @@ class EncoderConfig:
     seed: int = 0
     device: str = "cpu"
     amp: bool = False  # bfloat16 autocast of the forward passes (CPU or CUDA)
+    kind: str = "conv"
+    kl_weight: float = 1.0
+    adv_weight: float = 0.01
 
     def __post_init__(self):
+        if self.kind not in ENCODER_KINDS:
+            raise ConfigError(f"unknown encoder kind {self.kind!r}; known: "
+                              f"{', '.join(ENCODER_KINDS)}")
+        if not (self.kl_weight >= 0 and self.adv_weight >= 0):
+            raise ConfigError(f"kl_weight and adv_weight must be >= 0, got {self.kl_weight}, "
+                              f"{self.adv_weight}")
         if not 0 <= self.real_fraction <= 1:
             raise ConfigError(f"real_fraction must be in [0, 1], got {self.real_fraction}")
         for name in ("code_dim", "steps", "batch_size", "eval_every", "checkpoint_every",
@@ -64,6 +101,28 @@ def reconstruction_mse(autoencoder: AutoEncoder, images: Tensor, batch_size: int
                 for x in images.split(batch_size))
     autoencoder.train()
     return total / images.numel()
+
+
+def vae_loss(encoder: nn.Module, decoder: nn.Module, x: Tensor, eps: Tensor,
+             kl_weight: float) -> Tensor:
+    """Negative ELBO per image, batch mean: BCE(decoder(mu + sigma eps), x) summed over pixels
+    + kl_weight KL(N(mu, sigma^2) || N(0, I)); x (B, C, S, S) in [0, 1], eps (B, code_dim)."""
+    mu, logvar = encoder.posterior(x)                                          # (B, m) x 2
+    recon = decoder(mu + torch.exp(0.5 * logvar) * eps)
+    bce = F.binary_cross_entropy(recon.clamp(1e-6, 1 - 1e-6), x, reduction="sum")
+    kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum()
+    return (bce + kl_weight * kl) / len(x)
+
+
+class _VAEObjective(nn.Module):
+    """The VAE loss as a module's forward, so that DistributedDataParallel syncs its gradients."""
+
+    def __init__(self, autoencoder: AutoEncoder, kl_weight: float):
+        super().__init__()
+        self.ae, self.kl_weight = autoencoder, kl_weight
+
+    def forward(self, x: Tensor, eps: Tensor) -> Tensor:
+        return vae_loss(self.ae.encoder, self.ae.decoder, x, eps, self.kl_weight)
 
 
 def train_encoder(train_set, test_set, model_dir: str | Path,
@@ -95,14 +154,27 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
                         f"generator in {model_dir} makes {G.channels}-channel {G.image_size} px")
     depth = config.depth or default_encoder_depth(bank.image_size)
     geometry = dict(channels=bank.channels, image_size=bank.image_size, code_dim=config.code_dim)
+    kind, prefix, log_name = config.kind, kind_prefix(config.kind), _log_name(config.kind)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        encoder = build_network("conv_encoder", depth=depth, width=config.width, **geometry)
+        encoder = build_network(ENCODER_ARCHS[kind], depth=depth, width=config.width, **geometry)
         decoder = build_network("conv_decoder", encoder_depth=depth, depth=config.decoder_depth,
                                 width=config.decoder_width or config.width, **geometry)
+        disc = None
+        if kind == "aegan":  # AEGAN's discriminator: the inputs against their reconstructions
+            disc = build_network("dcgan_discriminator", channels=bank.channels,
+                                 image_size=bank.image_size, width=config.width).to(device)
     ae = AutoEncoder(encoder, decoder).to(device).train()
-    model = distributed.wrap(ae, where, device)     # DDP on several ranks, else ae itself
+    # DDP on several ranks, else the module itself
+    model = distributed.wrap(_VAEObjective(ae, config.kl_weight) if kind == "vae" else ae,
+                             where, device)
     opt = torch.optim.Adam(ae.parameters(), lr=config.lr)
+    modules, optimizers = {"ae": ae}, {"ae": opt}
+    if disc is not None:
+        disc_run = distributed.wrap(disc, where, device)
+        modules["D"] = disc
+        optimizers["D"] = torch.optim.Adam(disc.parameters(), lr=config.lr * AEGAN_D_LR_RATIO,
+                                           betas=AEGAN_D_BETAS)
     rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
     eval_rng = torch.Generator().manual_seed(config.seed + 1)
     test_images = ImageBank(test_set, device).images[: config.n_eval].float() / 255
@@ -111,14 +183,14 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
                                  for _ in range(-(-config.n_eval // 250))])[: config.n_eval]
 
     step = 0
-    if resume and has_state(model_dir, "encoder_state"):
-        step = load_state(model_dir, "encoder_state", {"ae": ae}, {"ae": opt}, rng,
+    if resume and has_state(model_dir, f"{log_name}_state"):
+        step = load_state(model_dir, f"{log_name}_state", modules, optimizers, rng,
                           rank=where.rank)["step"]
     main = where.is_main
     if main:
-        write_json(model_dir / "encoder_config.json",
+        write_json(model_dir / f"{log_name}_config.json",
                    asdict(config) | {"dataset": dataset_name(train_set)})
-        log = CsvLog(model_dir / "encoder_log.csv",
+        log = CsvLog(model_dir / f"{log_name}_log.csv",
                      ["step", "loss", "mse_real_test", "mse_fake", "seconds"], keep_until=step)
     n_real = round(config.real_fraction * batch_size)
 
@@ -129,8 +201,18 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
         with torch.no_grad(), autocast(device, config.amp):
             fake = G(G.sample_latent(batch_size - n_real, rng, device)).float()
         x = torch.cat([real, fake])
+        if kind == "aegan":
+            _discriminator_step(disc_run, ae, x, optimizers["D"], device, config.amp)
         with autocast(device, config.amp):
-            loss = F.mse_loss(model(x).float(), x)
+            if kind == "vae":
+                eps = torch.randn(len(x), config.code_dim, generator=rng).to(device)
+                loss = model(x, eps).float()
+            elif kind == "aegan":
+                recon = model(x).float()
+                loss = F.mse_loss(recon, x) + config.adv_weight * generator_loss(
+                    disc_run(recon).float(), "nonsaturating")
+            else:
+                loss = F.mse_loss(model(x).float(), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -146,14 +228,29 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
         if main:
             log.write(logs)
         if main and last:
-            save_state(model_dir, "encoder_state", step, {"ae": ae}, {"ae": opt}, rng,
+            save_state(model_dir, f"{log_name}_state", step, modules, optimizers, rng,
                        asdict(config), rank_rngs=rank_rngs if where.distributed else None)
             meta = {"steps": step, "real_fraction": config.real_fraction, "seed": config.seed,
                     "dataset": dataset_name(train_set)}
-            save_network(model_dir, "encoder", encoder, meta)
-            save_network(model_dir, "decoder", decoder, meta)
-            write_model_info(model_dir, code_dim=config.code_dim, encoder_steps=step)
+            if kind != "conv":
+                meta["kind"] = kind
+            save_network(model_dir, f"{prefix}encoder", encoder, meta)
+            save_network(model_dir, f"{prefix}decoder", decoder, meta)
+            write_model_info(model_dir, **{f"{prefix}code_dim": config.code_dim,
+                                           f"{log_name}_steps": step})
         if main and on_step is not None:
             on_step(step, logs)
     distributed.barrier(where)  # no rank leaves before rank 0 has written the model
     return logs
+
+
+def _discriminator_step(disc: nn.Module, ae: AutoEncoder, x: Tensor, opt: torch.optim.Optimizer,
+                        device: torch.device, amp: bool) -> None:
+    """One AEGAN discriminator update: the inputs x are real, their reconstructions fake."""
+    with torch.no_grad(), autocast(device, amp):
+        recon = ae(x).float()
+    with autocast(device, amp):
+        loss = discriminator_loss(disc(x).float(), disc(recon).float(), "nonsaturating")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()

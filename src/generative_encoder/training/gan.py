@@ -1,5 +1,6 @@
 """GAN training (GE's pre-training step 1): DCGAN with a non-saturating or hinge loss, Adam and an
-EMA generator; a CSV log, sample grids and resumable checkpoints in the run folder.
+EMA generator; a CSV log, sample grids and resumable checkpoints in the run folder. ``arch="began"``
+runs BEGAN's loop (:mod:`.began`), ``arch="pgan"`` the progressive GAN's (:mod:`.pgan`).
 
 The run folder is also the model folder: it ends with ``generator`` (EMA weights),
 ``discriminator`` and ``model.json`` that :func:`generative_encoder.checkpoints.load_model` reads.
@@ -27,13 +28,21 @@ from . import distributed
 from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
 from .state import has_state, load_state, save_state
 
-GAN_ARCHS = {"dcgan": ("dcgan_generator", "dcgan_discriminator")}
+GAN_ARCHS = {"dcgan": ("dcgan_generator", "dcgan_discriminator"),
+             "began": ("began_generator", "began_discriminator"),
+             "pgan": ("pgan_generator", "pgan_discriminator")}
 GAN_LOSSES = ("nonsaturating", "hinge")
 
 
 @dataclass(frozen=True)
 class GANConfig:
-    """Hyper-parameters of a GAN run; written to ``gan_config.json`` in the run folder."""
+    """Hyper-parameters of a GAN run; written to ``gan_config.json`` in the run folder.
+
+    ``loss``, ``refine`` and ``r1_gamma`` are DCGAN's; ``gamma`` (diversity ratio) and
+    ``lambda_k`` (step of the equilibrium control k_t) BEGAN's, whose discriminator's code size is
+    ``latent_dim`` (the paper's h = N_z); ``phase_steps`` (steps per fade-in and per stable
+    phase of each resolution) the progressive GAN's.
+    """
 
     arch: str = "dcgan"
     latent_dim: int = 64
@@ -55,6 +64,9 @@ class GANConfig:
     seed: int = 0
     device: str = "cpu"
     amp: bool = False  # bfloat16 autocast of the forward passes (CPU or CUDA)
+    gamma: float = 0.5  # BEGAN: E[L(G(z))] = gamma E[L(x)] at equilibrium
+    lambda_k: float = 1e-3  # BEGAN: k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)
+    phase_steps: int = 1000  # progressive GAN: steps of each fade-in and each stable phase
 
     def __post_init__(self):
         if self.arch not in GAN_ARCHS:
@@ -69,6 +81,15 @@ class GANConfig:
             raise ConfigError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.arch != "dcgan" and (self.refine or self.r1_gamma):
+            raise ConfigError(f"refine and r1_gamma apply to arch 'dcgan' only, got arch "
+                              f"{self.arch!r} with refine={self.refine}, r1_gamma={self.r1_gamma}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not self.lambda_k >= 0:
+            raise ConfigError(f"lambda_k must be >= 0, got {self.lambda_k}")
+        if self.phase_steps < 1:
+            raise ConfigError(f"phase_steps must be >= 1, got {self.phase_steps}")
         parse_augment(self.augment)
         check_device(self.device)
 
@@ -134,7 +155,31 @@ def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resu
     the logged losses are means over the ranks. BatchNorm uses each rank's own share of the batch.
     """
     with distributed.session(config.device) as where:
+        if config.arch == "began":
+            from .began import train_began
+            return train_began(dataset, out, config, resume, on_step, where)
+        if config.arch == "pgan":
+            from .pgan import train_pgan
+            return train_pgan(dataset, out, config, resume, on_step, where)
         return _train_gan(dataset, out, config, resume, on_step, where)
+
+
+def save_gan_model(out: Path, generator: nn.Module, discriminator: nn.Module, config: GANConfig,
+                   dataset, bank: ImageBank, step: int, fixed_z: Tensor,
+                   meta: dict | None = None) -> None:
+    """Write the model files of a GAN run (``generator`` = the given EMA weights,
+    ``discriminator``, ``model.json``) and the sample grid of ``fixed_z`` at ``step``."""
+    meta = {"steps": step, "seed": config.seed, "ema_decay": config.ema_decay,
+            "dataset": dataset_name(dataset)} | (meta or {})
+    save_network(out, "generator", generator, meta)
+    save_network(out, "discriminator", discriminator, meta)
+    write_model_info(out, dataset=dataset_name(dataset), image_size=bank.image_size,
+                     channels=bank.channels, latent_dim=config.latent_dim,
+                     latent_dist=config.latent_dist, gan_arch=config.arch, gan_steps=step,
+                     seed=config.seed)
+    with torch.no_grad():
+        samples = generator(fixed_z)
+    save_grid(out / "samples" / f"step_{step:06d}.png", list(samples.split(8)))
 
 
 def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
@@ -179,17 +224,7 @@ def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
                    rank_rngs=rank_rngs if where.distributed else None)
         model = copy.deepcopy(G_ema)
         recalibrate_batchnorm(model, seed=config.seed)
-        meta = {"steps": step, "seed": config.seed, "ema_decay": config.ema_decay,
-                "loss": config.loss, "dataset": dataset_name(dataset)}
-        save_network(out, "generator", model, meta)
-        save_network(out, "discriminator", D, meta)
-        write_model_info(out, dataset=dataset_name(dataset), image_size=bank.image_size,
-                         channels=bank.channels, latent_dim=config.latent_dim,
-                         latent_dist=config.latent_dist, gan_arch=config.arch, gan_steps=step,
-                         seed=config.seed)
-        with torch.no_grad():
-            samples = model(fixed_z)
-        save_grid(out / "samples" / f"step_{step:06d}.png", list(samples.split(8)))
+        save_gan_model(out, model, D, config, dataset, bank, step, fixed_z, {"loss": config.loss})
 
     logs: dict = {}
     t0 = time.perf_counter()
