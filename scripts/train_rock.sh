@@ -20,6 +20,7 @@ $genc train gan "${opts[@]}" --out "$run" --arch dcgan --latent-dim ${LATENT:-12
     --steps ${GAN_STEPS:-2000} --batch-size 64 --checkpoint-every 250 --sample-every 250 \
     --seed 0 --resume
 gan_done=$(date +%s)
+[ -n "${GAN_ONLY:-}" ] && exit 0  # experiments/rock_latent_sizes.sh shares one encoder
 $genc train encoder "${opts[@]}" --model "$run" --m ${M:-128} --width 16 --real-fraction 0.5 \
     --steps ${ENCODER_STEPS:-2000} --batch-size 64 --seed 0 --resume
 end=$(date +%s)
