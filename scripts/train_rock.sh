@@ -2,7 +2,7 @@
 # Train the rock model of the experiments: 64 x 64 patches of the segmented Berea sandstone
 # micro-CT volume (z-slices 0..299 train, 300..399 test), DCGAN then the conv encoder, with the
 # project's own `genc train`. LATENT (the generator's latent size, default 128) is the journal's
-# Table 3 knob; M is the code size of the encoder.
+# Table 3 knob; M is the code size of the encoder; R1 (unset: none) the R1 penalty weight.
 # Resumable. Measured (session 3, OMP_NUM_THREADS=1, another training on the second core):
 # GAN 2000 steps in 1835 s, encoder 2000 steps in 822 s.
 # Usage: bash scripts/train_rock.sh [RUN_DIR] [ZIP]
@@ -18,7 +18,7 @@ opts=(--data rock --data-opt "path=$data" --data-opt patch=64 --data-opt stride=
 start=$(date +%s)
 $genc train gan "${opts[@]}" --out "$run" --arch dcgan --latent-dim ${LATENT:-128} --width ${WIDTH:-32} \
     --steps ${GAN_STEPS:-2000} --batch-size 64 --checkpoint-every 250 --sample-every 250 \
-    --seed 0 --resume
+    --seed 0 ${R1:+--r1 $R1} --resume
 gan_done=$(date +%s)
 [ -n "${GAN_ONLY:-}" ] && exit 0  # experiments/rock_latent_sizes.sh shares one encoder
 $genc train encoder "${opts[@]}" --model "$run" --m ${M:-128} --width 16 --real-fraction 0.5 \
