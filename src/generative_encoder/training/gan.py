@@ -182,6 +182,55 @@ def save_gan_model(out: Path, generator: nn.Module, discriminator: nn.Module, co
     save_grid(out / "samples" / f"step_{step:06d}.png", list(samples.split(8)))
 
 
+
+@dataclass
+class GANRun:
+    """What every GAN loop starts from: EMA copy, (DDP-wrapped) nets, optimizers, the rank's
+    sampling stream, the fixed latents of the sample grids, the resumed step and the log."""
+
+    G_ema: nn.Module
+    G_run: nn.Module
+    D_run: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    rng: torch.Generator
+    fixed_z: Tensor
+    modules: dict
+    optimizers: dict
+    aug: tuple
+    step: int
+    main: bool
+    log: CsvLog | None
+
+
+def start_run(out: Path, dataset, config: GANConfig, G: nn.Module, D: nn.Module,
+              where: distributed.Info, device, resume: bool, log_fields: list[str], *,
+              betas: tuple[float, float] | None = None, extra_modules: dict | None = None,
+              find_unused: bool = False) -> GANRun:
+    """Set up a GAN run on G and D (shared by the DCGAN, BEGAN and progressive loops): resume
+    from ``out/gan_state`` when asked, write ``gan_config.json`` and open ``gan_log.csv`` on the
+    main rank."""
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    G_run = distributed.wrap(G, where, device, find_unused=find_unused)
+    D_run = distributed.wrap(D, where, device, find_unused=find_unused)
+    betas = betas or (config.beta1, config.beta2)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=betas)
+    rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
+    fixed_z = G.sample_latent(64, torch.Generator().manual_seed(config.seed + 1), device)
+    modules = {"G": G, "D": D, "G_ema": G_ema} | (extra_modules or {})
+    optimizers = {"G": opt_g, "D": opt_d}
+    step = 0
+    if resume and has_state(out, "gan_state"):
+        step = load_state(out, "gan_state", modules, optimizers, rng, rank=where.rank)["step"]
+    log = None
+    if where.is_main:
+        write_json(out / "gan_config.json", asdict(config) | {"dataset": dataset_name(dataset)})
+        log = CsvLog(out / "gan_log.csv", log_fields, keep_until=step)
+    return GANRun(G_ema, G_run, D_run, opt_g, opt_d, rng, fixed_z, modules, optimizers,
+                  parse_augment(config.augment), step, where.is_main, log)
+
+
 def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
                on_step: Callable[[int, dict], None] | None, where: distributed.Info) -> dict:
     out = ensure_folder(out)
@@ -196,25 +245,11 @@ def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
                           latent_dist=config.latent_dist).to(device)
         D = build_network(d_arch, channels=bank.channels, image_size=bank.image_size,
                           width=config.width, refine=config.refine).to(device)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    G_run, D_run = distributed.wrap(G, where, device), distributed.wrap(D, where, device)
-    betas = (config.beta1, config.beta2)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=betas)
-    rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
-    fixed_z = G.sample_latent(64, torch.Generator().manual_seed(config.seed + 1), device)
-
-    modules = {"G": G, "D": D, "G_ema": G_ema}
-    optimizers = {"G": opt_g, "D": opt_d}
-    aug = parse_augment(config.augment)
-    step = 0
-    if resume and has_state(out, "gan_state"):
-        step = load_state(out, "gan_state", modules, optimizers, rng, rank=where.rank)["step"]
-    main = where.is_main
-    if main:
-        write_json(out / "gan_config.json", asdict(config) | {"dataset": dataset_name(dataset)})
-        log = CsvLog(out / "gan_log.csv",
-                     ["step", "loss_d", "loss_g", "d_real", "d_fake", "seconds"], keep_until=step)
+    run = start_run(out, dataset, config, G, D, where, device, resume,
+                    ["step", "loss_d", "loss_g", "d_real", "d_fake", "seconds"])
+    G_ema, G_run, D_run, opt_g, opt_d = run.G_ema, run.G_run, run.D_run, run.opt_g, run.opt_d
+    rng, fixed_z, modules, optimizers = run.rng, run.fixed_z, run.modules, run.optimizers
+    aug, step, main, log = run.aug, run.step, run.main, run.log
 
     def checkpoint(step: int) -> None:
         rank_rngs = distributed.gather_rng_states(rng, where)  # on every rank

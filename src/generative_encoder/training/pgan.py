@@ -11,7 +11,6 @@ shorter than the schedule ends below the image size; its generator still makes f
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,15 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoints import write_json
 from ..files import ensure_folder
 from ..images import save_grid
 from ..nets import build_network
 from . import distributed
-from .augment import augment, parse_augment
-from .gan import GAN_ARCHS, GANConfig, ema_update, save_gan_model
-from .loop import CsvLog, ImageBank, autocast, dataset_name
-from .state import has_state, load_state, save_state
+from .augment import augment
+from .gan import GAN_ARCHS, GANConfig, ema_update, save_gan_model, start_run
+from .loop import ImageBank, autocast
+from .state import save_state
 
 PGAN_BETAS = (0.0, 0.99)
 GP_WEIGHT = 10.0
@@ -71,23 +69,11 @@ def train_pgan(dataset, out: str | Path, config: GANConfig, resume: bool, on_ste
         G = build_network(g_arch, latent_dim=config.latent_dim, latent_dist=config.latent_dist,
                           **geometry).to(device)
         D = build_network(d_arch, **geometry).to(device)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    G_run = distributed.wrap(G, where, device, find_unused=True)
-    D_run = distributed.wrap(D, where, device, find_unused=True)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=PGAN_BETAS)
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=PGAN_BETAS)
-    rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
-    fixed_z = G.sample_latent(64, torch.Generator().manual_seed(config.seed + 1), device)
-    modules = {"G": G, "D": D, "G_ema": G_ema}
-    optimizers = {"G": opt_g, "D": opt_d}
-    aug = parse_augment(config.augment)
-    step = 0
-    if resume and has_state(out, "gan_state"):
-        step = load_state(out, "gan_state", modules, optimizers, rng, rank=where.rank)["step"]
-    main = where.is_main
-    if main:
-        write_json(out / "gan_config.json", asdict(config) | {"dataset": dataset_name(dataset)})
-        log = CsvLog(out / "gan_log.csv", PGAN_LOG, keep_until=step)
+    run = start_run(out, dataset, config, G, D, where, device, resume, PGAN_LOG,
+                    betas=PGAN_BETAS, find_unused=True)
+    G_ema, G_run, D_run, opt_g, opt_d = run.G_ema, run.G_run, run.D_run, run.opt_g, run.opt_d
+    rng, fixed_z, modules, optimizers = run.rng, run.fixed_z, run.modules, run.optimizers
+    aug, step, main, log = run.aug, run.step, run.main, run.log
 
     logs: dict = {}
     t0 = time.perf_counter()
