@@ -49,8 +49,26 @@ def _n_doublings(image_size: int) -> int:
     return int(round(math.log2(image_size / _base_size(image_size))))
 
 
+class LatentGenerator(nn.Module):
+    """Base of every generator: ``latent_dim`` and ``latent_dist`` set by the subclass, the
+    prior's sampler, and ``nz`` (the attribute name deepinv's CSGMGenerator reads)."""
+
+    latent_dim: int
+    latent_dist: str
+
+    @property
+    def nz(self) -> int:
+        return self.latent_dim
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      device: torch.device | str | None = None) -> Tensor:
+        """Draw n latents (n, latent_dim) from the training prior, on CPU then moved to ``device``."""
+        return sample_latent(n, self.latent_dim, self.latent_dist, generator).to(
+            device or next(self.parameters()).device)
+
+
 @NETWORKS.register("dcgan_generator")
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(LatentGenerator):
     """DCGAN generator: z (N, latent_dim) -> image (N, C, S, S) in [0, 1].
 
     A linear layer makes a (width * 2^(k-1), s0, s0) map (s0 = 7 for 28 px, else 4), then k
@@ -88,16 +106,6 @@ class DCGANGenerator(nn.Module):
             blocks += _refine_layers(c, refine, nn.BatchNorm2d(c), nn.ReLU(True))
         blocks += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Sigmoid()]
         self.blocks = nn.Sequential(*blocks)
-
-    @property
-    def nz(self) -> int:  # the attribute name deepinv's CSGMGenerator reads
-        return self.latent_dim
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> Tensor:
-        """Draw n latents (n, latent_dim) from the training prior, on CPU then moved to ``device``."""
-        return sample_latent(n, self.latent_dim, self.latent_dist, generator).to(
-            device or next(self.parameters()).device)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.blocks(self.stem(z.flatten(1)))  # (N, C, S, S)

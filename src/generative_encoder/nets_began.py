@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .nets import LATENT_DISTS, NETWORKS, _check_geometry, sample_latent
+from .nets import LATENT_DISTS, NETWORKS, LatentGenerator, _check_geometry
 
 
 def began_base_size(image_size: int) -> int:
@@ -138,7 +138,7 @@ class BEGANDiscriminator(nn.Module):
 
 
 @NETWORKS.register("began_generator")
-class BEGANGenerator(nn.Module):
+class BEGANGenerator(LatentGenerator):
     """BEGAN's generator: z (N, latent_dim) -> image (N, C, S, S) in [0, 1], the decoder's
     architecture with its own weights, clamped to [0, 1] (``clamp=False``: the raw output, which
     training uses). ``latent_dist`` as in the DCGAN generator (the paper draws z uniformly in
@@ -156,16 +156,6 @@ class BEGANGenerator(nn.Module):
                            width=width, latent_dist=latent_dist)
         self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size = channels, image_size
-
-    @property
-    def nz(self) -> int:  # the attribute name deepinv's CSGMGenerator reads
-        return self.latent_dim
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> Tensor:
-        """Draw n latents (n, latent_dim) from the training prior."""
-        return sample_latent(n, self.latent_dim, self.latent_dist, generator).to(
-            device or next(self.parameters()).device)
 
     def forward(self, z: Tensor, clamp: bool = True) -> Tensor:
         x = self.body(z)  # (N, C, S, S)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .nets import LATENT_DISTS, NETWORKS, _check_geometry, sample_latent
+from .nets import LATENT_DISTS, NETWORKS, LatentGenerator, _check_geometry
 
 LEAK = 0.2
 MAX_WIDTH_FACTOR = 8  # channels at stage i: width * 2^min(k - i, 3) (width = at the image size)
@@ -129,7 +129,7 @@ class _Progressive(nn.Module):
 
 
 @NETWORKS.register("pgan_generator")
-class PGANGenerator(_Progressive):
+class PGANGenerator(LatentGenerator, _Progressive):
     """Progressive GAN generator: z (N, latent_dim) -> image (N, C, S, S) in [0, 1].
 
     Pixel-normalised z -> equalized linear to (c0, s0, s0) -> conv 3x3; then per stage 2x nearest
@@ -156,16 +156,6 @@ class PGANGenerator(_Progressive):
                                               EqualizedConv2d(c_out, c_out, 3)]))
         self.to_rgb = nn.ModuleList([EqualizedConv2d(c, channels, 1, gain=1.0) for c in widths])
         self._init_progress()
-
-    @property
-    def nz(self) -> int:  # the attribute name deepinv's CSGMGenerator reads
-        return self.latent_dim
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> Tensor:
-        """Draw n latents (n, latent_dim) from the training prior."""
-        return sample_latent(n, self.latent_dim, self.latent_dist, generator).to(
-            device or next(self.parameters()).device)
 
     def _block(self, i: int, h: Tensor) -> Tensor:
         if i > 0:
