@@ -238,3 +238,23 @@ def test_baselines_of_colorize_and_quantize():
     superres = make_physics("superres", (1, 8, 8), factor=2)
     assert METHODS.build("sparse_dct")(superres(torch.rand(2, 1, 8, 8)), superres).shape == \
         (2, 1, 8, 8)
+
+
+def test_sparse_dct_patches_match_the_whole_image_and_stay_close_on_larger_ones():
+    torch.manual_seed(0)
+    superres = make_physics("superres", (1, 16, 16), factor=2)
+    y = superres(torch.rand(2, 1, 16, 16))
+    whole = METHODS.build("sparse_dct", max_iter=100)(y, superres)
+    assert torch.equal(METHODS.build("sparse_dct", patch=16, max_iter=100)(y, superres), whole)
+    # a smooth 32 x 32 image: 8-pixel windows grown by the bicubic filter's footprint (wrapping
+    # around, as its circular padding does) stay within 3x of coding the whole image at once
+    x = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 36, 36), 5, 1)[..., :32, :32]
+    superres = make_physics("superres", (1, 32, 32), factor=2)
+    y = superres(x)
+    mse = {p: ((METHODS.build("sparse_dct", patch=p, max_iter=100)(y, superres) - x) ** 2).mean()
+           for p in (None, 8)}
+    assert mse[None] < 0.003 and mse[8] < 3 * mse[None]
+    with pytest.raises(ConfigError, match="larger than the image"):
+        METHODS.build("sparse_dct", patch=64)(y, superres)
+    with pytest.raises(ConfigError, match="patch must be"):
+        METHODS.build("sparse_dct", patch=1)

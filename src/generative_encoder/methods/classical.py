@@ -58,8 +58,10 @@ WIENER_MIN_BALANCE = 1e-3  # ...this
 RL_ITERATIONS = 30
 LASSO_ALPHA = 0.1  # the GE preprint's Lasso weight
 LASSO_MAX_ITER = 1000
-LASSO_MAX_PIXELS = 4096  # sparse_dct builds A as a dense (m, C*H*W) matrix
+LASSO_MAX_PIXELS = 4096  # sparse_dct codes at most this many values at once (dense A)
 DCT_OVERCOMPLETENESS = 2  # atoms per pixel along each axis
+SPARSE_PATCH = 16  # sparse_dct window for images of more than LASSO_MAX_PIXELS values
+LOCAL_TOL = 1e-9  # |A x| below this counts as zero when restricting A to a window
 
 
 def _baseline(name: str) -> Callable[[type], type]:
@@ -364,29 +366,120 @@ class SparseDCT(LassoDCT):
     linear physics (Denoising and quantization, Inpainting, Downsampling, Blur, Decolorize):
     ``x = Psi beta`` with ``beta = argmin ||A Psi beta - y||^2 + alpha ||beta||_1``.
 
-    ``A`` is built column by column by applying ``physics.A`` to the n = C H W unit images (at
-    most ``LASSO_MAX_PIXELS``; larger images raise ConfigError), then solved as ``lasso_dct``
-    solves compressed sensing, with the same default alpha ``LASSO_ALPHA`` (on 4 training digits
-    it beat 0.02 and 0.2 for Gaussian noise 0.1; 0.5 was far worse). The "Sparse" row of Yeh et
-    al.'s table (a global dictionary here, not learned patches).
+    ``A`` is built column by column by applying ``physics.A`` to unit images and solved as
+    ``lasso_dct`` solves compressed sensing, with the same default alpha ``LASSO_ALPHA`` (on 4
+    training digits it beat 0.02 and 0.2 for Gaussian noise 0.1; 0.5 was far worse).
+
+    ``patch`` (pixels; None: the whole image if it has at most ``LASSO_MAX_PIXELS`` values, else
+    ``SPARSE_PATCH``) codes overlapping ``patch`` x ``patch`` windows with stride ``patch // 2``,
+    each solved on the window grown by the operator's footprint (the bicubic filter of
+    super-resolution, a blur kernel) from the measurements that depend on the grown window alone;
+    the centres are averaged over the overlaps. Yeh et al.'s "Sparse" row is patch-based too (a
+    learned dictionary there, DCT here). The physics must be the same for every image of a batch.
     """
 
-    def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
-        from sklearn.linear_model import Lasso  # here: slow to import, as bm3d
+    def __init__(self, alpha: float = LASSO_ALPHA, max_iter: int = LASSO_MAX_ITER,
+                 patch: int | None = None):
+        super().__init__(alpha, max_iter)
+        if patch is not None and not (isinstance(patch, int) and patch >= 2):
+            raise ConfigError(f"patch must be an integer >= 2 or None, got {patch!r}")
+        self.patch = patch
 
+    def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
         _require(physics, "sparse_dct", Denoising, Inpainting, Downsampling, Blur, Decolorize)
         C, H, W = _image_shape(physics, y)
-        sensing = _dense_operator(physics, (C, H, W), y)  # (m, C, H, W)
-        m = sensing.shape[0]
-        psi_h = overcomplete_dct(H, DCT_OVERCOMPLETENESS * H)
-        psi_w = overcomplete_dct(W, DCT_OVERCOMPLETENESS * W)
+        patch = self.patch
+        if patch is None:
+            patch = max(H, W) if C * H * W <= LASSO_MAX_PIXELS else SPARSE_PATCH
+        if patch > min(H, W):
+            raise ConfigError(f"patch {patch} is larger than the image ({H} x {W})")
+        stride, halo = max(1, patch // 2), _footprint_radius(physics, (C, H, W), y)
+        targets = _to_numpy(y).reshape(len(y), -1)  # (B, m_full)
+        total = np.zeros((len(y), C, H, W))
+        count = np.zeros((H, W))
+        for top in _window_starts(H, patch, stride):
+            for left in _window_starts(W, patch, stride):
+                # solve on the window grown by the operator's footprint, keep the window
+                (rows_i, r0), (cols_i, c0) = (_grown(top, patch, halo, H),
+                                              _grown(left, patch, halo, W))
+                if C * len(rows_i) * len(cols_i) > LASSO_MAX_PIXELS:
+                    raise ConfigError(
+                        f"method 'sparse_dct' codes at most {LASSO_MAX_PIXELS} values at once; a "
+                        f"{patch}-pixel patch grown by the operator's footprint ({halo} pixels) "
+                        f"has {C * len(rows_i) * len(cols_i)}: pass a smaller patch")
+                sensing, rows = _local_operator(physics, (C, H, W), rows_i, cols_i, y)
+                code = self._code(sensing, targets[:, rows], (C, len(rows_i), len(cols_i)))
+                total[:, :, top:top + patch, left:left + patch] += \
+                    code[:, :, r0:r0 + patch, c0:c0 + patch]
+                count[top:top + patch, left:left + patch] += 1
+        return _to_image(total / count, y)
+
+    def _code(self, sensing: np.ndarray, targets: np.ndarray,
+              shape: tuple[int, int, int]) -> np.ndarray:
+        """Lasso codes of ``targets`` (B, m) under ``sensing`` (m, C, h, w) -> images (B, C, h, w);
+        zeros where there is no measurement."""
+        from sklearn.linear_model import Lasso  # here: slow to import, as bm3d
+
+        m, (C, h, w) = sensing.shape[0], shape
+        if m == 0:
+            return np.zeros((len(targets), C, h, w))
+        psi_h = overcomplete_dct(h, DCT_OVERCOMPLETENESS * h)
+        psi_w = overcomplete_dct(w, DCT_OVERCOMPLETENESS * w)
         design = np.einsum("mchw,hk,wl->mckl", sensing, psi_h, psi_w, optimize=True)
-        design = design.reshape(m, -1)  # (m, C * atoms_h * atoms_w): A Psi
-        targets = _to_numpy(y).reshape(len(y), m)  # (B, m)
         lasso = Lasso(alpha=self.alpha / (2 * m), fit_intercept=False, max_iter=self.max_iter)
-        beta = lasso.fit(design, targets.T).coef_.reshape(len(y), C, psi_h.shape[1], -1)
-        x = np.einsum("hk,pckl,wl->pchw", psi_h, beta, psi_w, optimize=True)
-        return _to_image(x, y)
+        beta = lasso.fit(design.reshape(m, -1), targets.T).coef_  # one Lasso per target
+        beta = beta.reshape(len(targets), C, psi_h.shape[1], psi_w.shape[1])
+        return np.einsum("hk,pckl,wl->pchw", psi_h, beta, psi_w, optimize=True)
+
+
+def _window_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Offsets of windows of ``patch`` pixels every ``stride`` that together cover ``size``."""
+    starts = list(range(0, size - patch + 1, stride))
+    return starts if starts[-1] == size - patch else starts + [size - patch]
+
+
+def _footprint_radius(physics: Physics, shape: tuple[int, int, int], y: Tensor) -> int:
+    """Half-width in pixels of the input support of the measurement entry at the centre (0 for
+    pixel-wise physics), read off ``A_adjoint`` of that entry."""
+    C, H, W = shape
+    with torch.no_grad():
+        impulse = torch.zeros_like(physics.A(torch.zeros(1, C, H, W, dtype=y.dtype,
+                                                         device=y.device)))
+        impulse[(0, slice(None), *(n // 2 for n in impulse.shape[2:]))] = 1
+        support = (physics.A_adjoint(impulse).abs().amax(1)[0] > LOCAL_TOL).cpu().numpy()
+    rows, cols = np.nonzero(support)
+    if len(rows) == 0:
+        return 0
+    return int(np.ceil(max(np.ptp(rows), np.ptp(cols)) / 2))
+
+
+def _grown(start: int, patch: int, halo: int, size: int) -> tuple[np.ndarray, int]:
+    """Pixel indices of the window start:start+patch grown by ``halo`` on both sides, wrapping
+    around the image (the circular padding of blur and downsampling), and the window's offset in
+    them; the whole axis when the grown window would cover it."""
+    if patch + 2 * halo >= size:
+        return np.arange(size), start
+    return np.arange(start - halo, start + patch + halo) % size, halo
+
+
+def _local_operator(physics: Physics, shape: tuple[int, int, int], rows_i: np.ndarray,
+                    cols_i: np.ndarray, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``physics.A`` restricted to the pixels rows_i x cols_i: (sensing (m_w, C, h, w), rows
+    (m_w,)), the measurement entries that depend on those pixels only (no response to a random
+    image that is zero on them, some response to one of them)."""
+    C, H, W = shape
+    h, w = len(rows_i), len(cols_i)
+    n = C * h * w
+    window = (slice(None), slice(None), torch.as_tensor(rows_i)[:, None], torch.as_tensor(cols_i))
+    basis = torch.zeros(n, C, H, W, dtype=y.dtype, device=y.device)
+    basis[window] = torch.eye(n, dtype=y.dtype, device=y.device).reshape(n, C, h, w)
+    outside = torch.randn(1, C, H, W, generator=torch.Generator().manual_seed(0)).to(y)
+    outside[window] = 0
+    with torch.no_grad():
+        columns = _to_numpy(physics.A(basis).reshape(n, -1))  # (n, m_full): column j is A e_j
+        leak = _to_numpy(physics.A(outside).reshape(-1))
+    rows = np.flatnonzero((np.abs(leak) < LOCAL_TOL) & (np.abs(columns).max(0) > LOCAL_TOL))
+    return columns[:, rows].T.reshape(-1, C, h, w), rows
 
 
 def _image_shape(physics: Physics, y: Tensor) -> tuple[int, int, int]:
@@ -396,15 +489,3 @@ def _image_shape(physics: Physics, y: Tensor) -> tuple[int, int, int]:
     if isinstance(physics, Decolorize):
         return (physics.srf.shape[1], y.shape[2], y.shape[3])
     return tuple(y.shape[1:])
-
-
-def _dense_operator(physics: Physics, shape: tuple[int, int, int], y: Tensor) -> np.ndarray:
-    """The linear operator A of ``physics`` as a float64 array (m, C, H, W), m = entries of A(x)."""
-    n = int(np.prod(shape))
-    if n > LASSO_MAX_PIXELS:
-        raise ConfigError(f"method 'sparse_dct' builds A as a dense matrix, for images of at most "
-                          f"{LASSO_MAX_PIXELS} values; got {shape} ({n})")
-    basis = torch.eye(n, dtype=y.dtype, device=y.device).reshape(n, *shape)
-    with torch.no_grad():
-        columns = physics.A(basis).reshape(n, -1)  # (n, m): column j is A e_j
-    return _to_numpy(columns).T.reshape(-1, *shape)
