@@ -5,7 +5,9 @@
 # grids are RUN/samples/step_*.png. Resumable: rerun after an interruption.
 # DATA: mnist5k (embedded, 28 x 28) or celeba (../shared/data/celeba_aligned_9k at 64 x 64 x 3).
 # BEGAN uses the paper's batch of 16 (its full-resolution conv stacks cost ~1.6 s a step at
-# batch 64 on 28 px, one thread). Step counts are CPU budgets (env BEGAN_STEPS, PHASE_STEPS, PGAN_STEPS, ENCODER_STEPS).
+# batch 64 on 28 px, one thread). Step counts are CPU budgets (env BEGAN_STEPS, PHASE_STEPS,
+# PGAN_STEPS, ENCODER_STEPS; BEGAN_BATCH, BEGAN_WIDTH). Measured on mnist5k: experiments/RESULTS.md
+# section 11 (BEGAN 1500 steps in 664 s, mode-collapsed).
 # Usage: bash scripts/train_families.sh DATA [RUN_PREFIX]
 set -euo pipefail
 data=${1:?usage: bash scripts/train_families.sh mnist5k|celeba [RUN_PREFIX]}
@@ -13,13 +15,15 @@ genc=${GENC:-genc}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 case "$data" in
   mnist5k) opts=(--data mnist5k); prefix=${2:-runs/mnist5k}; latent=64; width=32
-           began=${BEGAN_STEPS:-1500}; began_width=32; phase=${PHASE_STEPS:-500}; pgan=${PGAN_STEPS:-3000}
+           began=${BEGAN_STEPS:-1500}; began_width=32
+           phase=${PHASE_STEPS:-500}; pgan=${PGAN_STEPS:-3000}
            enc=${ENCODER_STEPS:-1500}; m=64 ;;
   celeba)  root=../shared/data/celeba_aligned_9k
            [ -d "$root" ] || { echo "no CelebA folder at $root (see ../shared/data/README.md)" >&2; exit 2; }
            opts=(--data folder --data-opt "root=$root" --data-opt size=64 --data-opt test_size=1000
                  --data-opt cache=true); prefix=${2:-runs/celeba64}; latent=128; width=32
-           began=${BEGAN_STEPS:-1000}; began_width=16; phase=${PHASE_STEPS:-200}; pgan=${PGAN_STEPS:-2000}
+           began=${BEGAN_STEPS:-1000}; began_width=16
+           phase=${PHASE_STEPS:-200}; pgan=${PGAN_STEPS:-2000}
            enc=${ENCODER_STEPS:-400}; m=128 ;;
   *) echo "unknown DATA $data: mnist5k or celeba" >&2; exit 2 ;;
 esac

@@ -10,7 +10,7 @@ from torch import nn
 from generative_encoder.checkpoints import ModelBundle, load_model
 from generative_encoder.errors import ConfigError
 from generative_encoder.methods import METHODS
-from generative_encoder.methods.classical import BASELINE_FOR_TASK
+from generative_encoder.methods.classical import BASELINE_FOR_TASK, _footprint_radius
 from generative_encoder.methods.yeh import discriminator_prior, poisson_blend
 from generative_encoder.physics import make_physics
 
@@ -240,12 +240,14 @@ def test_baselines_of_colorize_and_quantize():
         (2, 1, 8, 8)
 
 
-def test_sparse_dct_patches_match_the_whole_image_and_stay_close_on_larger_ones():
+def test_sparse_dct_patches_grow_by_the_footprint_and_stay_close_to_the_whole_image():
     torch.manual_seed(0)
-    superres = make_physics("superres", (1, 16, 16), factor=2)
-    y = superres(torch.rand(2, 1, 16, 16))
-    whole = METHODS.build("sparse_dct", max_iter=100)(y, superres)
-    assert torch.equal(METHODS.build("sparse_dct", patch=16, max_iter=100)(y, superres), whole)
+    like = torch.zeros(1, 1, 8, 8)
+    for factor in (2, 4):  # the bicubic filter is 4 factor wide: 2 factor on each side
+        superres = make_physics("superres", (1, 32, 32), factor=factor)
+        assert _footprint_radius(superres, (1, 32, 32), like) == 2 * factor
+    assert _footprint_radius(make_physics("denoise", (1, 32, 32), sigma=0.1), (1, 32, 32),
+                             like) == 0
     # a smooth 32 x 32 image: 8-pixel windows grown by the bicubic filter's footprint (wrapping
     # around, as its circular padding does) stay within 3x of coding the whole image at once
     x = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 36, 36), 5, 1)[..., :32, :32]
