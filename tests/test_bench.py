@@ -87,3 +87,27 @@ def test_spec_without_analyses_writes_the_same_spec_file(tiny_model_dir, tmp_pat
         progress.append)
     assert progress == ["analysis: fid"]
     assert json.loads((tmp_path / "spec.json").read_text())["analyses"] == ["fid"]
+
+
+def test_a_run_of_some_tasks_adds_to_the_folder_and_keeps_the_others(tiny_model_dir, tmp_path):
+    """`genc bench --tasks deblur` into a finished folder: the other tasks' rows stay, a full
+    rerun then runs nothing, and a task whose parameters changed is run again."""
+    model = load_model(tiny_model_dir)
+    spec = SPEC | {"methods": ["autoencoder", "identity"], "tasks": SPEC["tasks"][:2]}
+    full = run_bench(spec_from_dict(spec), model, tmp_path)
+    before = _read(tmp_path / "results.csv")
+    only_hole = spec | {"tasks": [SPEC["tasks"][1]]}
+    run_bench(spec_from_dict(only_hole), model, tmp_path, on_progress=pytest.fail)
+    assert _read(tmp_path / "results.csv") == before  # nothing redone, nothing dropped
+    assert [t["name"] for t in json.loads((tmp_path / "spec.json").read_text())["tasks"]] == \
+        ["noisy", "hole"]
+    assert run_bench(spec_from_dict(spec), model, tmp_path, on_progress=pytest.fail) == full
+
+    ran = []
+    louder = spec | {"tasks": [SPEC["tasks"][0] | {"params": {"sigma": 0.5}}]}
+    rows = run_bench(spec_from_dict(louder), model, tmp_path, on_progress=ran.append)
+    assert ran == ["noisy: autoencoder", "noisy: identity"]
+    after = _read(tmp_path / "results.csv")
+    assert after[:2] == before[2:]  # the hole rows, kept; then the new noisy rows
+    assert [float(r["mse"]) for r in after[2:]] == pytest.approx([r.mse for r in rows])
+    assert rows[1].mse > float(before[1]["mse"])  # identity at sigma 0.5 is worse than at 0.2

@@ -13,10 +13,12 @@ from generative_encoder.cli import main
 from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError
 from generative_encoder.methods import METHODS
+from generative_encoder.methods.latent import select_autoencoder
 from generative_encoder.nets import build_network
 from generative_encoder.nets_pgan import (EqualizedConv2d, EqualizedLinear, MinibatchStdDev,
                                           pixel_norm)
 from generative_encoder.physics import lift, make_physics
+from generative_encoder.restore import task_physics
 from generative_encoder.training import EncoderConfig, GANConfig, train_encoder, train_gan
 from generative_encoder.training.began import convergence_measure, equilibrium_step
 from generative_encoder.training.encoder import vae_loss
@@ -116,6 +118,30 @@ def test_ge0_is_ge_with_the_began_encoder(began_dir):
     assert not torch.allclose(a.objective, c.objective)
     loss, nets = METHODS.build("ge0", model=model).data_term(y, physics, 1)
     assert nets == [model.discriminator.encoder]
+
+
+def test_encoder_cs_measures_the_named_family_and_methods_refuse_another_code(began_dir):
+    model = load_model(began_dir)
+    x = torch.rand(2, *model.image_shape)
+    for family, method in [("ge0", "ge0"), ("aegan", "aegan"), ("ge1", "autoencoder")]:
+        physics = task_physics("encoder_cs", model, {"encoder": family})
+        encoder, decoder = select_autoencoder(model, family)
+        torch.testing.assert_close(physics(x), encoder(x))
+        if method == "ge0":  # GE0 matches BEGAN's own code: its objective at z is ||E(G(z)) - y||^2
+            loss, nets = METHODS.build("ge0", model=model).data_term(physics(x), physics, 1)
+            z = model.generator.sample_latent(2)
+            expected = (encoder(model.generator(z)) - encoder(x)).square().sum(1)
+            torch.testing.assert_close(loss(model.generator(z), z), expected)
+        else:  # the baselines decode the family's own code
+            torch.testing.assert_close(METHODS.build(method, model=model)(physics(x), physics),
+                                       decoder(encoder(x)).clamp(0, 1))
+    ge1_code = task_physics("encoder_cs", model)
+    for method in ("ge0", "aegan"):
+        with pytest.raises(ConfigError, match="code of another encoder"):
+            METHODS.build(method, model=model, **({"steps": 1} if method == "ge0" else {}))(
+                ge1_code(x), ge1_code)
+    with pytest.raises(ConfigError, match="encoder_cs's encoder is a family name"):
+        task_physics("encoder_cs", model, {"encoder": torch.nn.Flatten()})
 
 
 def test_ge0_needs_a_began_discriminator():

@@ -260,6 +260,19 @@ def test_bench_convergence_of_pairs_finished_before(tiny_model_dir, tmp_path):
     assert [(r["method"], int(r["step"])) for r in conv] == [("ge", 0), ("ge", 3), ("ge", 6)]
 
 
+def test_bench_convergence_of_other_tasks_is_skipped_not_an_error(tiny_model_dir, tmp_path):
+    """`genc bench --tasks hole` on a spec whose convergence curves are of "noisy" only."""
+    plain = {k: v for k, v in INSIGHT_SPEC.items() if not k.startswith("analys")}
+    spec = plain | {"tasks": plain["tasks"][1:], "methods": ["ge"], "analyses": ["convergence"],
+                    "analysis_options": {"convergence": {"every": 3, "tasks": ["noisy"]}}}
+    rows = run_bench(spec_from_dict(spec), load_model(tiny_model_dir), tmp_path)
+    assert [(r.task, r.method) for r in rows] == [("hole", "ge")]
+    assert not (tmp_path / "convergence.csv").exists()
+    with pytest.raises(ConfigError, match="found no latent-search method"):
+        run_bench(spec_from_dict(spec | {"tasks": plain["tasks"], "methods": ["autoencoder"]}),
+                  load_model(tiny_model_dir), tmp_path / "b")  # the task is here, no GE/CSGM
+
+
 def test_attribute_path_on_a_labelled_folder(tiny_model_dir, tmp_path):
     """The CelebA code path: images in a folder, a binary attribute from a list_attr file."""
     folder = write_test_digits(tmp_path / "faces", 12, width=2)

@@ -49,8 +49,7 @@ from .insight import BenchRun, check_analyses, run_analyses, save_curve, solve_o
 from .methods import METHODS
 from .methods.classical import BASELINE_FOR_TASK
 from .metrics import measurement_residual, score, summarize
-from .physics import make_physics
-from .restore import viewable
+from .restore import task_physics, viewable
 
 GRID_IMAGES = 16  # images shown per row of a comparison grid
 MODEL_RECORD = "model_info.json"  # the model.json of the model that made a bench folder's results
@@ -175,18 +174,18 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
         raise ConfigError(f"spec data are {tuple(x.shape[1:])} images but the model makes "
                           f"{model.image_shape}")
     pairs = [(t.name, name) for t in spec.tasks for name in resolve_methods(spec, t.task, t.methods)]
+    # every degradation first: a bad task option fails before any pair runs
+    physics_of = {t.name: task_physics(t.task, model, t.params, seed=spec.seed) for t in spec.tasks}
     done = {} if overwrite else finished_rows(spec, model, out)
+    kept, kept_tasks = _other_tasks(spec, model, out)  # a run of a subset adds to the folder
     results = {pair: done[pair] for pair in pairs if pair in done}  # (task, method) -> row
-    write_results(list(results.values()), out)  # before the records: stale rows never match them
-    write_json(out / "spec.json", _spec_record(spec))
+    write_results(kept + list(results.values()), out)  # before the records: stale rows never match
+    record = _spec_record(spec)
+    write_json(out / "spec.json", record | {"tasks": kept_tasks + record["tasks"]})
     write_json(out / MODEL_RECORD, _record(model.info))
     measured = {}  # task name -> (physics, y), for the analyses
     for t in spec.tasks:
-        params = dict(t.params)
-        if t.task == "encoder_cs":
-            model.require("encoder")
-            params["encoder"] = model.encoder
-        physics = make_physics(t.task, model.image_shape, seed=spec.seed, **params)
+        physics = physics_of[t.name]
         with torch.no_grad():
             y = physics(x)
         measured[t.name] = (physics, y)
@@ -212,7 +211,7 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
                     save_curve(out, spec, t.name, name, result, x)
                 save_tensors(_output_path(out, t.name, name), {"x_hat": _to_uint8(x_hat)})
                 results[t.name, name] = _row(t, name, x_hat, x, y, physics, seconds)
-                write_results([results[p] for p in pairs if p in results], out)
+                write_results(kept + [results[p] for p in pairs if p in results], out)
             grid.append(x_hat[shown])
             labels.append(name)
         if not all((t.name, name) in done for name in labels[2:]) or \
@@ -232,24 +231,50 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
 
 def finished_rows(spec: BenchSpec, model: ModelBundle,
                   out: str | Path) -> dict[tuple[str, str], ResultRow]:
-    """Rows of ``out/results.csv`` that a run of the same spec with the same model finished, by
-    (task name, method); empty when ``out`` holds no such run."""
-    out = Path(out)
-    records = [(out / "spec.json", _spec_record(spec, analyses=False), _without_analyses),
-               (out / MODEL_RECORD, _record(model.info), dict)]
-    if not all(path.is_file() and view(read_json(path)) == obj for path, obj, view in records):
-        return {}  # the analyses may differ: they never change a (task, method) row
+    """Rows of ``out/results.csv`` that a run of the same spec with the same model finished for
+    the tasks of ``spec`` (same name, task and parameters), by (task name, method)."""
+    rows, stored = _stored_run(spec, model, Path(out))
+    current = {t["name"]: _task_key(t) for t in _spec_record(spec)["tasks"]}
+    return {(r.task, r.method): r for r in rows
+            if r.task in current and _task_key(stored.get(r.task, {})) == current[r.task]}
+
+
+def _other_tasks(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[ResultRow], list]:
+    """(rows, task records) of the tasks that ``out`` holds from the same spec and model but that
+    ``spec`` does not run (``genc bench --tasks`` runs a subset): kept as they are."""
+    rows, stored = _stored_run(spec, model, out)
+    names = {t.name for t in spec.tasks}
+    return [r for r in rows if r.task not in names], [t for n, t in stored.items() if n not in names]
+
+
+def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[ResultRow], dict]:
+    """(rows with their output files, task records by name) of the run in ``out`` when it used
+    the same data, images, seed, methods and options (the tasks may differ) and the same model;
+    else ([], {})."""
+    if not (out / "spec.json").is_file() or not (out / MODEL_RECORD).is_file():
+        return [], {}
+    stored = read_json(out / "spec.json")
+    base = lambda record: {k: v for k, v in _without_analyses(record).items()  # noqa: E731
+                           if k != "tasks"}
+    if base(stored) != base(_spec_record(spec)) or \
+            read_json(out / MODEL_RECORD) != _record(model.info):
+        return [], {}
     if not (out / "results.csv").is_file():
-        return {}
+        return [], {}
     types = typing.get_type_hints(ResultRow)
     try:
         with (out / "results.csv").open(newline="") as f:
             rows = [ResultRow(**{k: types[k](v) for k, v in r.items()})
                     for r in csv.DictReader(f)]
-    except (KeyError, TypeError, ValueError):  # a results.csv edited by hand: run it all again
-        return {}
-    return {(r.task, r.method): r for r in rows
-            if _output_path(out, r.task, r.method).is_file()}
+        tasks = {t["name"]: t for t in stored["tasks"]}
+    except (KeyError, TypeError, ValueError):  # edited by hand: run it all again
+        return [], {}
+    return [r for r in rows if _output_path(out, r.task, r.method).is_file()], tasks
+
+
+def _task_key(record: dict) -> tuple:
+    """What a task's results depend on: its degradation (its ``methods`` only pick the pairs)."""
+    return record.get("task"), json.dumps(record.get("params", {}), sort_keys=True)
 
 
 def _record(obj) -> dict:

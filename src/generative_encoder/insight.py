@@ -342,6 +342,9 @@ def run_convergence(run: BenchRun) -> list[Path]:
                                           | solve_options(spec, t.name, method)))
                 curve = save_curve(run.out, spec, t.name, method, solver.solve(y, physics), run.x)
             curves.setdefault(t.name, {})[method] = curve
+    wanted = resolved(spec.analysis_options, "convergence")["tasks"]
+    if not curves and wanted is not None and not set(wanted) & {t.name for t in spec.tasks}:
+        return []  # a run of other tasks of the spec (genc bench --tasks): nothing to draw
     if not curves:
         raise ConfigError("the convergence analysis found no latent-search method (ge, csgm) "
                           "among the spec's methods")

@@ -26,7 +26,7 @@ from .checkpoints import ModelBundle
 from .diagnostics import discrepancy_ratio, flag
 from .errors import ConfigError
 from .methods import METHODS
-from .methods.latent import LatentSearch
+from .methods.latent import LatentSearch, select_autoencoder
 from .metrics import measurement_residual
 from .physics import make_physics
 from .solve import SearchResult
@@ -57,11 +57,15 @@ class Restoration:
 def task_physics(task: str, model: ModelBundle, params: dict | None = None, *, seed: int = 0,
                  mask: Tensor | None = None, device: str = "cpu") -> Physics:
     """The degradation for ``task`` at the model's image shape. ``mask`` (H, W) of 0/1 (1 = kept)
-    replaces the generated inpainting mask: the real-use case of a user's own missing region."""
+    replaces the generated inpainting mask: the real-use case of a user's own missing region.
+    For ``encoder_cs``, ``params["encoder"]`` names whose code is measured: "ge1" (default), "ge0",
+    "vae" or "aegan" (a method that decodes or matches codes then needs that same encoder)."""
     params = dict(params or {})
     if task == "encoder_cs":
-        model.require("encoder")
-        params["encoder"] = model.encoder
+        family = params.get("encoder", "ge1")
+        if not isinstance(family, str):
+            raise ConfigError(f"encoder_cs's encoder is a family name, got {family!r}")
+        params["encoder"] = select_autoencoder(model, family)[0]
     physics = make_physics(task, model.image_shape, seed=seed, device=device, **params)
     if mask is not None:
         if task != "inpaint":

@@ -230,6 +230,10 @@ def select_autoencoder(model: ModelBundle, encoder: str, with_decoder: bool = Fa
 def _encoder_target(encoder: torch.nn.Module, y: Tensor, physics: Physics):
     """(encoder, S, target code (B, m)) of GE for this physics."""
     if isinstance(physics, EncoderSensing):
+        if physics.encoder is not encoder:  # another family's code: matching it is meaningless
+            raise ConfigError("this encoder_cs measurement is the code of another encoder than "
+                              "the method's; measure with the method's own family (the task's "
+                              "encoder: ge1, ge0, vae or aegan)")
         return physics.encoder, (lambda x: x), y
     with torch.no_grad():
         target = encoder(lift(y, physics))
