@@ -244,7 +244,8 @@ def _other_tasks(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[R
     ``spec`` does not run (``genc bench --tasks`` runs a subset): kept as they are."""
     rows, stored = _stored_run(spec, model, out)
     names = {t.name for t in spec.tasks}
-    return [r for r in rows if r.task not in names], [t for n, t in stored.items() if n not in names]
+    others = [t for name, t in stored.items() if name not in names]
+    return [r for r in rows if r.task not in names], others
 
 
 def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[ResultRow], dict]:
