@@ -7,7 +7,8 @@
 # BEGAN uses the paper's batch of 16 (its full-resolution conv stacks cost ~1.6 s a step at
 # batch 64 on 28 px, one thread). Step counts are CPU budgets (env BEGAN_STEPS, PHASE_STEPS,
 # PGAN_STEPS, ENCODER_STEPS; BEGAN_BATCH, BEGAN_WIDTH). Measured on mnist5k: experiments/RESULTS.md
-# section 11 (BEGAN 1500 steps in 664 s, mode-collapsed).
+# section 11 (BEGAN 1500 steps in 664 s, mode-collapsed); CelebA (about 1 s a BEGAN step at
+# width 16, 3-7 s a pGAN step at batch 64, one thread): section 12.
 # Usage: bash scripts/train_families.sh DATA [RUN_PREFIX]
 set -euo pipefail
 data=${1:?usage: bash scripts/train_families.sh mnist5k|celeba [RUN_PREFIX]}
@@ -22,8 +23,8 @@ case "$data" in
            [ -d "$root" ] || { echo "no CelebA folder at $root (see ../shared/data/README.md)" >&2; exit 2; }
            opts=(--data folder --data-opt "root=$root" --data-opt size=64 --data-opt test_size=1000
                  --data-opt cache=true); prefix=${2:-runs/celeba64}; latent=128; width=32
-           began=${BEGAN_STEPS:-1000}; began_width=16
-           phase=${PHASE_STEPS:-200}; pgan=${PGAN_STEPS:-2000}
+           began=${BEGAN_STEPS:-3000}; began_width=16
+           phase=${PHASE_STEPS:-50}; pgan=${PGAN_STEPS:-450}
            enc=${ENCODER_STEPS:-400}; m=128 ;;
   *) echo "unknown DATA $data: mnist5k or celeba" >&2; exit 2 ;;
 esac
@@ -45,4 +46,5 @@ timed "$prefix"_began "GE1 conv encoder $enc steps" \
     --steps "$enc" --batch-size 64 --seed 0 --resume
 timed "$prefix"_pgan "pgan $pgan steps, phase $phase" \
   $genc train gan "${opts[@]}" --out "$prefix"_pgan --arch pgan --phase-steps "$phase" \
-    --steps "$pgan" --batch-size 64 "${common[@]}"
+    --steps "$pgan" --batch-size 64 "${common[@]}" --sample-every $(( phase < 250 ? phase : 250 )) \
+    --checkpoint-every $(( phase < 250 ? phase : 250 ))
