@@ -362,6 +362,10 @@ def test_cli_trains_began_then_a_vae_encoder(tmp_path, capsys):
     model = load_model(out)
     assert model.info["gan_arch"] == "began" and model.network("vae_encoder") is not None
     assert "vae encoder m=4" in capsys.readouterr().out
+    assert main(["train", "encoder", "--kind", "vae", "--model", out, "--m", "4", "--width", "4",
+                 *tiny, "--resume"]) == 0  # finished: a rerun of a pipeline script does nothing
+    assert "vae encoder in " + out + " already has 2 steps; nothing to do" in \
+        capsys.readouterr().out
     assert main(["train", "gan", "--arch", "stylegan", "--out", out]) == 2
     assert "unknown GAN architecture 'stylegan'; known: dcgan, began, pgan" in \
         capsys.readouterr().err

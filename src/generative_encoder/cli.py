@@ -108,6 +108,10 @@ def cmd_train_encoder(args) -> None:
                          on_step=on_step)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
+    if "mse_real_test" not in logs:  # --resume of a run already at --steps: no step ran
+        print(f"{config.kind} encoder in {args.model} already has {config.steps} steps; nothing "
+              "to do (a larger --steps continues it)")
+        return
     print(f"{config.kind} encoder m={config.code_dim}: reconstruction MSE "
           f"{logs['mse_real_test']:.5f} on real test images, {logs['mse_fake']:.5f} on generator samples")
 
