@@ -176,8 +176,9 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
     pairs = [(t.name, name) for t in spec.tasks for name in resolve_methods(spec, t.task, t.methods)]
     # every degradation first: a bad task option fails before any pair runs
     physics_of = {t.name: task_physics(t.task, model, t.params, seed=spec.seed) for t in spec.tasks}
-    done = {} if overwrite else finished_rows(spec, model, out)
-    kept, kept_tasks = _other_tasks(spec, model, out)  # a run of a subset adds to the folder
+    done, kept, kept_tasks = _split_stored(spec, *_stored_run(spec, model, out))
+    if overwrite:
+        done = {}
     results = {pair: done[pair] for pair in pairs if pair in done}  # (task, method) -> row
     write_results(kept + list(results.values()), out)  # before the records: stale rows never match
     record = _spec_record(spec)
@@ -233,19 +234,18 @@ def finished_rows(spec: BenchSpec, model: ModelBundle,
                   out: str | Path) -> dict[tuple[str, str], ResultRow]:
     """Rows of ``out/results.csv`` that a run of the same spec with the same model finished for
     the tasks of ``spec`` (same name, task and parameters), by (task name, method)."""
-    rows, stored = _stored_run(spec, model, Path(out))
+    return _split_stored(spec, *_stored_run(spec, model, Path(out)))[0]
+
+
+def _split_stored(spec: BenchSpec, rows: list[ResultRow], stored: dict
+                  ) -> tuple[dict[tuple[str, str], ResultRow], list[ResultRow], list]:
+    """(finished rows of ``spec``'s tasks by (task, method), rows and task records of the tasks
+    ``spec`` does not run, kept as they are: ``genc bench --tasks`` runs a subset)."""
     current = {t["name"]: _task_key(t) for t in _spec_record(spec)["tasks"]}
-    return {(r.task, r.method): r for r in rows
+    done = {(r.task, r.method): r for r in rows
             if r.task in current and _task_key(stored.get(r.task, {})) == current[r.task]}
-
-
-def _other_tasks(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[ResultRow], list]:
-    """(rows, task records) of the tasks that ``out`` holds from the same spec and model but that
-    ``spec`` does not run (``genc bench --tasks`` runs a subset): kept as they are."""
-    rows, stored = _stored_run(spec, model, out)
-    names = {t.name for t in spec.tasks}
-    others = [t for name, t in stored.items() if name not in names]
-    return [r for r in rows if r.task not in names], others
+    others = [t for name, t in stored.items() if name not in current]
+    return done, [r for r in rows if r.task not in current], others
 
 
 def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[ResultRow], dict]:
