@@ -1,6 +1,9 @@
 """Acceptance check of a digit GAN: the fraction of 1000 generator samples that a CNN trained on
 mnist5k's labels puts in one class with probability >= 0.9, beside the same fraction for the 500
-real test digits. Usage: python scripts/check_mnist_gan.py MODEL_DIR [--classifier DIR] [--truncation PSI]"""
+real test digits, and the balance of the samples' classes (a collapsed generator that draws one
+confident digit would pass the first number alone).
+
+Usage: python scripts/check_mnist_gan.py MODEL_DIR [--classifier DIR] [--truncation PSI]"""
 
 import argparse
 import time
@@ -10,7 +13,8 @@ import torch
 
 from generative_encoder.checkpoints import load_model, load_network
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.training.classifier import confident_fraction, train_classifier
+from generative_encoder.training.classifier import (class_balance, confident_fraction,
+                                                    train_classifier)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("model")
@@ -39,4 +43,6 @@ print(f"confident (p >= 0.9) real test digits: {frac_real:.4f} of {len(real)}")
 print(f"confident (p >= 0.9) generator samples (truncation {args.truncation}): "
       f"{frac_fake:.4f} of {args.n}")
 print(f"class histogram of samples: {torch.bincount(pred_fake, minlength=10).tolist()}")
+print(f"class balance (histogram entropy / log 10; 1 = uniform, 0 = one class): samples "
+      f"{class_balance(pred_fake, 10):.3f}, real test digits {class_balance(pred, 10):.3f}")
 print(f"({time.perf_counter() - t0:.0f} s)")

@@ -1,4 +1,5 @@
-"""DiffAugment transforms of GAN training, and the ``refine`` option of the DCGAN nets."""
+"""DiffAugment transforms of GAN training, and the ``refine`` and ``hidden`` options of the DCGAN
+nets."""
 
 import pytest
 import torch
@@ -62,3 +63,23 @@ def test_refine_adds_layers_and_round_trips(tmp_path):
     assert torch.equal(loaded(z), refined(z))
     with pytest.raises(ConfigError):
         build_network("dcgan_discriminator", width=8, refine=-1)
+
+
+def test_hidden_adds_one_fully_connected_layer_and_round_trips(tmp_path):
+    plain_g = build_network("dcgan_generator", latent_dim=8, width=8)
+    hidden_g = build_network("dcgan_generator", latent_dim=8, width=8, hidden=32)
+    plain_d = build_network("dcgan_discriminator", width=8)
+    hidden_d = build_network("dcgan_discriminator", width=8, hidden=32)
+    n = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    stem = 16 * 7 * 7  # the first map of a width-8, 28 px generator
+    # G: z -> 32 (+ BatchNorm) -> map instead of z -> map
+    assert n(hidden_g) - n(plain_g) == 8 * 32 + 2 * 32 + 32 * stem - 8 * stem
+    # D: features -> 32 -> logit instead of features -> logit
+    assert n(hidden_d) - n(plain_d) == stem * 32 + 32 + 32 + 1 - (stem + 1)
+    assert "hidden" not in plain_g.kwargs  # old checkpoints' JSON stays what it was
+    for name, net in (("generator", hidden_g.eval()), ("discriminator", hidden_d.eval())):
+        save_network(tmp_path, name, net)
+    x = torch.rand(3, 1, 28, 28)
+    z = torch.randn(3, 8)
+    assert torch.equal(load_network(tmp_path, "generator")(z), hidden_g(z))
+    assert torch.equal(load_network(tmp_path, "discriminator")(x), hidden_d(x))

@@ -76,13 +76,15 @@ def cmd_train_gan(args) -> None:
     train_set, _ = load_splits(args)
     config = GANConfig(arch=args.arch, steps=args.steps, batch_size=args.batch_size,
                        latent_dim=args.latent_dim, latent_dist=args.latent_dist, width=args.width,
-                       refine=args.refine,
+                       refine=args.refine, hidden=args.hidden, d_hidden=args.d_hidden,
+                       mbstd=args.mbstd, info_weight=args.info_weight,
                        loss=args.loss, seed=args.seed, device=args.device,
                        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
                        r1_gamma=args.r1, augment=args.augment, amp=args.amp,
                        gamma=args.gamma, lambda_k=args.lambda_k, phase_steps=args.phase_steps)
     on_step = progress_callback(config.steps, f"train gan ({config.arch})",
-                                ["loss_d", "loss_g", "d_real", "k", "m_global", "resolution"])
+                                ["loss_d", "loss_g", "d_real", "loss_info", "k", "m_global",
+                                 "resolution"])
     logs = train_gan(train_set, args.out, config, resume=args.resume, on_step=on_step)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
@@ -263,10 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--steps", type=int, default=4000)
     gan.add_argument("--batch-size", type=int, default=64)
     gan.add_argument("--latent-dim", type=int, default=64)
-    gan.add_argument("--latent-dist", default="normal", choices=["normal", "uniform"])
+    gan.add_argument("--latent-dist", default="normal",
+                     help="normal (N(0, I)), uniform (U[-1, 1]) or normal+catK (InfoGAN: the "
+                          "last K coordinates a one-hot category; dcgan only)")
+    gan.add_argument("--info-weight", type=float, default=1.0,
+                     help="InfoGAN: weight of the category loss (with --latent-dist normal+catK)")
     gan.add_argument("--width", type=int, default=64)
     gan.add_argument("--refine", type=int, default=0,
                      help="extra stride-1 conv layers per resolution in G and D")
+    gan.add_argument("--hidden", type=int, default=0,
+                     help="units of a fully connected layer in G after z (0 = none)")
+    gan.add_argument("--d-hidden", type=int, default=0,
+                     help="units of a fully connected layer in D before its logit (0 = none)")
+    gan.add_argument("--mbstd", action="store_true",
+                     help="minibatch standard-deviation channel in D (against mode collapse)")
     gan.add_argument("--loss", default="nonsaturating", choices=["nonsaturating", "hinge"])
     gan.add_argument("--r1", type=float, default=0.0,
                      help="R1 penalty weight gamma on real images (helps small data sets)")

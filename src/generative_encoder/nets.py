@@ -74,29 +74,35 @@ class DCGANGenerator(LatentGenerator):
     A linear layer makes a (width * 2^(k-1), s0, s0) map (s0 = 7 for 28 px, else 4), then k
     stride-2 transposed convolutions with BatchNorm + ReLU double it to ``image_size``; a sigmoid
     ends it. ``refine`` > 0 adds that many stride-1 3x3 conv layers at each inner resolution
-    (more capacity at the same size; 0 is the plain DCGAN). ``latent_dist`` ("normal" = N(0, I), "uniform" = U[-1, 1]) is the prior the GAN was
-    trained with; latent-search methods draw their starts from it. Also accepts z of shape
+    (more capacity at the same size; 0 is the plain DCGAN); ``hidden`` > 0 puts a fully connected
+    layer of that many units (BatchNorm + ReLU) before the first map, as InfoGAN's MNIST
+    generator. ``latent_dist`` ("normal" = N(0, I),
+    "uniform" = U[-1, 1], "normal+cat10" = InfoGAN's, see :func:`latent_parts`) is the prior the
+    GAN was trained with; latent-search methods draw their starts from it. Also accepts z of shape
     (N, latent_dim, 1, 1), as deepinv's ``CSGMGenerator`` passes it.
     """
 
     arch = "dcgan_generator"
 
     def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28,
-                 width: int = 64, latent_dist: str = "normal", refine: int = 0):
+                 width: int = 64, latent_dist: str = "normal", refine: int = 0, hidden: int = 0):
         super().__init__()
         _check_geometry(channels, image_size)
-        if latent_dist not in LATENT_DISTS:
-            raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
-        if latent_dim < 1 or width < 1 or refine < 0:
-            raise ConfigError(f"latent_dim and width must be >= 1 and refine >= 0, got "
-                              f"{latent_dim}, {width}, {refine}")
+        if latent_dim < 1 or width < 1 or refine < 0 or hidden < 0:
+            raise ConfigError(f"latent_dim and width must be >= 1, refine and hidden >= 0, got "
+                              f"{latent_dim}, {width}, {refine}, {hidden}")
+        latent_parts(latent_dist, latent_dim)
         self.kwargs = dict(latent_dim=latent_dim, channels=channels, image_size=image_size,
                            width=width, latent_dist=latent_dist, refine=refine)
+        if hidden:  # only when used, so checkpoints written before the option still match
+            self.kwargs["hidden"] = hidden
         self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size = channels, image_size
         k, s0 = _n_doublings(image_size), _base_size(image_size)
         c = width * 2 ** (k - 1)
-        self.stem = nn.Sequential(nn.Linear(latent_dim, c * s0 * s0, bias=False),
+        mlp = [nn.Linear(latent_dim, hidden, bias=False), nn.BatchNorm1d(hidden),
+               nn.ReLU(True)] if hidden else []
+        self.stem = nn.Sequential(*mlp, nn.Linear(hidden or latent_dim, c * s0 * s0, bias=False),
                                   nn.Unflatten(1, (c, s0, s0)), nn.BatchNorm2d(c), nn.ReLU(True))
         blocks = _refine_layers(c, refine, nn.BatchNorm2d(c), nn.ReLU(True))
         for _ in range(k - 1):
@@ -120,14 +126,35 @@ def _refine_layers(c: int, n: int, norm: nn.Module, act: nn.Module) -> list[nn.M
     return layers
 
 
+def latent_parts(dist: str, latent_dim: int | None = None) -> tuple[str, int]:
+    """Split a latent prior's name into (continuous part, number of categories K).
+
+    "normal" and "uniform" have no categorical part (K = 0); "normal+cat10" is InfoGAN's prior
+    (Chen et al. 2016): the last K = 10 coordinates are a one-hot category drawn uniformly, the
+    others N(0, I) (or U[-1, 1] for "uniform+catK").
+    """
+    base, _, cat = dist.partition("+cat")
+    k = int(cat) if cat.isdigit() else -1 if cat or "+" in dist else 0
+    if base not in LATENT_DISTS or k == -1 or 0 < k < 2:
+        raise ConfigError(f"latent_dist must be one of {LATENT_DISTS} or e.g. 'normal+cat10' "
+                          f"(InfoGAN's one-hot category in the last 10 coordinates), got {dist!r}")
+    if latent_dim is not None and k >= latent_dim:
+        raise ConfigError(f"latent_dist {dist!r} needs latent_dim > {k}, got {latent_dim}")
+    return base, k
+
+
 def sample_latent(n: int, latent_dim: int, dist: str,
                   generator: torch.Generator | None = None) -> Tensor:
-    """(n, latent_dim) draws from N(0, I) (``dist="normal"``) or U[-1, 1] (``"uniform"``), on CPU."""
-    if dist == "normal":
-        return torch.randn(n, latent_dim, generator=generator)
-    if dist == "uniform":
-        return torch.rand(n, latent_dim, generator=generator) * 2 - 1
-    raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {dist!r}")
+    """(n, latent_dim) draws on CPU from N(0, I) (``dist="normal"``) or U[-1, 1] (``"uniform"``);
+    with "+catK" the last K coordinates are then replaced by a uniformly drawn one-hot category."""
+    base, k = latent_parts(dist, latent_dim)
+    if base == "normal":
+        z = torch.randn(n, latent_dim, generator=generator)
+    else:
+        z = torch.rand(n, latent_dim, generator=generator) * 2 - 1
+    if k:
+        z[:, -k:] = F.one_hot(torch.randint(k, (n,), generator=generator), k).to(z)
+    return z
 
 
 @NETWORKS.register("dcgan_discriminator")
@@ -135,18 +162,29 @@ class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator: image (N, C, S, S) in [0, 1] -> logit (N,) (real > 0).
 
     k stride-2 convolutions with LeakyReLU(0.2) (BatchNorm after the first) down to the
-    generator's smallest map, then a linear layer; ``refine`` as in the generator. ``features(x)`` returns the flattened last map.
+    generator's smallest map, then a linear layer; ``refine`` as in the generator; ``hidden`` > 0
+    puts a fully connected layer of that many units (LeakyReLU) before the last one; ``mbstd``
+    appends the minibatch standard-deviation channel of the progressive GAN to the last map (D
+    sees a batch's diversity, against mode collapse; in eval mode a running average, so each image
+    is scored alone). ``n_categories`` = K > 0 adds InfoGAN's Q head: logits of the generator's
+    categorical code (the last K latent coordinates) from the same features.
+    ``features(x)`` returns the flattened last map.
     """
 
     arch = "dcgan_discriminator"
 
     def __init__(self, channels: int = 1, image_size: int = 28, width: int = 64,
-                 refine: int = 0):
+                 refine: int = 0, hidden: int = 0, mbstd: bool = False,
+                 n_categories: int = 0):
         super().__init__()
         _check_geometry(channels, image_size)
-        if width < 1 or refine < 0:
-            raise ConfigError(f"width must be >= 1 and refine >= 0, got {width}, {refine}")
+        if width < 1 or refine < 0 or hidden < 0:
+            raise ConfigError(f"width must be >= 1, refine and hidden >= 0, got {width}, "
+                              f"{refine}, {hidden}")
         self.kwargs = dict(channels=channels, image_size=image_size, width=width, refine=refine)
+        for key, value in (("hidden", hidden), ("mbstd", mbstd), ("n_categories", n_categories)):
+            if value:  # only when used, so checkpoints written before the option still match
+                self.kwargs[key] = value
         k, s0 = _n_doublings(image_size), _base_size(image_size)
         layers, c_in, c = [], channels, width
         for i in range(k):
@@ -157,14 +195,25 @@ class DCGANDiscriminator(nn.Module):
             if i < k - 1:
                 layers += _refine_layers(c, refine, nn.BatchNorm2d(c), nn.LeakyReLU(0.2, True))
             c_in, c = c, c * 2
+        if mbstd:
+            from .nets_pgan import MinibatchStdDev  # nets_pgan imports this module
+
+            layers += [MinibatchStdDev()]
         self.convs = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(c_in * s0 * s0, 1)
+        n_features = (c_in + mbstd) * s0 * s0
+        self.head = nn.Sequential(nn.Linear(n_features, hidden), nn.LeakyReLU(0.2, True),
+                                  nn.Linear(hidden, 1)) if hidden else nn.Linear(n_features, 1)
+        if n_categories:
+            self.q_head = nn.Linear(n_features, n_categories)
 
     def features(self, x: Tensor) -> Tensor:
         return self.convs(x * 2 - 1)  # (N, F); inputs centred to [-1, 1]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x)).squeeze(1)  # (N,)
+    def forward(self, x: Tensor, categories: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Logit (N,); with ``categories=True`` also the InfoGAN Q head's logits (N, K)."""
+        h = self.features(x)
+        logit = self.head(h).squeeze(1)
+        return (logit, self.q_head(h)) if categories else logit
 
 
 def default_encoder_depth(image_size: int) -> int:

@@ -149,7 +149,7 @@ class BEGANGenerator(LatentGenerator):
     def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28,
                  width: int = 64, latent_dist: str = "uniform"):
         super().__init__()
-        if latent_dist not in LATENT_DISTS:
+        if latent_dist not in LATENT_DISTS:  # InfoGAN's categories are DCGAN's only
             raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
         self.body = BEGANDecoder(channels, image_size, latent_dim, width)
         self.kwargs = dict(latent_dim=latent_dim, channels=channels, image_size=image_size,

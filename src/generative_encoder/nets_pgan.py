@@ -142,7 +142,7 @@ class PGANGenerator(LatentGenerator, _Progressive):
     def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28,
                  width: int = 16, latent_dist: str = "normal"):
         super().__init__()
-        if latent_dist not in LATENT_DISTS:
+        if latent_dist not in LATENT_DISTS:  # InfoGAN's categories are DCGAN's only
             raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
         self.s0, widths = _geometry(channels, image_size, width)
         self.kwargs = dict(latent_dim=latent_dim, channels=channels, image_size=image_size,

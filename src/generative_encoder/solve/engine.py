@@ -155,7 +155,8 @@ def latent_search(
     """Minimize ``loss_fn(G(z), z)`` over z for B = ``n_problems`` problems x R restarts at once.
 
     generator: maps z (N, d) to images (N, C, H, W) in [0, 1]; exposes ``latent_dim`` and
-        ``latent_dist`` ("normal": N(0, I), "uniform": U[-1, 1]).
+        ``latent_dist`` ("normal": N(0, I), "uniform": U[-1, 1], "+catK": the last K
+        coordinates a one-hot category at the start, then searched as continuous values).
     loss_fn: per-row loss (N,) for N = B*R rows, row i belonging to problem i // R. Rows are summed,
         not averaged, before backward, so a row's gradient does not depend on N. A
         :class:`~generative_encoder.solve.terms.RowLoss` (what the terms and ``combine`` build) lets
@@ -181,8 +182,10 @@ def latent_search(
     restarts, latent_dim, dist = config.restarts, generator.latent_dim, generator.latent_dist
     n_rows = n_problems * restarts
     _require(n_problems >= 1, f"n_problems must be >= 1, got {n_problems}")
-    _require(dist in LATENT_DISTS, f"latent_dist must be one of {LATENT_DISTS}, got {dist!r}")
-    _require(config.clip is None or dist == "uniform",
+    base = dist.partition("+cat")[0]
+    _require(base in LATENT_DISTS, f"latent_dist must be one of {LATENT_DISTS} (+catK), got "
+                                   f"{dist!r}")
+    _require(config.clip is None or base == "uniform",
              f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={dist!r}")
     from .terms import selectable  # terms imports this module
 
@@ -445,11 +448,10 @@ def _starts(n_problems: int, restarts: int, latent_dim: int, latent_dist: str, c
     return init.detach().to("cpu", starts.dtype, copy=True)  # the search must not write into init
 
 
-def _draw(latent_dist: str, shape: tuple[int, ...], seed: int) -> Tensor:
-    rng = torch.Generator().manual_seed(int(seed))
-    if latent_dist == "normal":
-        return torch.randn(shape, generator=rng)
-    return torch.rand(shape, generator=rng) * 2 - 1
+def _draw(latent_dist: str, shape: tuple[int, int], seed: int) -> Tensor:
+    from ..nets import sample_latent  # the generators' own prior, InfoGAN's categories included
+
+    return sample_latent(*shape, latent_dist, torch.Generator().manual_seed(int(seed)))
 
 
 def _clip(z: Tensor, how: str | None, rng: torch.Generator | None) -> Tensor:

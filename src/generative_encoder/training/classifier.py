@@ -6,6 +6,7 @@ keep its class?) and supplies the features of the "domain FID".
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -62,3 +63,12 @@ def confident_fraction(classifier, images: Tensor, threshold: float = 0.9,
     probs = torch.cat([F.softmax(classifier(x), 1) for x in images.split(batch_size)])
     top, pred = probs.max(1)
     return (top >= threshold).float().mean().item(), pred
+
+
+def class_balance(pred: Tensor, n_classes: int) -> float:
+    """Entropy of the histogram of predicted classes (N,) over ``n_classes``, divided by its
+    maximum log(n_classes): 1 when every class is equally frequent, 0 when all are one class.
+    A mode-collapsed generator can be confidently one digit; this number says it is not diverse."""
+    p = torch.bincount(pred, minlength=n_classes).double() / len(pred)
+    p = p[p > 0]
+    return max(0.0, float(-(p * p.log()).sum()) / math.log(n_classes))  # not -0.0

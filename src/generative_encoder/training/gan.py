@@ -22,7 +22,7 @@ from ..checkpoints import save_network, write_json, write_model_info
 from ..errors import ConfigError
 from ..files import ensure_folder
 from ..images import save_grid
-from ..nets import build_network
+from ..nets import build_network, latent_parts
 from .augment import augment, parse_augment
 from . import distributed
 from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
@@ -38,10 +38,12 @@ GAN_LOSSES = ("nonsaturating", "hinge")
 class GANConfig:
     """Hyper-parameters of a GAN run; written to ``gan_config.json`` in the run folder.
 
-    ``loss``, ``refine`` and ``r1_gamma`` are DCGAN's; ``gamma`` (diversity ratio) and
-    ``lambda_k`` (step of the equilibrium control k_t) BEGAN's, whose discriminator's code size is
-    ``latent_dim`` (the paper's h = N_z); ``phase_steps`` (steps per fade-in and per stable
-    phase of each resolution) the progressive GAN's.
+    ``loss``, ``refine``, ``hidden``, ``d_hidden``, ``mbstd`` and ``r1_gamma`` are DCGAN's, and
+    so is InfoGAN's categorical code (``latent_dist="normal+cat10"``: D gets a Q head that
+    predicts the category of a sample, and both nets add ``info_weight`` x its cross-entropy);
+    ``gamma`` (diversity ratio) and ``lambda_k`` (step of the equilibrium control k_t) BEGAN's,
+    whose discriminator's code size is ``latent_dim`` (the paper's h = N_z); ``phase_steps``
+    (steps per fade-in and per stable phase of each resolution) the progressive GAN's.
     """
 
     arch: str = "dcgan"
@@ -49,6 +51,10 @@ class GANConfig:
     latent_dist: str = "normal"
     width: int = 64
     refine: int = 0  # extra stride-1 conv layers per resolution in G and D
+    hidden: int = 0  # units of a fully connected layer in G after z (0 = none)
+    d_hidden: int = 0  # units of a fully connected layer in D before its logit (0 = none)
+    mbstd: bool = False  # minibatch standard-deviation channel in D (against mode collapse)
+    info_weight: float = 1.0  # InfoGAN: weight of the category loss when latent_dist has "+catK"
     loss: str = "nonsaturating"
     steps: int = 4000
     batch_size: int = 64
@@ -79,11 +85,19 @@ class GANConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.r1_gamma < 0:
             raise ConfigError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
+        if latent_parts(self.latent_dist, self.latent_dim)[1] and self.arch != "dcgan":
+            raise ConfigError(f"a categorical latent ({self.latent_dist!r}) needs arch 'dcgan', "
+                              f"got {self.arch!r}")
+        if not self.info_weight >= 0:
+            raise ConfigError(f"info_weight must be >= 0, got {self.info_weight}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.arch != "dcgan" and (self.refine or self.r1_gamma):
-            raise ConfigError(f"refine and r1_gamma apply to arch 'dcgan' only, got arch "
-                              f"{self.arch!r} with refine={self.refine}, r1_gamma={self.r1_gamma}")
+        dcgan_only = {k: getattr(self, k) for k in ("refine", "hidden", "d_hidden", "mbstd",
+                                                     "r1_gamma")}
+        if self.arch != "dcgan" and any(dcgan_only.values()):
+            raise ConfigError(f"{', '.join(dcgan_only)} apply to arch 'dcgan' only, got arch "
+                              f"{self.arch!r} with " + ", ".join(
+                                  f"{k}={v}" for k, v in dcgan_only.items()))
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
         if not self.lambda_k >= 0:
@@ -231,6 +245,14 @@ def start_run(out: Path, dataset, config: GANConfig, G: nn.Module, D: nn.Module,
                   parse_augment(config.augment), step, where.is_main, log)
 
 
+def _logits(D: nn.Module, x: Tensor, category: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """D's logits (N,) on x, and with a category (N,) the cross-entropy of its Q head on it."""
+    if category is None:
+        return D(x).float(), None
+    logit, q = D(x, categories=True)
+    return logit.float(), F.cross_entropy(q.float(), category)
+
+
 def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
                on_step: Callable[[int, dict], None] | None, where: distributed.Info) -> dict:
     out = ensure_folder(out)
@@ -238,15 +260,19 @@ def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
     batch_size = distributed.split_batch(config.batch_size, where)
     bank = ImageBank(dataset, device)
     g_arch, d_arch = GAN_ARCHS[config.arch]
+    n_cat = latent_parts(config.latent_dist)[1]
     with torch.random.fork_rng(devices=[]):  # seeded weight init, global RNG left as it was
         torch.manual_seed(config.seed)
         G = build_network(g_arch, latent_dim=config.latent_dim, channels=bank.channels,
                           image_size=bank.image_size, width=config.width, refine=config.refine,
-                          latent_dist=config.latent_dist).to(device)
+                          hidden=config.hidden, latent_dist=config.latent_dist).to(device)
         D = build_network(d_arch, channels=bank.channels, image_size=bank.image_size,
-                          width=config.width, refine=config.refine).to(device)
+                          width=config.width, refine=config.refine,
+                          hidden=config.d_hidden, mbstd=config.mbstd,
+                          n_categories=n_cat).to(device)
     run = start_run(out, dataset, config, G, D, where, device, resume,
-                    ["step", "loss_d", "loss_g", "d_real", "d_fake", "seconds"])
+                    ["step", "loss_d", "loss_g", "d_real", "d_fake"]
+                    + (["loss_info"] if n_cat else []) + ["seconds"])
     G_ema, G_run, D_run, opt_g, opt_d = run.G_ema, run.G_run, run.D_run, run.opt_g, run.opt_d
     rng, fixed_z, modules, optimizers = run.rng, run.fixed_z, run.modules, run.optimizers
     aug, step, main, log = run.aug, run.step, run.main, run.log
@@ -267,21 +293,26 @@ def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
     while step < config.steps:
         real = bank.batch(batch_size, rng)  # (B, C, S, S), this rank's share
         z = G.sample_latent(batch_size, rng, device)
+        category = z[:, -n_cat:].argmax(1) if n_cat else None
         with autocast(device, config.amp):
             fake = G_run(z).float()
             real.requires_grad_(config.r1_gamma > 0)
             real_logits = D_run(augment(real, aug, rng)).float()
-            fake_logits = D_run(augment(fake.detach(), aug, rng)).float()
+            fake_logits, info_d = _logits(D_run, augment(fake.detach(), aug, rng), category)
         loss_d = discriminator_loss(real_logits, fake_logits, config.loss)
         if config.r1_gamma > 0:
             loss_d = loss_d + config.r1_gamma / 2 * r1_penalty(real_logits, real)
+        if n_cat:  # InfoGAN: Q (on D's features) learns to tell the category of a sample
+            loss_d = loss_d + config.info_weight * info_d
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
 
         with autocast(device, config.amp):
-            fake_logits_g = D_run(augment(fake, aug, rng)).float()
+            fake_logits_g, info_g = _logits(D_run, augment(fake, aug, rng), category)
         loss_g = generator_loss(fake_logits_g, config.loss)
+        if n_cat:  # ... and G to make its category tellable: the mutual-information bound
+            loss_g = loss_g + config.info_weight * info_g
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -294,7 +325,10 @@ def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
                               torch.sigmoid(fake_logits.detach()).mean()])
         loss_d_v, loss_g_v, d_real, d_fake = distributed.mean_over_ranks(values, where).tolist()
         logs = {"step": step, "loss_d": loss_d_v, "loss_g": loss_g_v, "d_real": d_real,
-                "d_fake": d_fake, "seconds": round(time.perf_counter() - t0, 3)}
+                "d_fake": d_fake}
+        if n_cat:
+            logs["loss_info"] = distributed.mean_over_ranks(info_g.detach().view(1), where).item()
+        logs["seconds"] = round(time.perf_counter() - t0, 3)
         if main:
             log.write(logs)
         if step % config.checkpoint_every == 0 or step == config.steps:
