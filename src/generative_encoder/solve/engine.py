@@ -15,13 +15,13 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..nets import latent_parts, sample_latent
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 """``loss_fn(x, z) -> (N,)``: x (N, C, H, W) = G(z), z (N, d); one loss per row."""
 
 OPTIMIZERS = ("adam", "lbfgs")
 CLIPS = (None, "project", "stochastic")
-LATENT_DISTS = ("normal", "uniform")
 LBFGS_EVALS_PER_STEP = 25  # loss evaluations per L-BFGS step, line search included
 
 
@@ -182,9 +182,7 @@ def latent_search(
     restarts, latent_dim, dist = config.restarts, generator.latent_dim, generator.latent_dist
     n_rows = n_problems * restarts
     _require(n_problems >= 1, f"n_problems must be >= 1, got {n_problems}")
-    base = dist.partition("+cat")[0]
-    _require(base in LATENT_DISTS, f"latent_dist must be one of {LATENT_DISTS} (+catK), got "
-                                   f"{dist!r}")
+    base = latent_parts(dist, latent_dim)[0]
     _require(config.clip is None or base == "uniform",
              f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={dist!r}")
     from .terms import selectable  # terms imports this module
@@ -449,8 +447,6 @@ def _starts(n_problems: int, restarts: int, latent_dim: int, latent_dist: str, c
 
 
 def _draw(latent_dist: str, shape: tuple[int, int], seed: int) -> Tensor:
-    from ..nets import sample_latent  # the generators' own prior, InfoGAN's categories included
-
     return sample_latent(*shape, latent_dist, torch.Generator().manual_seed(int(seed)))
 
 
