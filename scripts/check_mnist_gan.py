@@ -13,6 +13,7 @@ import torch
 
 from generative_encoder.checkpoints import load_model, load_network
 from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.nets import latent_parts
 from generative_encoder.training.classifier import (class_balance, confident_fraction,
                                                     train_classifier)
 
@@ -36,7 +37,8 @@ labels = torch.tensor([test[i][1] for i in range(len(test))])
 frac_real, pred = confident_fraction(classifier, real)
 G = load_model(args.model).generator
 with torch.no_grad():
-    samples = G(args.truncation * G.sample_latent(args.n, torch.Generator().manual_seed(123)))
+    z = G.sample_latent(args.n, torch.Generator().manual_seed(123))
+    samples = G(args.truncation * z)
 frac_fake, pred_fake = confident_fraction(classifier, samples)
 print(f"classifier test accuracy: {(pred == labels).float().mean().item():.4f}")
 print(f"confident (p >= 0.9) real test digits: {frac_real:.4f} of {len(real)}")
@@ -45,4 +47,8 @@ print(f"confident (p >= 0.9) generator samples (truncation {args.truncation}): "
 print(f"class histogram of samples: {torch.bincount(pred_fake, minlength=10).tolist()}")
 print(f"class balance (histogram entropy / log 10; 1 = uniform, 0 = one class): samples "
       f"{class_balance(pred_fake, 10):.3f}, real test digits {class_balance(pred, 10):.3f}")
+n_cat = latent_parts(G.latent_dist)[1]
+if n_cat:  # InfoGAN / AC-GAN: does a sample's latent category say which digit it is?
+    agree = (z[:, -n_cat:].argmax(1) == pred_fake).float().mean().item()
+    print(f"samples whose predicted digit is their latent category: {agree:.4f}")
 print(f"({time.perf_counter() - t0:.0f} s)")

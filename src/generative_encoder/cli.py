@@ -78,6 +78,7 @@ def cmd_train_gan(args) -> None:
                        latent_dim=args.latent_dim, latent_dist=args.latent_dist, width=args.width,
                        refine=args.refine, hidden=args.hidden, d_hidden=args.d_hidden,
                        mbstd=args.mbstd, info_weight=args.info_weight,
+                       class_labels=args.class_labels,
                        loss=args.loss, seed=args.seed, device=args.device,
                        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
                        r1_gamma=args.r1, augment=args.augment, amp=args.amp,
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "last K coordinates a one-hot category; dcgan only)")
     gan.add_argument("--info-weight", type=float, default=1.0,
                      help="InfoGAN: weight of the category loss (with --latent-dist normal+catK)")
+    gan.add_argument("--class-labels", action="store_true",
+                     help="AC-GAN: the category of --latent-dist normal+catK is the data's class "
+                          "label (needs a labelled set, e.g. mnist5k with normal+cat10)")
     gan.add_argument("--width", type=int, default=64)
     gan.add_argument("--refine", type=int, default=0,
                      help="extra stride-1 conv layers per resolution in G and D")

@@ -15,16 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..checkpoints import save_network
-from ..errors import DataError
 from ..nets import build_network
-from .loop import ImageBank, dataset_name
-
-
-def dataset_labels(dataset) -> Tensor:
-    labels = torch.tensor([dataset[i][1] for i in range(len(dataset))])
-    if (labels < 0).any():
-        raise DataError(f"dataset {dataset_name(dataset)} has unlabelled images")
-    return labels
+from .loop import ImageBank, dataset_labels, dataset_name
 
 
 def train_classifier(dataset, out: str | Path | None = None, *, steps: int = 1500,

@@ -25,7 +25,7 @@ from ..images import save_grid
 from ..nets import build_network, latent_parts
 from .augment import augment, parse_augment
 from . import distributed
-from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
+from .loop import CsvLog, ImageBank, autocast, check_device, dataset_labels, dataset_name
 from .state import has_state, load_state, save_state
 
 GAN_ARCHS = {"dcgan": ("dcgan_generator", "dcgan_discriminator"),
@@ -41,6 +41,8 @@ class GANConfig:
     ``loss``, ``refine``, ``hidden``, ``d_hidden``, ``mbstd`` and ``r1_gamma`` are DCGAN's, and
     so is InfoGAN's categorical code (``latent_dist="normal+cat10"``: D gets a Q head that
     predicts the category of a sample, and both nets add ``info_weight`` x its cross-entropy);
+    with ``class_labels`` that code is the dataset's class (AC-GAN, Odena et al. 2017: Q also
+    learns the labels of the real images, so each of the K categories draws its own class);
     ``gamma`` (diversity ratio) and ``lambda_k`` (step of the equilibrium control k_t) BEGAN's,
     whose discriminator's code size is ``latent_dim`` (the paper's h = N_z); ``phase_steps``
     (steps per fade-in and per stable phase of each resolution) the progressive GAN's.
@@ -55,6 +57,7 @@ class GANConfig:
     d_hidden: int = 0  # units of a fully connected layer in D before its logit (0 = none)
     mbstd: bool = False  # minibatch standard-deviation channel in D (against mode collapse)
     info_weight: float = 1.0  # InfoGAN: weight of the category loss when latent_dist has "+catK"
+    class_labels: bool = False  # AC-GAN: the "+catK" category is the real images' class label
     loss: str = "nonsaturating"
     steps: int = 4000
     batch_size: int = 64
@@ -88,6 +91,9 @@ class GANConfig:
         if latent_parts(self.latent_dist, self.latent_dim)[1] and self.arch != "dcgan":
             raise ConfigError(f"a categorical latent ({self.latent_dist!r}) needs arch 'dcgan', "
                               f"got {self.arch!r}")
+        if self.class_labels and not latent_parts(self.latent_dist, self.latent_dim)[1]:
+            raise ConfigError("class_labels needs a categorical latent, e.g. latent_dist "
+                              f"'normal+cat10' for 10 classes, got {self.latent_dist!r}")
         if not self.info_weight >= 0:
             raise ConfigError(f"info_weight must be >= 0, got {self.info_weight}")
         if not 0 <= self.ema_decay < 1:
@@ -253,6 +259,16 @@ def _logits(D: nn.Module, x: Tensor, category: Tensor | None) -> tuple[Tensor, T
     return logit.float(), F.cross_entropy(q.float(), category)
 
 
+def _checked_labels(dataset, n_classes: int, device) -> Tensor:
+    """The dataset's labels (N,) on ``device``, checked to be classes 0..n_classes-1."""
+    labels = dataset_labels(dataset)
+    if labels.max() >= n_classes:
+        raise ConfigError(f"dataset {dataset_name(dataset)} has {int(labels.max()) + 1} classes "
+                          f"but the latent's category has {n_classes}: use latent_dist "
+                          f"'normal+cat{int(labels.max()) + 1}'")
+    return labels.to(device)
+
+
 def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
                on_step: Callable[[int, dict], None] | None, where: distributed.Info) -> dict:
     out = ensure_folder(out)
@@ -261,6 +277,7 @@ def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
     bank = ImageBank(dataset, device)
     g_arch, d_arch = GAN_ARCHS[config.arch]
     n_cat = latent_parts(config.latent_dist)[1]
+    labels = _checked_labels(dataset, n_cat, device) if config.class_labels else None
     with torch.random.fork_rng(devices=[]):  # seeded weight init, global RNG left as it was
         torch.manual_seed(config.seed)
         G = build_network(g_arch, latent_dim=config.latent_dim, channels=bank.channels,
@@ -291,19 +308,23 @@ def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
     t0 = time.perf_counter()
     G.train(), D.train()
     while step < config.steps:
-        real = bank.batch(batch_size, rng)  # (B, C, S, S), this rank's share
+        idx = bank.indices(batch_size, rng)
+        real = bank.at(idx)  # (B, C, S, S), this rank's share
+        real_label = labels[idx] if labels is not None else None
         z = G.sample_latent(batch_size, rng, device)
         category = z[:, -n_cat:].argmax(1) if n_cat else None
         with autocast(device, config.amp):
             fake = G_run(z).float()
             real.requires_grad_(config.r1_gamma > 0)
-            real_logits = D_run(augment(real, aug, rng)).float()
+            real_logits, info_real = _logits(D_run, augment(real, aug, rng), real_label)
             fake_logits, info_d = _logits(D_run, augment(fake.detach(), aug, rng), category)
         loss_d = discriminator_loss(real_logits, fake_logits, config.loss)
         if config.r1_gamma > 0:
             loss_d = loss_d + config.r1_gamma / 2 * r1_penalty(real_logits, real)
         if n_cat:  # InfoGAN: Q (on D's features) learns to tell the category of a sample
             loss_d = loss_d + config.info_weight * info_d
+        if labels is not None:  # AC-GAN: ... and the class of a real image
+            loss_d = loss_d + config.info_weight * info_real
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()

@@ -38,6 +38,15 @@ def dataset_name(dataset) -> str:
     return getattr(dataset, "name", type(dataset).__name__)
 
 
+def dataset_labels(dataset) -> Tensor:
+    """The class labels (N,) int64 of a dataset's (image, label) items; DataError if any is
+    missing (label < 0, as in a folder of unlabelled images)."""
+    labels = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
+    if len(labels) == 0 or (labels < 0).any():
+        raise DataError(f"dataset {dataset_name(dataset)} has unlabelled images")
+    return labels
+
+
 class ImageBank:
     """All images of a dataset held as uint8 (N, C, S, S) on ``device``; ``batch`` samples floats.
 
@@ -60,10 +69,17 @@ class ImageBank:
     def __len__(self) -> int:
         return len(self.images)
 
+    def indices(self, n: int, rng: torch.Generator) -> Tensor:
+        """n indices (n,) drawn uniformly with replacement, on the bank's device."""
+        return torch.randint(len(self.images), (n,), generator=rng).to(self.images.device)
+
+    def at(self, idx: Tensor) -> Tensor:
+        """The images at ``idx`` (n,) as (n, C, S, S) float in [0, 1]."""
+        return self.images[idx].float() / 255
+
     def batch(self, n: int, rng: torch.Generator) -> Tensor:
         """n images drawn uniformly with replacement, (n, C, S, S) float in [0, 1]."""
-        idx = torch.randint(len(self.images), (n,), generator=rng)
-        return self.images[idx.to(self.images.device)].float() / 255
+        return self.at(self.indices(n, rng))
 
 
 class CsvLog:
