@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..checkpoints import save_network
 from ..nets import build_network
-from .loop import ImageBank, dataset_labels, dataset_name
+from .loop import ImageBank, dataset_name
 
 
 def train_classifier(dataset, out: str | Path | None = None, *, steps: int = 1500,
@@ -25,7 +25,7 @@ def train_classifier(dataset, out: str | Path | None = None, *, steps: int = 150
     """Train a :class:`~generative_encoder.nets.CNNClassifier` on (image, label) items; saves it
     as ``out/classifier.*`` when ``out`` is given. Returns the network in eval mode."""
     bank = ImageBank(dataset)
-    labels = dataset_labels(dataset)
+    labels = bank.labels()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_network("cnn_classifier", channels=bank.channels,
@@ -33,8 +33,8 @@ def train_classifier(dataset, out: str | Path | None = None, *, steps: int = 150
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
-        idx = torch.randint(len(bank), (batch_size,), generator=rng)
-        loss = F.cross_entropy(net(bank.images[idx].float() / 255), labels[idx])
+        idx = bank.indices(batch_size, rng)
+        loss = F.cross_entropy(net(bank.at(idx)), labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -25,7 +25,7 @@ from ..images import save_grid
 from ..nets import build_network, latent_parts
 from .augment import augment, parse_augment
 from . import distributed
-from .loop import CsvLog, ImageBank, autocast, check_device, dataset_labels, dataset_name
+from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
 from .state import has_state, load_state, save_state
 
 GAN_ARCHS = {"dcgan": ("dcgan_generator", "dcgan_discriminator"),
@@ -259,14 +259,14 @@ def _logits(D: nn.Module, x: Tensor, category: Tensor | None) -> tuple[Tensor, T
     return logit.float(), F.cross_entropy(q.float(), category)
 
 
-def _checked_labels(dataset, n_classes: int, device) -> Tensor:
-    """The dataset's labels (N,) on ``device``, checked to be classes 0..n_classes-1."""
-    labels = dataset_labels(dataset)
+def _checked_labels(bank: ImageBank, n_classes: int) -> Tensor:
+    """The bank's labels (N,), checked to be classes 0..n_classes-1."""
+    labels = bank.labels()
     if labels.max() >= n_classes:
-        raise ConfigError(f"dataset {dataset_name(dataset)} has {int(labels.max()) + 1} classes "
+        raise ConfigError(f"dataset {bank.name} has {int(labels.max()) + 1} classes "
                           f"but the latent's category has {n_classes}: use latent_dist "
                           f"'normal+cat{int(labels.max()) + 1}'")
-    return labels.to(device)
+    return labels
 
 
 def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
@@ -277,7 +277,7 @@ def _train_gan(dataset, out: str | Path, config: GANConfig, resume: bool,
     bank = ImageBank(dataset, device)
     g_arch, d_arch = GAN_ARCHS[config.arch]
     n_cat = latent_parts(config.latent_dist)[1]
-    labels = _checked_labels(dataset, n_cat, device) if config.class_labels else None
+    labels = _checked_labels(bank, n_cat) if config.class_labels else None
     with torch.random.fork_rng(devices=[]):  # seeded weight init, global RNG left as it was
         torch.manual_seed(config.seed)
         G = build_network(g_arch, latent_dim=config.latent_dim, channels=bank.channels,

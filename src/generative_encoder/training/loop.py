@@ -38,15 +38,6 @@ def dataset_name(dataset) -> str:
     return getattr(dataset, "name", type(dataset).__name__)
 
 
-def dataset_labels(dataset) -> Tensor:
-    """The class labels (N,) int64 of a dataset's (image, label) items; DataError if any is
-    missing (label < 0, as in a folder of unlabelled images)."""
-    labels = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
-    if len(labels) == 0 or (labels < 0).any():
-        raise DataError(f"dataset {dataset_name(dataset)} has unlabelled images")
-    return labels
-
-
 class ImageBank:
     """All images of a dataset held as uint8 (N, C, S, S) on ``device``; ``batch`` samples floats.
 
@@ -58,16 +49,26 @@ class ImageBank:
     """
 
     def __init__(self, dataset, device: torch.device | str = "cpu"):
+        self.name = dataset_name(dataset)
         if len(dataset) == 0:
-            raise DataError(f"dataset {dataset_name(dataset)} is empty")
-        images = [dataset[i][0] for i in range(len(dataset))]
-        self.images = (torch.stack(images) * 255).round().to(torch.uint8).to(device)
+            raise DataError(f"dataset {self.name} is empty")
+        items = [dataset[i] for i in range(len(dataset))]  # one pass: a folder decodes each file
+        self.images = (torch.stack([image for image, _ in items]) * 255).round().to(
+            torch.uint8).to(device)
+        self._labels = torch.tensor([int(label) for _, label in items]).to(device)
         _, self.channels, self.image_size, width = self.images.shape
         if width != self.image_size:
             raise DataError(f"images must be square, got {tuple(self.images.shape[1:])}")
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def labels(self) -> Tensor:
+        """The class labels (N,) int64 of the images, on the bank's device; DataError if any is
+        missing (label < 0, as in a folder of unlabelled images)."""
+        if (self._labels < 0).any():
+            raise DataError(f"dataset {self.name} has unlabelled images")
+        return self._labels
 
     def indices(self, n: int, rng: torch.Generator) -> Tensor:
         """n indices (n,) drawn uniformly with replacement, on the bank's device."""
