@@ -227,14 +227,36 @@ def test_rock_patches_equal_the_volume(volume_path):
     train = get_dataset("rock", path=volume_path, patch=4)
     test = get_dataset("rock", path=volume_path, split="test", patch=4)
     assert (len(train), len(test), train.channels, train.image_size) == (6 * 9, 2 * 9, 1, 4)
-    assert {train.location(i)[0] for i in range(len(train))} == set(range(6))
-    assert {test.location(i)[0] for i in range(len(test))} == {6, 7}
+    assert {train.location(i)[1] for i in range(len(train))} == set(range(6))
+    assert {test.location(i)[1] for i in range(len(test))} == {6, 7}
     for data in (train, test):
         for i in range(len(data)):
-            z, top, left = data.location(i)
+            _, z, top, left = data.location(i)
             expected = VOLUME[z, top : top + 4, left : left + 4] / 255
             torch.testing.assert_close(data[i][0], torch.from_numpy(expected[None]).float())
             assert data[i][1] == -1
+
+
+def test_rock_patches_along_all_axes_never_touch_the_test_part(tmp_path):
+    path = tmp_path / "volume.tif"
+    tifffile.imwrite(path, VOLUME)  # (8, 12, 12): z-slices 6 and 7 are the test part
+    train = get_dataset("rock", path=path, patch=4, stride=4, all_axes=True)
+    test = get_dataset("rock", path=path, split="test", patch=2, stride=2, all_axes=True)
+    # along z: 6 slices x 3 x 3; along y and x: 12 slices x 1 x 3 positions in 6 x 12
+    assert len(train) == 6 * 9 + 2 * 12 * 1 * 3
+    assert len(test) == 2 * 36 + 2 * 12 * 1 * 6
+    for data, size, z_range in ((train, 4, range(0, 6)), (test, 2, range(6, 8))):
+        views = set()
+        for i in range(len(data)):
+            view, s, top, left = data.location(i)
+            views.add(view)
+            block = {0: lambda: VOLUME[s, top:top + size, left:left + size],
+                     1: lambda: VOLUME[top:top + size, s, left:left + size],
+                     2: lambda: VOLUME[top:top + size, left:left + size, s]}[view]()
+            torch.testing.assert_close(data[i][0], torch.from_numpy(block[None] / 255).float())
+            z_touched = {s} if view == 0 else set(range(top, top + size))
+            assert z_touched <= set(z_range)
+        assert views == {0, 1, 2}
 
 
 def test_rock_axis_stride_crop_and_subsample(tmp_path):
@@ -242,12 +264,12 @@ def test_rock_axis_stride_crop_and_subsample(tmp_path):
     tifffile.imwrite(path, VOLUME)
     sideways = get_dataset("rock", path=path, split="all", axis=1, patch=4, stride=2)
     assert len(sideways) == 12 * 3 * 5  # 12 slices along axis 1, 3 x 5 positions in 8 x 12
-    y, top, left = sideways.location(7)
+    _, y, top, left = sideways.location(7)
     expected = VOLUME[top : top + 4, y, left : left + 4] / 255
     torch.testing.assert_close(sideways[7][0], torch.from_numpy(expected[None]).float())
     cropped = get_dataset("rock", path=path, split="all", patch=4, crop=(2, 3, 8, 8))
     assert len(cropped) == 8 * 4
-    z, top, left = cropped.location(5)
+    _, z, top, left = cropped.location(5)
     expected = VOLUME[z, 2 + top : 6 + top, 3 + left : 7 + left] / 255
     torch.testing.assert_close(cropped[5][0], torch.from_numpy(expected[None]).float())
     few = [get_dataset("rock", path=path, patch=4, max_patches=5) for _ in range(2)]

@@ -201,8 +201,9 @@ class RockPatches(Dataset):
     ``path`` is a multi-page TIFF, a .zip holding one TIFF (read in memory), or a folder of 2D
     slice images (sorted by name). ``crop=(top, left, height, width)`` is applied to every stored
     slice (page) first, e.g. to take patches from the square inside the circle of a cylinder scan.
-    Slices are taken along ``axis``; the first slices are train and the last ``test_fraction`` of
-    them test. A TIFF stored as min-is-white is inverted on loading. ``binary=None`` detects a
+    The volume is split along ``axis``: its first part is train, its last ``test_fraction`` test.
+    Slices are taken along ``axis`` only, or with ``all_axes=True`` along each of the three axes of
+    that part (three times the patches; no training patch touches the test part along any axis). A TIFF stored as min-is-white is inverted on loading. ``binary=None`` detects a
     segmented volume (exactly 2 distinct values) and maps it to {0, 1}, the higher value (pore,
     in the "0 = grain / 255 = pore" convention) to 1; other volumes are scaled from uint8 or uint16
     to [0, 1] (stored with 8 bits). ``max_patches`` keeps a seeded random subset of the patches.
@@ -222,6 +223,7 @@ class RockPatches(Dataset):
         binary: bool | None = None,
         max_patches: int | None = None,
         crop: tuple[int, int, int, int] | None = None,
+        all_axes: bool = False,
     ):
         if axis not in (0, 1, 2):
             raise ConfigError(f"axis must be 0, 1 or 2, got {axis!r}")
@@ -231,17 +233,24 @@ class RockPatches(Dataset):
         if max_patches is not None and max_patches < 1:
             raise ConfigError(f"max_patches must be >= 1 or None, got {max_patches!r}")
         volume = _crop(_read_volume(Path(path)), crop)
-        self.volume = np.moveaxis(_to_uint8(volume, binary, path), axis, 0)  # (slices, H, W)
-        n_slices, height, width = self.volume.shape
-        if patch > min(height, width):
-            raise ConfigError(f"patch must fit in the {height} x {width} slices, got {patch!r}")
-        n_test = _test_count(test_fraction, n_slices, "test_fraction")
-        slices = range(n_slices)[_split_slice(split, n_slices, n_test)]
+        volume = np.moveaxis(_to_uint8(volume, binary, path), axis, 0)  # (slices, H, W)
+        n_test = _test_count(test_fraction, volume.shape[0], "test_fraction")
+        part_slice = _split_slice(split, volume.shape[0], n_test)
+        part, self._offset = volume[part_slice], part_slice.start
+        # each view is (slices, h, w): the part sliced along one of its axes (no copies)
+        self._views = [np.moveaxis(part, a, 0) for a in ((0, 1, 2) if all_axes else (0,))]
+        for v in self._views:
+            if patch > min(v.shape[1:]):
+                raise ConfigError(f"patch must fit in the {v.shape[1]} x {v.shape[2]} slices, "
+                                  f"got {patch!r}")
         self.image_size = patch
-        self._slices = slices
-        self._grid = (len(slices), (height - patch) // stride + 1, (width - patch) // stride + 1)
         self._stride = stride
-        self._flat = np.arange(int(np.prod(self._grid)))
+        self._grids = [
+            (v.shape[0], (v.shape[1] - patch) // stride + 1, (v.shape[2] - patch) // stride + 1)
+            for v in self._views
+        ]
+        self._starts = np.cumsum([0] + [int(np.prod(g)) for g in self._grids])
+        self._flat = np.arange(int(self._starts[-1]))
         if max_patches is not None and max_patches < len(self._flat):
             rng = np.random.default_rng(PATCH_SUBSAMPLE_SEED)
             self._flat = np.sort(rng.choice(self._flat, size=max_patches, replace=False))
@@ -250,14 +259,25 @@ class RockPatches(Dataset):
     def __len__(self) -> int:
         return len(self._flat)
 
-    def location(self, i: int) -> tuple[int, int, int]:
-        """(slice index along ``axis``, top row, left column) of patch ``i``."""
-        s, r, c = np.unravel_index(self._flat[i], self._grid)
-        return self._slices[s], int(r) * self._stride, int(c) * self._stride
+    def location(self, i: int) -> tuple[int, int, int, int]:
+        """(view, slice, top row, left column) of patch ``i`` in the volume (``axis`` moved first):
+        view 0 slices along ``axis``, views 1 and 2 (``all_axes``) along the other two, whose
+        rows run along ``axis``."""
+        view, s, top, left = self._place(i)
+        if view == 0:
+            return view, s + self._offset, top, left
+        return view, s, top + self._offset, left
+
+    def _place(self, i: int) -> tuple[int, int, int, int]:
+        """(view, slice, top, left) of patch ``i`` within the split's part."""
+        flat = int(self._flat[i])
+        view = int(np.searchsorted(self._starts, flat, side="right")) - 1
+        s, r, c = np.unravel_index(flat - self._starts[view], self._grids[view])
+        return view, int(s), int(r) * self._stride, int(c) * self._stride
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        s, top, left = self.location(i)
-        patch = self.volume[s, top : top + self.image_size, left : left + self.image_size]
+        view, s, top, left = self._place(i)
+        patch = self._views[view][s, top : top + self.image_size, left : left + self.image_size]
         return torch.from_numpy(patch[None].astype(np.float32) / MAX_8BIT), NO_LABEL
 
 
