@@ -12,6 +12,7 @@ clean digits is computed after solving only. Prints a Markdown table and the wal
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -60,8 +61,9 @@ def main() -> None:
             auto = method.last_auto
             fixed = METHODS.build(name, model=model).latent_weight
             lines.append(f"| {label} | {name} | {fixed:g} | {cells[0]} | {auto.rule} | "
-                         f"{auto.chosen:g} | {cells[1]} | {seconds[0]:.0f} / {seconds[1]:.0f} |")
-            print(lines[-1], f"scores {[round(v, 5) for v in auto.scores]}", flush=True)
+                         f"{statistics.median(auto.chosen):g} | {cells[1]} | "
+                         f"{seconds[0]:.0f} / {seconds[1]:.0f} |")
+            print(lines[-1], f"chosen {auto.chosen}", flush=True)
     print("\n".join(lines))
     print(f"total {time.perf_counter() - t_start:.0f} s")
 

@@ -1,6 +1,6 @@
-"""Choose Yeh et al.'s discriminator weight lambda (and see what the N(0, I) prior weight does) on
-TRAINING digits, never on the test digits the tables report: mean PSNR per setting on Yeh's four
-tasks that fit 1-channel digits.
+"""Choose Yeh et al.'s prior weight lambda on TRAINING digits, never on the test digits the tables
+report: mean PSNR per setting on Yeh's four tasks that fit 1-channel digits. The latent prior's
+weight is the seed's lambda / 2 ("derived") unless --latent-weights gives fixed values.
 Usage: OMP_NUM_THREADS=1 python experiments/yeh_lambda_sweep.py [--model mnist5k] [--n 16]"""
 
 import argparse
@@ -18,8 +18,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="mnist5k")
 parser.add_argument("--n", type=int, default=16)
 parser.add_argument("--steps", type=int, default=300)
-parser.add_argument("--disc-weights", default="0,0.01,0.1,1")
-parser.add_argument("--latent-weights", default="0.5,0.001")
+parser.add_argument("--disc-weights", default="0,0.01,0.03,0.1,0.3,1")
+parser.add_argument("--latent-weights", default="derived",
+                    help="comma-separated fixed weights of ||z||^2, or 'derived' (lambda / 2)")
 args = parser.parse_args()
 
 model = resolve_model(args.model)
@@ -28,7 +29,7 @@ side = model.image_shape[-1]
 tasks = [("inpaint", {"mask": "block", "block": round(32 / 64 * side)}),
          ("superres", {"factor": 4}), ("denoise", {"sigma": 0.1}), ("quantize", {"levels": 5})]
 disc_weights = [float(w) for w in args.disc_weights.split(",")]
-latent_weights = [float(w) for w in args.latent_weights.split(",")]
+latent_weights = [None if w == "derived" else float(w) for w in args.latent_weights.split(",")]
 t0 = time.perf_counter()
 print(f"{args.n} training digits, {args.steps} Adam steps (lr 0.1), 2 restarts; mean PSNR (dB)")
 print("| latent weight | task | " + " | ".join(f"lambda={w:g}" for w in disc_weights) + " |")
@@ -43,5 +44,6 @@ for latent_weight in latent_weights:
             method = METHODS.build("yeh", model=model, disc_weight=w, latent_weight=latent_weight,
                                    steps=args.steps)
             cells.append(f"{psnr(method(y, physics), x).mean():.2f}")
-        print(f"| {latent_weight:g} | {task} | " + " | ".join(cells) + " |", flush=True)
+        label = "lambda / 2" if latent_weight is None else f"{latent_weight:g}"
+        print(f"| {label} | {task} | " + " | ".join(cells) + " |", flush=True)
 print(f"wall time {time.perf_counter() - t0:.0f} s")

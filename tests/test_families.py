@@ -35,17 +35,6 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def began_dir(tmp_path_factory, digits):
-    """BEGAN (4 steps, a large lambda_k so that k_t reaches a clip) with every encoder kind."""
-    out = tmp_path_factory.mktemp("began")
-    train_gan(digits[0], out, GANConfig(arch="began", steps=4, checkpoint_every=4, lambda_k=2.0,
-                                        **TINY))
-    for kind in ("conv", "vae", "aegan"):
-        train_encoder(*digits, out, EncoderConfig(kind=kind, **TINY_ENCODER))
-    return out
-
-
-@pytest.fixture(scope="module")
 def pgan_dir(tmp_path_factory, digits):
     """A progressive GAN grown 7 -> 14 -> 28 px (one step per phase) with a conv encoder."""
     out = tmp_path_factory.mktemp("pgan")

@@ -93,8 +93,8 @@ def test_bad_options(model):
 
 
 def test_auto_lambda_follows_the_discrepancy_principle(model, fakes):
-    """sigma known: the largest lambda of the grid whose mean ratio is <= 1.1 x max(1, the
-    smallest), and the answer is that lambda's solve."""
+    """sigma known: for each problem, the largest lambda of the grid whose ratio is <= 1.1 x
+    max(1, its smallest), and the answer is that lambda's solve."""
     from generative_encoder.methods.latent import AUTO_GRID, DEFAULT_LATENT_WEIGHT, DISCREPANCY_TAU
 
     physics = make_physics("denoise", model.image_shape, sigma=0.1, seed=2)
@@ -102,16 +102,18 @@ def test_auto_lambda_follows_the_discrepancy_principle(model, fakes):
     method = METHODS.build("csgm", model=model, steps=30, latent_weight="auto")
     result = method.solve(y, physics, seeds=[5, 6, 7, 8])
     auto = method.last_auto
-    assert auto.rule == "discrepancy"
+    assert auto.rule == "discrepancy" and len(auto.scores) == len(auto.chosen) == 4
     assert auto.grid == pytest.approx([DEFAULT_LATENT_WEIGHT["csgm"] * g for g in AUTO_GRID])
-    target = DISCREPANCY_TAU * max(1.0, min(auto.scores))
-    chosen = auto.grid.index(auto.chosen)
-    assert auto.scores[chosen] <= target
-    assert all(s > target for s in auto.scores[chosen + 1:])
-    fixed = METHODS.build("csgm", model=model, steps=30, latent_weight=auto.chosen)
-    direct = fixed.solve(y, physics, seeds=[5, 6, 7, 8])
-    torch.testing.assert_close(result.z, direct.z, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(result.objective, direct.objective, atol=1e-5, rtol=1e-4)
+    for j, (scores, weight) in enumerate(zip(auto.scores, auto.chosen)):
+        target = DISCREPANCY_TAU * max(1.0, min(scores))
+        chosen = auto.grid.index(weight)
+        assert scores[chosen] <= target
+        assert all(s > target for s in scores[chosen + 1:])
+        fixed = METHODS.build("csgm", model=model, steps=30, latent_weight=weight)
+        direct = fixed.solve(y[j:j + 1], physics, seeds=[5 + j])
+        torch.testing.assert_close(result.z[j:j + 1], direct.z, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(result.objective[j:j + 1], direct.objective, atol=1e-5,
+                                   rtol=1e-4)
 
 
 def test_auto_lambda_holds_out_pixels_without_noise(model, fakes):
@@ -119,10 +121,26 @@ def test_auto_lambda_holds_out_pixels_without_noise(model, fakes):
     method = METHODS.build("ge", model=model, steps=10, latent_weight="auto")
     result = method.solve(physics(fakes), physics)
     auto = method.last_auto
-    assert auto.rule == "held_out" and len(auto.scores) == len(auto.grid) == 5
-    assert auto.chosen == auto.grid[max(i for i, s in enumerate(auto.scores)
-                                        if s <= min(auto.scores))]
+    assert auto.rule == "held_out" and len(auto.scores) == len(auto.chosen) == len(fakes)
+    for scores, weight in zip(auto.scores, auto.chosen):
+        assert len(scores) == len(auto.grid) == 5
+        assert weight == auto.grid[max(i for i, s in enumerate(scores) if s <= min(scores))]
     assert result.x.shape == fakes.shape
+
+
+@pytest.mark.parametrize("task", ["denoise", "inpaint"])
+def test_auto_lambda_is_chosen_per_problem(model, fakes, task):
+    """The same problem gets the same lambda and image alone as in a batch of 4."""
+    params = {"sigma": 0.1} if task == "denoise" else {"mask": "block"}
+    physics = make_physics(task, model.image_shape, seed=2, **params)
+    y = physics(fakes)
+    method = METHODS.build("ge", model=model, steps=10, latent_weight="auto")
+    batch = method.solve(y, physics, seeds=[3, 4, 5, 6])
+    chosen = method.last_auto.chosen
+    for j in (0, 3):
+        alone = method.solve(y[j:j + 1], physics, seeds=[3 + j])
+        assert method.last_auto.chosen == [chosen[j]]
+        torch.testing.assert_close(alone.x, batch.x[j:j + 1], atol=1e-5, rtol=0)
 
 
 def test_auto_lambda_refusals(model, fakes):
@@ -136,3 +154,66 @@ def test_auto_lambda_refusals(model, fakes):
     method = METHODS.build("csgm", model=model, steps=2, latent_weight="auto")
     method.solve(y, physics)
     assert method.last_auto.rule == "held_out"
+
+
+# Every latent-search method of the registry, with the options that make it search (a uniform-latent
+# model for LVR); "auto" lambda too. One problem alone must give what it gives in a batch of 16.
+LATENT_CASES = {
+    "ge": ("tiny", {}), "ge auto": ("tiny", {"latent_weight": "auto"}),
+    "csgm": ("tiny", {}), "csgm auto": ("tiny", {"latent_weight": "auto"}),
+    "yeh": ("tiny", {}), "yeh blend": ("tiny", {"blend": True}),
+    "lvr": ("uniform", {}), "lvr project": ("uniform", {"clip": "project"}),
+    "lvr_sa": ("uniform", {"n_attribute": 4}),
+}
+
+
+def _latent_methods() -> list[str]:
+    from generative_encoder.methods.latent import LatentSearch
+
+    return sorted(name for name in METHODS.names()
+                  if isinstance(METHODS.get(name), type)
+                  and issubclass(METHODS.get(name), LatentSearch))
+
+
+def test_every_latent_method_has_a_batch_invariance_case():
+    assert sorted({case.split()[0] for case in LATENT_CASES} | {"ge0"}) == _latent_methods()
+
+
+@pytest.mark.parametrize("case", sorted(LATENT_CASES))
+def test_problem_alone_equals_problem_in_batch_of_16(case, tiny_model_dir, uniform_model_dir,
+                                                     tmp_path):
+    """The README's promise for every latent method: a problem's answer does not depend on its
+    batch-mates (per-problem starts, per-problem clipping redraws, per-problem auto lambda).
+    ``ge0`` needs a BEGAN model and is ``ge`` with another encoder: covered by ``ge``."""
+    name, (which, options) = case.split()[0], LATENT_CASES[case]
+    model = load_model(tiny_model_dir if which == "tiny" else uniform_model_dir)
+    options = options | ({"cache": str(tmp_path)} if name == "lvr_sa" else {})
+    G = model.generator
+    with torch.no_grad():
+        x = G(G.sample_latent(16, torch.Generator().manual_seed(3)))
+    task = "inpaint" if options.get("blend") or options.get("latent_weight") == "auto" and \
+        name == "ge" else "denoise"
+    params = {"mask": "block"} if task == "inpaint" else {"sigma": 0.1}
+    physics = make_physics(task, model.image_shape, seed=1, **params)
+    y = physics(x)
+    method = METHODS.build(name, model=model, steps=25, **options)
+    batch = method.solve(y, physics, seeds=range(100, 116))
+    for j in (0, 11):
+        alone = method.solve(y[j:j + 1], physics, seeds=[100 + j])
+        torch.testing.assert_close(alone.z[0], batch.z[j], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(alone.x[0], batch.x[j], atol=1e-5, rtol=1e-4)
+
+
+def test_blind_ge_matches_the_code_of_the_sharp_image_to_the_blurred_one(model, fakes):
+    """The preprint's blind deblurring: S = identity; the default puts G(z) through the blur."""
+    physics = make_physics("deblur", model.image_shape, sigma=0.0)
+    y = physics(fakes)
+    for blind, s in ((True, lambda x: x), (False, physics.A)):
+        loss, _ = METHODS.build("ge", model=model, blind=blind).data_term(y, physics, restarts=1)
+        with torch.no_grad():
+            expected = (model.encoder(s(fakes)) - model.encoder(y)).square().sum(1)
+            torch.testing.assert_close(loss(fakes, None), expected)
+    assert loss(fakes, None).abs().max() < 1e-8  # known blur: the clean image fits exactly
+    with pytest.raises(ConfigError, match="blind=True applies to deblurring only"):
+        METHODS.build("ge", model=model, blind=True, steps=1).solve(
+            y, make_physics("denoise", model.image_shape))

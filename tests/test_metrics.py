@@ -8,6 +8,7 @@ import torch
 from generative_encoder.errors import ConfigError
 from generative_encoder.metrics import (
     format_mean_std,
+    paired_difference,
     measurement_residual,
     mse,
     psnr,
@@ -93,3 +94,21 @@ def test_summarize_and_format():
         summarize(torch.tensor([]))
     with pytest.raises(ConfigError, match="digits must be >= 0, got -1"):
         format_mean_std(1.0, 0.1, -1)
+
+
+def test_paired_difference_matches_scipy_and_says_when_zero_is_inside():
+    import scipy.stats
+
+    a = torch.tensor([20.0, 21.0, 23.0, 22.5, 19.0])
+    b = torch.tensor([19.5, 20.0, 22.0, 22.4, 18.0])
+    d = paired_difference(a, b)
+    ref = scipy.stats.ttest_rel(a.numpy(), b.numpy())
+    assert d["n"] == 5 and d["mean"] == pytest.approx(0.72)
+    assert d["t"] == pytest.approx(ref.statistic)
+    low, high = ref.confidence_interval(0.95)
+    assert (d["low"], d["high"]) == (pytest.approx(low), pytest.approx(high))
+    assert d["low"] > 0                                          # a consistent gain
+    noisy = paired_difference(a, a.flip(0))
+    assert noisy["low"] < 0 < noisy["high"]                      # within the noise
+    with pytest.raises(ConfigError, match="B >= 2"):
+        paired_difference(a[:1], b[:1])

@@ -11,21 +11,8 @@ from generative_encoder.checkpoints import ModelBundle, load_model
 from generative_encoder.errors import ConfigError
 from generative_encoder.methods import METHODS
 from generative_encoder.methods.classical import BASELINE_FOR_TASK, _footprint_radius
-from generative_encoder.methods.yeh import discriminator_prior, poisson_blend
+from generative_encoder.methods.yeh import discriminator_prior, importance_weights, poisson_blend
 from generative_encoder.physics import make_physics
-
-
-@pytest.fixture(scope="module")
-def uniform_model_dir(tmp_path_factory):
-    """A 28 x 28 digit GAN with latents uniform in [-1, 1]^16, trained for a few steps only."""
-    from generative_encoder.data import get_dataset
-    from generative_encoder.training import GANConfig, train_gan
-
-    out = tmp_path_factory.mktemp("uniform")
-    train_gan(get_dataset("mnist5k", "train"), out,
-              GANConfig(steps=10, batch_size=16, latent_dim=16, width=16, latent_dist="uniform",
-                        checkpoint_every=10, sample_every=10))
-    return out
 
 
 class Ramp(nn.Module):
@@ -76,7 +63,39 @@ def test_yeh_objective_is_data_plus_lambda_prior_plus_latent(tiny_model_dir, p):
     expected = residual.pow(p).sum(1) + 0.3 * (-1.5)
     assert torch.allclose(loss(x, z), expected, atol=1e-4)
     assert networks == [model.discriminator]
-    assert yeh.latent_weight == 0.5  # -log N(z; 0, I) = ||z||^2 / 2
+    assert yeh.latent_weight == pytest.approx(0.15)  # lambda (-log N(z; 0, I)) = 0.3 ||z||^2 / 2
+    fixed = METHODS.build("yeh", model=model, disc_weight=0.3, latent_weight=0.5)
+    assert fixed.latent_weight == 0.5
+
+
+def test_importance_weights_count_the_missing_neighbours_of_known_pixels():
+    mask = torch.ones(1, 1, 9, 9)
+    mask[..., 3:6, 3:6] = 0                                                      # a 3 x 3 hole
+    weights = importance_weights(mask)[0, 0]
+    assert torch.equal(weights[3:6, 3:6], torch.zeros(3, 3))                     # missing: 0
+    assert weights[2, 2] == pytest.approx(9 / 36)        # 6 x 6 of its window inside, 9 missing
+    assert weights[4, 2] == pytest.approx(9 / 42)        # 7 x 6 inside, the whole hole
+    assert weights[0, 0] == pytest.approx(1 / 16)        # 4 x 4 inside, one missing pixel
+    far = torch.ones(1, 1, 20, 20)
+    far[..., 0:3, 0:3] = 0
+    assert importance_weights(far)[0, 0, 10:, 10:].abs().max() == 0              # no hole near
+    with pytest.raises(ConfigError, match="window must be an odd integer"):
+        importance_weights(mask, window=4)
+
+
+def test_yeh_weights_inpainting_residuals_by_importance(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    physics = make_physics("inpaint", model.image_shape, mask="block")
+    y = physics(torch.rand(2, *model.image_shape))
+    z = torch.randn(2, model.generator.latent_dim)
+    x = model.generator(z).detach()
+    residual = (physics.A(x) - y).square()
+    weights = importance_weights(physics.mask)
+    for weighting, expected in (("importance", (residual * weights).flatten(1).sum(1)),
+                                ("none", residual.flatten(1).sum(1))):
+        yeh = METHODS.build("yeh", model=model, disc_weight=0.0, weighting=weighting)
+        loss, _ = yeh.data_term(y, physics, restarts=1)
+        torch.testing.assert_close(loss(x, z), expected)
 
 
 def test_yeh_runs_through_methods_and_keeps_the_discriminator_frozen(tiny_model_dir):

@@ -48,8 +48,10 @@ from .images import save_grid
 from .insight import BenchRun, check_analyses, run_analyses, save_curve, solve_options
 from .methods import METHODS
 from .methods.classical import BASELINE_FOR_TASK
-from .metrics import measurement_residual, score, summarize
-from .restore import task_physics, viewable
+from .metrics import measurement_residual, paired_difference, psnr, score, summarize
+from .methods.latent import LatentSearch
+from .restore import (LATENT_STREAM, NOISE_STREAM, image_seed, simulate_each, task_physics,
+                      viewable)
 
 GRID_IMAGES = 16  # images shown per row of a comparison grid
 MODEL_RECORD = "model_info.json"  # the model.json of the model that made a bench folder's results
@@ -184,11 +186,14 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
     record = _spec_record(spec)
     write_json(out / "spec.json", record | {"tasks": kept_tasks + record["tasks"]})
     write_json(out / MODEL_RECORD, _record(model.info))
+    indices = range(spec.first_image, last)
+    noise_seeds = image_seeds(spec.seed, indices, NOISE_STREAM)
+    start_seeds = image_seeds(spec.seed, indices, LATENT_STREAM)
     measured = {}  # task name -> (physics, y), for the analyses
+    per_image = {}  # (task name, method) -> PSNR of each image (B,), for the paired differences
     for t in spec.tasks:
         physics = physics_of[t.name]
-        with torch.no_grad():
-            y = physics(x)
+        y = simulate_each(physics, x, noise_seeds)
         measured[t.name] = (physics, y)
         shown = slice(0, GRID_IMAGES)
         grid, labels = [x[shown], viewable(y, physics, x)[shown]], ["clean", "degraded"]
@@ -202,32 +207,42 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
                 method = METHODS.build(name, model=model,
                                        **(spec.method_options.get(name, {}) | extra))
                 t0 = time.perf_counter()
+                seeds = {"seeds": start_seeds} if isinstance(method, LatentSearch) else {}
                 if extra:
-                    result = method.solve(y, physics)  # what method(y, physics) returns .x of
+                    result = method.solve(y, physics, **seeds)  # method(y, physics) is its .x
                     x_hat = result.x.detach()
                 else:
-                    x_hat = method(y, physics).detach()
+                    x_hat = method(y, physics, **seeds).detach()
                 seconds = time.perf_counter() - t0
                 if extra:  # scored against the clean images after solving, for the plot only
                     save_curve(out, spec, t.name, name, result, x)
                 save_tensors(_output_path(out, t.name, name), {"x_hat": _to_uint8(x_hat)})
                 results[t.name, name] = _row(t, name, x_hat, x, y, physics, seconds)
                 write_results(kept + [results[p] for p in pairs if p in results], out)
+            per_image[t.name, name] = psnr(x_hat, x)
             grid.append(x_hat[shown])
             labels.append(name)
         if not all((t.name, name) in done for name in labels[2:]) or \
                 not (out / f"grid_{t.name}.png").exists():
             save_grid(out / f"grid_{t.name}.png", grid, labels)
+    with atomic_path(out / "paired.md") as tmp:
+        tmp.write_text(paired_table(per_image))
     if spec.analyses:
         restored = lambda task, name: (  # noqa: E731
             load_tensors(_output_path(out, task, name))["x_hat"].float() / MAX_8BIT)
         run_analyses(BenchRun(spec=spec, model=model, out=out, x=x, dataset=dataset,
-                              indices=range(spec.first_image, last), measured=measured,
+                              indices=indices, measured=measured, seeds=start_seeds,
                               rows=[results[p] for p in pairs], restored=restored), on_progress)
     from .report import write_report
 
     write_report(out)  # report.html: the table, grids, plots and spec in one page
     return [results[p] for p in pairs]
+
+
+def image_seeds(seed: int, indices: range, stream: int) -> list[int]:
+    """One seed per image of the split, from its index: an image is measured and solved the same
+    way whatever ``n_images`` and ``first_image`` select around it."""
+    return [image_seed(seed, str(i), stream) for i in indices]
 
 
 def finished_rows(spec: BenchSpec, model: ModelBundle,
@@ -329,6 +344,26 @@ def markdown_table(rows: list[ResultRow]) -> str:
         lines.append(f"| {r.task} | {r.method} | {r.n} | {r.mse:.5f} ± {r.mse_std:.5f} | "
                      f"{r.psnr:.2f} ± {r.psnr_std:.2f} | {r.ssim:.3f} ± {r.ssim_std:.3f} | "
                      f"{r.residual:.2e} | {r.seconds:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_table(per_image: dict[tuple[str, str], Tensor]) -> str:
+    """Markdown: per task, the method of best mean PSNR against each other method, as the paired
+    difference over the same images with its 95 % confidence interval; "within noise" when the
+    interval contains 0."""
+    lines = ["| task | best | other | PSNR gain (dB) | 95 % CI | t | n | |",
+             "| --- | --- | --- | ---: | --- | ---: | ---: | --- |"]
+    for task in dict.fromkeys(t for t, _ in per_image):
+        methods = {m: v for (t, m), v in per_image.items() if t == task}
+        best = max(methods, key=lambda m: methods[m].mean().item())
+        for other, values in methods.items():
+            if other == best or len(values) < 2:
+                continue
+            d = paired_difference(methods[best], values)
+            verdict = "within noise" if d["low"] <= 0 else ""
+            lines.append(f"| {task} | {best} | {other} | {d['mean']:.2f} | "
+                         f"[{d['low']:.2f}, {d['high']:.2f}] | {d['t']:.1f} | {d['n']} | "
+                         f"{verdict} |")
     return "\n".join(lines) + "\n"
 
 

@@ -157,7 +157,7 @@ def run_bench_cli(spec, model, out: str, overwrite: bool = False) -> None:
         bars[0].update(1)
         bars[0].close()
     print_table(rows)
-    print(f"wrote {out}/results.md, results.csv and grid_*.png")
+    print(f"wrote {out}/results.md, results.csv, paired.md and grid_*.png")
 
 
 def cmd_demo(args) -> None:

@@ -182,7 +182,8 @@ def _load_curve(out: Path, spec, task: str, method: str, n: int) -> Curve | None
 @dataclass
 class BenchRun:
     """What a finished bench run hands to the analyses. ``measured[task] = (physics, y)``;
-    ``restored(task, method)`` loads that pair's restorations; ``rows`` are its ResultRows."""
+    ``seeds``: the latent methods' per-image start seeds; ``restored(task, method)`` loads that
+    pair's restorations; ``rows`` are its ResultRows."""
 
     spec: object
     model: ModelBundle
@@ -191,6 +192,7 @@ class BenchRun:
     dataset: object
     indices: range
     measured: dict
+    seeds: list
     rows: list
     restored: Callable[[str, str], Tensor]
     cache: dict = field(default_factory=dict)
@@ -340,7 +342,8 @@ def run_convergence(run: BenchRun) -> list[Path]:
                 solver = METHODS.build(method, model=run.model,
                                        **(spec.method_options.get(method, {})
                                           | solve_options(spec, t.name, method)))
-                curve = save_curve(run.out, spec, t.name, method, solver.solve(y, physics), run.x)
+                curve = save_curve(run.out, spec, t.name, method,
+                                   solver.solve(y, physics, seeds=run.seeds), run.x)
             curves.setdefault(t.name, {})[method] = curve
     wanted = resolved(spec.analysis_options, "convergence")["tasks"]
     if not curves and wanted is not None and not set(wanted) & {t.name for t in spec.tasks}:

@@ -14,6 +14,9 @@ tensor([20.0000, 20.0000])
 
 from __future__ import annotations
 
+import math
+
+import scipy.stats
 import torch
 from deepinv.loss.metric import MSE, PSNR, SSIM
 from torch import Tensor
@@ -92,3 +95,22 @@ def format_mean_std(mean: float, std: float, digits: int = 2) -> str:
     if digits < 0:
         raise ConfigError(f"digits must be >= 0, got {digits}")
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def paired_difference(a: Tensor, b: Tensor, confidence: float = 0.95) -> dict[str, float | int]:
+    """The mean of a - b over paired per-image values a, b (B,) (the same images, two methods),
+    with its two-sided Student-t confidence interval ``[low, high]`` at ``confidence``, the t
+    statistic and n. An interval that contains 0 means the difference is within the noise of
+    these images."""
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ConfigError(f"paired_difference needs two (B,) tensors of one shape with B >= 2, "
+                          f"got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
+    d = (a.detach().double() - b.detach().double())
+    n, mean = len(d), d.mean().item()
+    sem = d.std(correction=1).item() / math.sqrt(n)
+    half = float(scipy.stats.t.ppf(0.5 + confidence / 2, n - 1)) * sem
+    t = mean / sem if sem > 0 else math.copysign(math.inf, mean) if mean else 0.0
+    return {"mean": mean, "low": mean - half, "high": mean + half, "t": t, "n": n}
+

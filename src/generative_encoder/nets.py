@@ -100,9 +100,9 @@ class DCGANGenerator(LatentGenerator):
         self.channels, self.image_size = channels, image_size
         k, s0 = _n_doublings(image_size), _base_size(image_size)
         c = width * 2 ** (k - 1)
-        mlp = [nn.Linear(latent_dim, hidden, bias=False), nn.BatchNorm1d(hidden),
+        mlp = [RowLinear(latent_dim, hidden, bias=False), nn.BatchNorm1d(hidden),
                nn.ReLU(True)] if hidden else []
-        self.stem = nn.Sequential(*mlp, nn.Linear(hidden or latent_dim, c * s0 * s0, bias=False),
+        self.stem = nn.Sequential(*mlp, RowLinear(hidden or latent_dim, c * s0 * s0, bias=False),
                                   nn.Unflatten(1, (c, s0, s0)), nn.BatchNorm2d(c), nn.ReLU(True))
         blocks = _refine_layers(c, refine, nn.BatchNorm2d(c), nn.ReLU(True))
         for _ in range(k - 1):
@@ -157,6 +157,25 @@ def sample_latent(n: int, latent_dim: int, dist: str,
     return z
 
 
+class RowLinear(nn.Linear):
+    """nn.Linear whose eval-mode output for a row does not depend on the other rows of the batch.
+
+    A matrix product with one output column is computed by different kernels for one row and for
+    many, which round differently (seen: 2e-5 apart on a discriminator logit); Adam amplifies that
+    over a latent search, so a problem would get another answer alone than in a batch. In eval
+    mode each output is an element-wise product summed over the row; training keeps the fast
+    matrix product. Same parameters, same checkpoints as nn.Linear.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training or x.dim() != 2:
+            return super().forward(x)
+        # one (1, in) x (in, out) product per row: the same kernel whatever the batch size
+        weight = self.weight.t().unsqueeze(0).expand(len(x), -1, -1)           # (N, in, out)
+        out = torch.bmm(x.unsqueeze(1), weight).squeeze(1)                      # (N, out)
+        return out if self.bias is None else out + self.bias
+
+
 @NETWORKS.register("dcgan_discriminator")
 class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator: image (N, C, S, S) in [0, 1] -> logit (N,) (real > 0).
@@ -201,10 +220,10 @@ class DCGANDiscriminator(nn.Module):
             layers += [MinibatchStdDev()]
         self.convs = nn.Sequential(*layers, nn.Flatten())
         n_features = (c_in + mbstd) * s0 * s0
-        self.head = nn.Sequential(nn.Linear(n_features, hidden), nn.LeakyReLU(0.2, True),
-                                  nn.Linear(hidden, 1)) if hidden else nn.Linear(n_features, 1)
+        self.head = nn.Sequential(RowLinear(n_features, hidden), nn.LeakyReLU(0.2, True),
+                                  RowLinear(hidden, 1)) if hidden else RowLinear(n_features, 1)
         if n_categories:
-            self.q_head = nn.Linear(n_features, n_categories)
+            self.q_head = RowLinear(n_features, n_categories)
 
     def features(self, x: Tensor) -> Tensor:
         return self.convs(x * 2 - 1)  # (N, F); inputs centred to [-1, 1]
@@ -249,7 +268,7 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, width * 2**i, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(2)]
             c_in = width * 2**i
         self.convs = nn.Sequential(*layers, nn.Flatten())
-        self.fc = nn.Linear(c_in * (image_size >> depth) ** 2, code_dim)
+        self.fc = RowLinear(c_in * (image_size >> depth) ** 2, code_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.convs(x))  # (N, code_dim)
@@ -269,7 +288,7 @@ class VAEEncoder(ConvEncoder):
     def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 128,
                  depth: int | None = None, width: int = 16):
         super().__init__(channels, image_size, code_dim, depth, width)
-        self.logvar = nn.Linear(self.fc.in_features, code_dim)
+        self.logvar = RowLinear(self.fc.in_features, code_dim)
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.convs(x)
@@ -305,7 +324,7 @@ class ConvDecoder(nn.Module):
         ratio = image_size / s0
         self.sizes = [round(s0 * ratio ** ((j + 1) / depth)) for j in range(depth)]
         c = width * 2 ** (depth - 1)
-        self.stem = nn.Sequential(nn.Linear(code_dim, c * s0 * s0), nn.ReLU(True),
+        self.stem = nn.Sequential(RowLinear(code_dim, c * s0 * s0), nn.ReLU(True),
                                   nn.Unflatten(1, (c, s0, s0)))
         self.convs = nn.ModuleList()
         for j in range(depth):

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .nets import LATENT_DISTS, NETWORKS, LatentGenerator, _check_geometry
+from .nets import LATENT_DISTS, NETWORKS, LatentGenerator, RowLinear, _check_geometry
 
 
 def began_base_size(image_size: int) -> int:
@@ -63,7 +63,7 @@ class BEGANDecoder(nn.Module):
                            width=width)
         self.channels, self.image_size, self.code_dim = channels, image_size, code_dim
         s0 = began_base_size(image_size)
-        self.stem = nn.Sequential(nn.Linear(code_dim, width * s0 * s0),
+        self.stem = nn.Sequential(RowLinear(code_dim, width * s0 * s0),
                                   nn.Unflatten(1, (width, s0, s0)))
         layers: list[nn.Module] = []
         for i in range(_n_scales(image_size) + 1):
@@ -100,7 +100,7 @@ class BEGANEncoder(nn.Module):
                 layers += [nn.Conv2d(c, width * (i + 2), 3, 2, 1), nn.ELU(True)]
                 c = width * (i + 2)
         self.convs = nn.Sequential(*layers, nn.Flatten())
-        self.fc = nn.Linear(c * s0 * s0, code_dim)
+        self.fc = RowLinear(c * s0 * s0, code_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.convs(x * 2 - 1))  # (N, code_dim); inputs centred to [-1, 1]

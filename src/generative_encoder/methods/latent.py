@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import torch
 from deepinv.models import Reconstructor
-from deepinv.physics import Inpainting, Physics
+from deepinv.physics import Blur, Inpainting, Physics
 from torch import Tensor
 
 from ..checkpoints import ModelBundle
@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from ..physics import EncoderSensing, lift, match
 from ..registry import check_arguments
 from ..solve import (LossFn, SearchResult, SolveConfig, combine, encoder_fidelity,
-                     expand_targets, image_fidelity, latent_l2, latent_search)
+                     expand_targets, image_fidelity, latent_l2, latent_search, rowwise)
 from .registry import METHODS
 
 # lambda of the latent prior, per method. The data terms are sums over code / measurement dims,
@@ -47,13 +47,14 @@ DEFAULT_LATENT_WEIGHT = {"ge": 1e-1, "ge0": 1e-1, "csgm": 1e-3}  # ge0: GE's, no
 ENCODERS = {"ge1": ("encoder", "decoder"), "vae": ("vae_encoder", "vae_decoder"),
             "aegan": ("aegan_encoder", "aegan_decoder"), "ge0": None}
 
-# latent_weight="auto": lambda from the measurements alone, among these multiples of the default,
-# all solved in one batch (L x B problems). With Gaussian noise of known sigma, the discrepancy
-# principle: the largest lambda whose mean residual is <= DISCREPANCY_TAU x max(n sigma^2, the
-# smallest mean residual of the grid) (the max: an image outside G's range leaves more than the
-# noise at every lambda). Without (inpainting, noise-free tasks): HELD_OUT_FRACTION of the measured
-# entries (seeded, HELD_OUT_SEED) are hidden from the fit, and the lambda that predicts them best
-# wins; the final solve uses every measurement.
+# latent_weight="auto": lambda from the measurements alone, per problem, among these multiples of
+# the default, all solved in one batch (L x B problems). With Gaussian noise of known sigma, the
+# discrepancy principle: for each problem, the largest lambda whose residual ratio is
+# <= DISCREPANCY_TAU x max(1, its smallest ratio over the grid) (the max: an image outside G's range
+# leaves more than the noise at every lambda). Without (inpainting, noise-free tasks):
+# HELD_OUT_FRACTION of the measured entries (seeded, HELD_OUT_SEED) are hidden from the fit, and the
+# lambda that predicts a problem's hidden entries best wins; the final solve uses every measurement.
+# Each problem's choice reads its own rows only, so it is the same alone or in any batch.
 AUTO_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 DISCREPANCY_TAU = 1.1
 HELD_OUT_FRACTION = 0.1
@@ -63,13 +64,13 @@ HELD_OUT_SEED = 0
 @dataclass
 class AutoWeight:
     """How ``latent_weight="auto"`` chose: rule ("discrepancy" or "held_out"), the lambdas tried
-    (L,), the score of each (L,) (mean discrepancy ratio, or mean held-out squared error), and
-    the chosen lambda."""
+    (L,), each problem's score of each (B lists of L: discrepancy ratio, or mean held-out squared
+    error), and each problem's chosen lambda (B,)."""
 
     rule: str
     grid: list[float]
-    scores: list[float]
-    chosen: float
+    scores: list[list[float]]
+    chosen: list[float]
 
 
 class LatentSearch(Reconstructor):
@@ -111,11 +112,23 @@ class LatentSearch(Reconstructor):
 
     def solve(self, y: Tensor, physics: Physics, *, seeds=None, init: Tensor | None = None,
               on_step=None) -> SearchResult:
-        """Run the latent search for a batch of measurements y (B, ...)."""
+        """Run the latent search for a batch of measurements y (B, ...); the result's ``x`` is
+        the method's output, every step after the search (``finish``) applied."""
         y = y.detach()
+        self.check_physics(physics)
         if self.latent_weight == "auto":
-            return self._solve_auto(y, physics, seeds, init, on_step)
-        return self._search(y, physics, self.latent_weight, seeds, init, on_step)
+            result = self._solve_auto(y, physics, seeds, init, on_step)
+        else:
+            result = self._search(y, physics, self.latent_weight, seeds, init, on_step)
+        return replace(result, x=self.finish(result, y, physics).detach())
+
+    def check_physics(self, physics: Physics) -> None:
+        """Raise ConfigError before any work when the method cannot handle ``physics``."""
+
+    def finish(self, result: SearchResult, y: Tensor, physics: Physics) -> Tensor:
+        """The output (B, C, H, W) from the search: G(z*) itself here; methods with a last step
+        (Yeh's blend, LVR-SA's shift) override it."""
+        return result.x
 
     def _search(self, y: Tensor, physics: Physics, weight: float | Tensor, seeds=None,
                 init: Tensor | None = None, on_step=None) -> SearchResult:
@@ -126,7 +139,8 @@ class LatentSearch(Reconstructor):
                              networks=networks, seeds=seeds, init=init, on_step=on_step)
 
     def _solve_auto(self, y: Tensor, physics: Physics, seeds, init, on_step) -> SearchResult:
-        """latent_weight="auto": every lambda of the grid in one batch, then the rule."""
+        """latent_weight="auto": every lambda of the grid in one batch, then the rule, per
+        problem."""
         if self.name not in DEFAULT_LATENT_WEIGHT:
             raise ConfigError(f"latent_weight='auto' is for {', '.join(DEFAULT_LATENT_WEIGHT)}, "
                               f"not {self.name!r}")
@@ -137,26 +151,32 @@ class LatentSearch(Reconstructor):
         weights = torch.tensor(grid, device=y.device).repeat_interleave(b * restarts)
         rep = len(grid)
         init_rep = None if init is None else init.repeat(rep, *[1] * (init.dim() - 1))
+        y_rep = y.repeat(rep, *[1] * (y.dim() - 1))                               # (L*B, ...)
         sigma = noise_sigma(physics)
         if sigma is not None:  # discrepancy principle; the chosen lambda's rows are the answer
-            y_rep = y.repeat(rep, *[1] * (y.dim() - 1))                       # (L*B, ...)
             result = self._search(y_rep, physics, weights, seeds * rep, init_rep, on_step)
             ratios = (residual(y_rep, physics, result.x) / (y[0].numel() * sigma ** 2)
-                      ).view(rep, b).mean(1)                                   # (L,)
-            target = DISCREPANCY_TAU * max(1.0, ratios.min().item())
-            ok = [i for i in range(rep) if ratios[i] <= target]
-            best = max(ok) if ok else int(ratios.argmin())
-            self.last_auto = AutoWeight("discrepancy", grid, ratios.tolist(), grid[best])
-            return _take(result, slice(best * b, (best + 1) * b))
+                      ).view(rep, b)                                            # (L, B)
+            target = DISCREPANCY_TAU * ratios.min(0).values.clamp_min(1.0)      # (B,)
+            ok = ratios <= target                                               # (L, B)
+            levels = torch.arange(rep, device=y.device)[:, None].expand(rep, b)
+            best = torch.where(ok, levels, -1).max(0).values                    # (B,)
+            best = torch.where(best < 0, ratios.argmin(0), best)
+            self.last_auto = AutoWeight("discrepancy", grid, ratios.T.tolist(),
+                                        [grid[i] for i in best.tolist()])
+            return _take(result, best * b + torch.arange(b, device=y.device))
         fit_physics, y_fit, held = self._held_out_split(y, physics)
-        y_rep = y_fit.repeat(rep, *[1] * (y.dim() - 1))
-        result = self._search(y_rep, fit_physics, weights, seeds * rep, init_rep, None)
+        result = self._search(y_fit.repeat(rep, *[1] * (y.dim() - 1)), fit_physics, weights,
+                              seeds * rep, init_rep, None)
         with torch.no_grad():
-            miss = (physics.A(result.x) - y.repeat(rep, *[1] * (y.dim() - 1))) * held
-            errors = miss.flatten(1).square().sum(1).view(rep, b).mean(1) / held.sum()   # (L,)
-        best = max(i for i in range(rep) if errors[i] <= errors.min())  # ties: the larger lambda
-        self.last_auto = AutoWeight("held_out", grid, errors.tolist(), grid[best])
-        return self._search(y, physics, grid[best], seeds, init, on_step)
+            miss = (physics.A(result.x) - y_rep) * held
+            errors = (miss.flatten(1).square().sum(1) / held.sum()).view(rep, b)  # (L, B)
+        # ties go to the larger lambda: the last index of the minimum
+        best = rep - 1 - errors.flip(0).argmin(0)                                  # (B,)
+        chosen = [grid[i] for i in best.tolist()]
+        self.last_auto = AutoWeight("held_out", grid, errors.T.tolist(), chosen)
+        weight = torch.tensor(chosen, device=y.device).repeat_interleave(restarts)  # (B*R,)
+        return self._search(y, physics, weight, seeds, init, on_step)
 
     def _held_out_split(self, y: Tensor, physics: Physics) -> tuple[Physics, Tensor, Tensor]:
         """(physics of the fit, y of the fit, held-out indicator broadcastable to y): a seeded
@@ -177,6 +197,7 @@ class LatentSearch(Reconstructor):
                           "neither")
 
     def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
+        """``solve(y, physics).x``: the one path of every latent method."""
         return self.solve(y, physics, **kwargs).x
 
 
@@ -198,8 +219,8 @@ def _prior(weight: float | Tensor):
     return latent_l2(weight)
 
 
-def _take(result: SearchResult, rows: slice) -> SearchResult:
-    """The problems ``rows`` of a search result."""
+def _take(result: SearchResult, rows: Tensor) -> SearchResult:
+    """The problems ``rows`` (an index tensor) of a search result, in that order."""
     return replace(
         result, z=result.z[rows], x=result.x[rows], objective=result.objective[rows],
         restart_z=result.restart_z[rows], restart_objective=result.restart_objective[rows],
@@ -227,8 +248,9 @@ def select_autoencoder(model: ModelBundle, encoder: str, with_decoder: bool = Fa
     return model.network(enc_name), model.network(dec_name)
 
 
-def _encoder_target(encoder: torch.nn.Module, y: Tensor, physics: Physics):
-    """(encoder, S, target code (B, m)) of GE for this physics."""
+def _encoder_target(encoder: torch.nn.Module, y: Tensor, physics: Physics, blind: bool = False):
+    """(encoder, S, target code (B, m)) of GE for this physics; ``blind``: S = identity for
+    deblurring (the preprint's setting) instead of the known blur."""
     if isinstance(physics, EncoderSensing):
         if physics.encoder is not encoder:  # another family's code: matching it is meaningless
             raise ConfigError("this encoder_cs measurement is the code of another encoder than "
@@ -236,7 +258,9 @@ def _encoder_target(encoder: torch.nn.Module, y: Tensor, physics: Physics):
                               "encoder: ge1, ge0, vae or aegan)")
         return physics.encoder, (lambda x: x), y
     with torch.no_grad():
-        target = encoder(lift(y, physics))
+        target = rowwise(encoder, lift(y, physics))
+    if blind and isinstance(physics, Blur):
+        return encoder, (lambda x: x), target
     return encoder, (lambda x: match(x, physics)), target
 
 
@@ -245,20 +269,27 @@ class GenerativeEncoder(LatentSearch):
     """GE: z* = argmin ||E(S(G(z))) - E(x_dagger)||^2 + lambda ||z||^2, x_hat = G(z*).
 
     encoder: "ge1" (the separately trained conv autoencoder's, default), "ge0" (BEGAN's
-    discriminator's), "vae" or "aegan" (see :data:`ENCODERS`)."""
+    discriminator's), "vae" or "aegan" (see :data:`ENCODERS`). blind: for deblurring, S =
+    identity (the preprint: the code of a sharp G(z) is matched to that of the blurred image, the
+    kernel unused) instead of S = the known blur (the default)."""
 
     name = "ge"
 
     def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
                  latent_weight: float | str | None = None, encoder: str = "ge1",
-                 **config_overrides):
+                 blind: bool = False, **config_overrides):
         super().__init__(model, config, latent_weight, **config_overrides)
         select_autoencoder(model, encoder)  # fails now, not at the first call
-        self.encoder_kind = encoder
+        self.encoder_kind, self.blind = encoder, bool(blind)
+
+    def check_physics(self, physics: Physics) -> None:
+        if self.blind and not isinstance(physics, Blur):
+            raise ConfigError(f"blind=True applies to deblurring only, got "
+                              f"{type(physics).__name__}")
 
     def data_term(self, y, physics, restarts):
         own, _ = select_autoencoder(self.model, self.encoder_kind)
-        encoder, s, target = _encoder_target(own, y, physics)
+        encoder, s, target = _encoder_target(own, y, physics, self.blind)
         return encoder_fidelity(encoder, s, expand_targets(target, restarts)), [encoder]
 
 
@@ -269,8 +300,10 @@ class GE0(GenerativeEncoder):
     name = "ge0"
 
     def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
-                 latent_weight: float | str | None = None, **config_overrides):
-        super().__init__(model, config, latent_weight, encoder="ge0", **config_overrides)
+                 latent_weight: float | str | None = None, blind: bool = False,
+                 **config_overrides):
+        super().__init__(model, config, latent_weight, encoder="ge0", blind=blind,
+                         **config_overrides)
 
 
 @METHODS.register("csgm")
@@ -297,7 +330,7 @@ class AutoEncoderBaseline(Reconstructor):
     def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
         encoder, decoder = select_autoencoder(self.model, self.encoder_kind)
         _, _, code = _encoder_target(encoder, y, physics)
-        return decoder(code).clamp(0, 1)  # BEGAN's decoder (GE0) is linear
+        return rowwise(decoder, code).clamp(0, 1)  # BEGAN's decoder (GE0) is linear
 
 
 @METHODS.register("aegan")

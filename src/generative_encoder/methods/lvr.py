@@ -32,7 +32,7 @@ from torch import Tensor
 from ..checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..errors import CheckpointError, ConfigError
 from ..physics import make_physics
-from ..solve import SolveConfig, expand_targets, image_fidelity
+from ..solve import SearchResult, SolveConfig, expand_targets, image_fidelity, rowwise
 from .latent import LatentSearch
 from .registry import METHODS
 
@@ -102,12 +102,16 @@ class LVRSharpness(LVR):
         self.cache = None if cache is None else Path(cache)
         self._attributes: dict[float, Tensor] = {}
 
-    def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
+    def check_physics(self, physics: Physics) -> None:
+        if self.sigma is None:
+            _gaussian_sigma(physics)
+
+    def finish(self, result: SearchResult, y: Tensor, physics: Physics) -> Tensor:
+        """G(clamp(z* + s, -1, 1)), s the sharpness attribute of the noise level."""
         sigma = self.sigma if self.sigma is not None else _gaussian_sigma(physics)
-        z = self.solve(y, physics, **kwargs).z                                     # (B, d)
-        s = self.sharpness_attribute(sigma).to(z)                                  # (d,)
+        s = self.sharpness_attribute(sigma).to(result.z)                            # (d,)
         with torch.no_grad():
-            return self.model.generator((z + s).clamp(-1, 1))
+            return rowwise(self.model.generator, (result.z + s).clamp(-1, 1))
 
     def sharpness_attribute(self, sigma: float) -> Tensor:
         """The (d,) attribute for noise level sigma: read from its file, else computed and saved."""
@@ -148,7 +152,8 @@ class LVRSharpness(LVR):
                 y = physics(generator(chunk))
             seeds = [self.attribute_seed * self.n_attribute + start + j + 1_000_003
                      for j in range(len(chunk))]  # starts not shared with restore-time problems
-            recovered.append(self.solve(y, physics, seeds=seeds).z.detach().cpu())
+            search = self._search(y, physics, self.latent_weight, seeds)  # plain LVR
+            recovered.append(search.z.detach().cpu())
         z_rec = torch.cat(recovered)                                               # (N, d)
         return (z_true.mean(0) - z_rec.mean(0)).float()
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -23,6 +24,7 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 OPTIMIZERS = ("adam", "lbfgs")
 CLIPS = (None, "project", "stochastic")
 LBFGS_EVALS_PER_STEP = 25  # loss evaluations per L-BFGS step, line search included
+CLIP_STREAM = 1  # SeedSequence key of the stochastic-clipping streams
 
 
 def _require(ok: bool, message: str) -> None:
@@ -48,10 +50,10 @@ class SolveConfig:
     snapshot_every: if > 0, keep G(z) of every row every k steps, for convergence plots made after
         solving (memory: about steps / k times the batch of images).
     clip: box strategy for uniform latents: None, "project" (clamp to [-1, 1] after each step) or
-        "stochastic" (components that left the box are redrawn uniformly inside it; the redraws
-        come from one stream for the whole batch, so they depend on a problem's place in it).
-    seed: problem j's starts are seeded with ``seed + j`` unless ``latent_search`` gets ``seeds``;
-        also seeds the redraws of stochastic clipping.
+        "stochastic" (components that left the box are redrawn uniformly inside it, from a stream
+        of the problem's own).
+    seed: problem j's starts (and stochastic redraws) are seeded with ``seed + j`` unless
+        ``latent_search`` gets ``seeds``.
     channels_last: run the networks' convolutions in channels-last layout: about 2x faster for
         a 28 x 28 DCGAN + encoder at batch 256 on a CPU (benchmarks/README.md), but oneDNN then
         rounds differently for different batch sizes, and Adam amplifies that, so a problem no
@@ -187,6 +189,13 @@ def latent_search(
              f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={dist!r}")
     from .terms import selectable  # terms imports this module
 
+    if n_rows == 1 and selectable(loss_fn):  # see rowwise: a lone row runs beside its copy
+        twice = latent_search(
+            generator, loss_fn.select(torch.tensor([0, 0])), 2, config, networks=networks,
+            init=None if init is None else torch.cat([init, init]),
+            seeds=_problem_seeds(1, config, seeds) * 2,
+            on_step=None if on_step is None else (lambda step, z: on_step(step, z[:1])))
+        return _first_problem(twice)
     device, dtype = _device_and_dtype(generator)
     starts = _starts(n_problems, restarts, latent_dim, dist, config, init, seeds)     # (B, R, d)
     # Drop stopped rows from the batch (Adam only: L-BFGS couples the rows) when the loss can be
@@ -200,12 +209,9 @@ def latent_search(
         return objective.to(dtype), x.to(dtype)
 
     with frozen(generator, *networks), _layout(config.channels_last, generator, *networks):
-        clip_rng = None
-        if config.clip == "stochastic":
-            clip_rng = torch.Generator(device=device).manual_seed(config.seed)
-        z_all = _clip(starts.reshape(n_rows, latent_dim).to(device, dtype), config.clip,
-                      clip_rng)                                                 # (N, d)
+        clipper = _Clipper(config.clip, _problem_seeds(n_problems, config, seeds), restarts)
         rows = torch.arange(n_rows, device=device)          # (K,) the rows still in the batch
+        z_all = clipper(starts.reshape(n_rows, latent_dim).to(device, dtype), rows)  # (N, d)
         z = z_all.clone().requires_grad_(True)              # (K, d) their latents, optimized
         row_loss = loss_fn
         optimizer = _optimizer(z, config)
@@ -233,7 +239,7 @@ def latent_search(
             optimizer.step(closure)
             objective, x = at_step_start[0]
             with torch.no_grad():
-                z.copy_(_clip(z, config.clip, clip_rng))
+                z.copy_(clipper(z, rows))
                 if z_hold is not None:
                     z.copy_(torch.where(stopped[:, None], z_hold, z))   # stopped rows stay put
             if drop:
@@ -260,6 +266,7 @@ def latent_search(
                             break
                         if len(keep) < len(rows):
                             rows = rows[keep]
+                            clipper.select(rows)
                             z = z.detach()[keep].requires_grad_(True)
                             optimizer = _select_adam(optimizer, z, keep, config)
                             row_loss = loss_fn.select(rows)
@@ -287,7 +294,7 @@ def latent_search(
             chosen = select_best(restart_objective)                             # (B,)
             problems = torch.arange(n_problems, device=device)
             z_best = restart_z[problems, chosen]                                # (B, d)
-            x_best = generator(z_best).contiguous()                             # (B, C, H, W)
+            x_best = rowwise(generator, z_best).contiguous()                    # (B, C, H, W)
 
     snapshots = None
     if track.snapshots:
@@ -305,6 +312,17 @@ def latent_search(
         snapshots=snapshots,
         snapshot_steps=track.snapshot_steps,
     )
+
+
+def _first_problem(result: SearchResult) -> SearchResult:
+    """The search result of problem 0 alone."""
+    return SearchResult(
+        z=result.z[:1], x=result.x[:1], objective=result.objective[:1],
+        restart_z=result.restart_z[:1], restart_objective=result.restart_objective[:1],
+        history=result.history[:, :1], history_steps=result.history_steps,
+        steps_run=result.steps_run[:1],
+        snapshots=None if result.snapshots is None else result.snapshots[:, :1],
+        snapshot_steps=result.snapshot_steps)
 
 
 class _Track:
@@ -412,6 +430,16 @@ def _optimizer(z: Tensor, config: SolveConfig) -> torch.optim.Optimizer:
                              line_search_fn="strong_wolfe")
 
 
+def rowwise(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """fn(x) for a batch x (N, ...) whose rows ``fn`` treats independently, computed so that a row
+    gets the same value in a batch of one as in any other: a CPU convolution takes another code
+    path for a single image than for several, which rounds differently, so a lone row is run
+    beside a copy of itself."""
+    if len(x) != 1:
+        return fn(x)
+    return fn(torch.cat([x, x]))[:1]
+
+
 def _evaluate(generator: nn.Module, loss_fn: LossFn, z: Tensor) -> tuple[Tensor, Tensor]:
     x = generator(z)                                                            # (N, C, H, W)
     objective = loss_fn(x, z)                                                   # (N,)
@@ -428,12 +456,19 @@ def _device_and_dtype(generator: nn.Module) -> tuple[torch.device, torch.dtype]:
     return tensor.device, tensor.dtype
 
 
-def _starts(n_problems: int, restarts: int, latent_dim: int, latent_dist: str, config: SolveConfig,
-            init: Tensor | None, seeds: Sequence[int] | None) -> Tensor:
-    """(B, R, d) starting latents on the CPU: problem j's from its own generator, then ``init``."""
+def _problem_seeds(n_problems: int, config: SolveConfig, seeds: Sequence[int] | None
+                   ) -> list[int]:
+    """One seed per problem: ``seeds``, or ``config.seed + j`` for problem j."""
     seeds = [config.seed + j for j in range(n_problems)] if seeds is None else list(seeds)
     _require(len(seeds) == n_problems,
              f"seeds must give one seed per problem ({n_problems}), got {len(seeds)}")
+    return seeds
+
+
+def _starts(n_problems: int, restarts: int, latent_dim: int, latent_dist: str, config: SolveConfig,
+            init: Tensor | None, seeds: Sequence[int] | None) -> Tensor:
+    """(B, R, d) starting latents on the CPU: problem j's from its own generator, then ``init``."""
+    seeds = _problem_seeds(n_problems, config, seeds)
     starts = torch.stack([_draw(latent_dist, (restarts, latent_dim), seed) for seed in seeds])
     if init is None:
         return starts
@@ -450,11 +485,44 @@ def _draw(latent_dist: str, shape: tuple[int, int], seed: int) -> Tensor:
     return sample_latent(*shape, latent_dist, torch.Generator().manual_seed(int(seed)))
 
 
-def _clip(z: Tensor, how: str | None, rng: torch.Generator | None) -> Tensor:
-    """Keep uniform latents in the box [-1, 1]^d (see ``SolveConfig.clip``)."""
-    if how == "project":
-        return z.clamp(-1.0, 1.0)
-    if how == "stochastic":
-        redraw = torch.rand(z.shape, generator=rng, device=z.device, dtype=z.dtype) * 2 - 1
-        return torch.where(z.abs() > 1, redraw, z)
-    return z
+class _Clipper:
+    """Keeps uniform latents in the box [-1, 1]^d (see ``SolveConfig.clip``).
+
+    Stochastic clipping redraws from one CPU stream per problem (seeded from the problem's seed,
+    apart from its starts' stream), drawn for all R restarts of every problem still in the batch
+    at each step: a problem gets the same redraws alone or in any batch."""
+
+    def __init__(self, how: str | None, seeds: list[int], restarts: int):
+        self.how, self.restarts = how, restarts
+        self.streams = []
+        if how == "stochastic":
+            self.streams = [torch.Generator().manual_seed(_clip_seed(s)) for s in seeds]
+        self.problems = list(range(len(seeds)))   # problems with a row in the batch
+        self.index: Tensor | None = None          # (K,) rows of the draw that the batch holds
+
+    def select(self, rows: Tensor) -> None:
+        """The batch now holds rows ``rows`` (K,), ascending (one host sync)."""
+        rows_list = rows.tolist()
+        self.problems = sorted({r // self.restarts for r in rows_list})
+        slot = {p: i for i, p in enumerate(self.problems)}
+        self.index = torch.tensor([slot[r // self.restarts] * self.restarts + r % self.restarts
+                                   for r in rows_list], device=rows.device)
+
+    def __call__(self, z: Tensor, rows: Tensor) -> Tensor:
+        """z (K, d): the latents of rows ``rows`` (K,)."""
+        if self.how == "project":
+            return z.clamp(-1.0, 1.0)
+        if self.how != "stochastic":
+            return z
+        d = z.shape[1]
+        draw = torch.cat([torch.rand(self.restarts, d, generator=self.streams[p])
+                          for p in self.problems])                              # (P*R, d)
+        draw = draw.to(z.device, z.dtype) * 2 - 1
+        if self.index is not None:
+            draw = draw[self.index]
+        return torch.where(z.abs() > 1, draw, z)
+
+
+def _clip_seed(seed: int) -> int:
+    """The seed of a problem's stochastic-clipping stream, distinct from its starts' ``seed``."""
+    return int(np.random.SeedSequence([int(seed), CLIP_STREAM]).generate_state(1)[0])
