@@ -1,4 +1,4 @@
-"""What the engine's options cost and save on the demo's problems (``generative_encoder.demo``:
+"""What the engine's options cost and save on the demo's problems (``generative_encoder.apps.demo``:
 16 mnist5k test digits x 7 tasks, the shipped model, GE and CSGM at the demo's 250 steps and
 2 restarts): wall time and mean PSNR with early stopping off and on (stopped rows leave the
 batch), and with bf16 autocast off and on (on ``--autocast-tasks`` only: it is slow on CPUs
@@ -15,9 +15,10 @@ import time
 import torch
 
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.demo import DEMO_SPEC, shipped_model
+from generative_encoder.apps.demo import DEMO_SPEC
+from generative_encoder.io.zoo import shipped_model
 from generative_encoder.methods import METHODS
-from generative_encoder.metrics import psnr
+from generative_encoder.eval.metrics import psnr
 from generative_encoder.physics import make_physics
 
 

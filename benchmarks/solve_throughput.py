@@ -10,7 +10,7 @@ Problems: denoising (A = identity, Gaussian noise, sigma 0.1).
   PSNR against the clean digits (computed after solving; no method sees them).
 - 64 x 64 x 3: an UNTRAINED DCGAN generator (``--width64``, its BatchNorm statistics set from its
   own samples) and an untrained conv encoder (the GE paper's GE1: depth 4, width 16, m = 128), built
-  with ``generative_encoder.nets.build_network``; the clean images are G(z) of random latents.
+  with ``generative_encoder.models.build_network``; the clean images are G(z) of random latents.
   Only the speed means something there, not the PSNR.
 
 Rows (``restarts=1`` everywhere, so every row does the same work per image and iteration):
@@ -46,16 +46,16 @@ from pathlib import Path
 
 import torch
 from deepinv.models import CSGMGenerator
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from generative_encoder.checkpoints import ModelBundle, load_model
+from generative_encoder.io.checkpoints import ModelBundle, load_model
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.demo import shipped_model_dir
+from generative_encoder.io.zoo import shipped_model_dir
 from generative_encoder.methods import METHODS
-from generative_encoder.methods.latent import DEFAULT_LATENT_WEIGHT
-from generative_encoder.metrics import psnr
-from generative_encoder.nets import build_network
+from generative_encoder.methods.latent import GenerativeEncoder
+from generative_encoder.eval.metrics import psnr
+from generative_encoder.models.registry import build_network
 from generative_encoder.physics import make_physics
 from generative_encoder.solve import SolveConfig, combine, frozen, latent_l2
 from generative_encoder.training.gan import recalibrate_batchnorm
@@ -227,7 +227,7 @@ def ge_loss(bundle, y, physics):
     """The GE objective with the method's prior, per row, for targets y (N, ...)."""
     solver = build("ge", bundle, 1, False)
     data, networks = solver.data_term(y, physics, 1)
-    return combine(data, latent_l2(DEFAULT_LATENT_WEIGHT["ge"])), networks
+    return combine(data, latent_l2(GenerativeEncoder.default_latent_weight)), networks
 
 
 def run_reference(bundle, x, y, physics, n, iters, args) -> Row:

@@ -44,12 +44,11 @@ import torch
 from deepinv.models import CSGMGenerator
 from torch import Tensor, nn
 
-from generative_encoder.checkpoints import ModelBundle, load_model
+from generative_encoder.io.checkpoints import ModelBundle, load_model
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.demo import shipped_model_dir
+from generative_encoder.io.zoo import shipped_model_dir
 from generative_encoder.methods import METHODS
-from generative_encoder.methods.latent import DEFAULT_LATENT_WEIGHT
-from generative_encoder.metrics import psnr
+from generative_encoder.eval.metrics import psnr
 from generative_encoder.physics import make_physics
 from generative_encoder.solve import SolveConfig, frozen
 
@@ -278,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict:
                              args.restarts, args.lr, 0.0, False, starts)[0])
     for method in ("csgm", "ge"):
         rows.append(run_ours(bundle, y, x, physics, args, f"{method}, paper defaults", method,
-                             args.restarts, PAPER.lr, DEFAULT_LATENT_WEIGHT[method],
+                             args.restarts, PAPER.lr, METHODS.get(method).default_latent_weight,
                              PAPER.keep_best, None)[0])
 
     k = args.peer_n

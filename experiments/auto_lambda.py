@@ -1,9 +1,9 @@
 """Automatic lambda (``latent_weight="auto"``) against the fixed default, on mnist5k test digits.
 
 For each task and method: PSNR (mean +- std over the digits) of the fixed default lambda
-(methods.latent.DEFAULT_LATENT_WEIGHT, tuned on training digits) and of lambda chosen from the
+(each method's default_latent_weight, tuned on training digits) and of lambda chosen from the
 measurements alone: the discrepancy principle when the task's noise sigma is known, else a
-held-out 10 % of the measured pixels (methods.latent.AUTO_GRID and neighbours). PSNR against the
+held-out 10 % of the measured pixels (solve.weight.AUTO_GRID and neighbours). PSNR against the
 clean digits is computed after solving only. Prints a Markdown table and the wall time.
 
     OMP_NUM_THREADS=1 python experiments/auto_lambda.py [--n 32] [--steps 250]
@@ -18,9 +18,9 @@ import time
 import torch
 
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.demo import shipped_model
+from generative_encoder.io.zoo import shipped_model
 from generative_encoder.methods import METHODS
-from generative_encoder.metrics import psnr, summarize
+from generative_encoder.eval.metrics import psnr, summarize
 from generative_encoder.physics import make_physics
 
 TASKS = {"denoise sigma=0.4": ("denoise", {"sigma": 0.4}),

@@ -6,7 +6,7 @@ data set's test split, centre crop, resized to 28, gray) and Berea sandstone pat
 (``../shared/data/rock/berea.zip``, test slices, 28 x 28 patches). Each image is measured with its
 own seeded noise, restored by GE and CSGM (500 Adam steps x 2 restarts, the defaults), and
 flagged when its discrepancy ratio ||y - A(x_hat)||^2 / (n sigma^2) exceeds tau, where tau is
-calibrated once per (task, method) on 16 generator samples (generative_encoder.diagnostics).
+calibrated once per (task, method) on 16 generator samples (generative_encoder.eval.diagnostics).
 Nothing here looks at a clean image before the flag is set.
 
     OMP_NUM_THREADS=1 python experiments/fit_flag.py [--n 64] [--steps 500]
@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.demo import shipped_model
-from generative_encoder.diagnostics import calibrate
-from generative_encoder.restore import (LATENT_STREAM, NOISE_STREAM, image_seed, restore,
-                                        simulate_each, task_physics)
+from generative_encoder.io.zoo import shipped_model
+from generative_encoder.eval.diagnostics import calibrate
+from generative_encoder.physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seed
+from generative_encoder.apps.restore import restore, simulate_each, task_physics
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS = {"denoise sigma=0.1": ("denoise", {"sigma": 0.1}),
@@ -63,15 +63,14 @@ def main() -> None:
     for label, (task, params) in tasks.items():
         physics = task_physics(task, model, params, seed=0)
         for method in args.methods.split(","):
-            options = {"steps": args.steps}
-            cal = calibrate(lambda y: restore(y, physics, method, model, **options).x,
-                            physics, model.generator)
+            solver = METHODS.build(method, model=model, steps=args.steps)
+            cal = calibrate(lambda y: restore(y, physics, solver).x, physics, model.generator)
             flagged, medians = [], []
             for name, x in sets.items():
                 names = [f"{name}-{i}" for i in range(len(x))]
                 y = simulate_each(physics, x, [image_seed(0, s, NOISE_STREAM) for s in names])
-                out = restore(y, physics, method, model, tau=cal.tau,
-                              seeds=[image_seed(0, s, LATENT_STREAM) for s in names], **options)
+                out = restore(y, physics, solver, tau=cal.tau,
+                              seeds=[image_seed(0, s, LATENT_STREAM) for s in names])
                 flagged.append(f"{int(out.flagged.sum())}/{len(x)} "
                                f"({100 * out.flagged.float().mean():.0f} %)")
                 medians.append(f"{out.discrepancy.median():.2f}")

@@ -6,11 +6,11 @@ import argparse
 
 import torch
 
-from generative_encoder.cli import resolve_model
+from generative_encoder.io.zoo import resolve_model
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.methods import METHODS
-from generative_encoder.metrics import psnr
-from generative_encoder.restore import task_physics
+from generative_encoder.eval.metrics import psnr
+from generative_encoder.apps.restore import task_physics
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="mnist5k")

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from generative_encoder.checkpoints import load_model
+from generative_encoder.io.checkpoints import load_model
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.methods import METHODS
-from generative_encoder.metrics import psnr, ssim
+from generative_encoder.eval.metrics import psnr, ssim
 from generative_encoder.physics import make_physics
 
 parser = argparse.ArgumentParser()

@@ -21,9 +21,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from generative_encoder.bench import BenchSpec, TaskSpec, run_bench  # noqa: E402
-from generative_encoder.checkpoints import load_model  # noqa: E402
-from generative_encoder.demo import SHIPPED_MODELS, shipped_model_dir  # noqa: E402
+from generative_encoder.apps.bench import BenchSpec, TaskSpec, run_bench  # noqa: E402
+from generative_encoder.io.checkpoints import load_model  # noqa: E402
+from generative_encoder.io.zoo import SHIPPED_MODELS, shipped_model_dir  # noqa: E402
 from generative_encoder.data import get_dataset  # noqa: E402
 from generative_encoder.training import EncoderConfig, train_encoder  # noqa: E402
 

@@ -8,10 +8,10 @@ import time
 
 import torch
 
-from generative_encoder.cli import resolve_model
+from generative_encoder.io.zoo import resolve_model
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.methods import METHODS
-from generative_encoder.metrics import psnr
+from generative_encoder.eval.metrics import psnr
 from generative_encoder.physics import make_physics
 
 parser = argparse.ArgumentParser()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from generative_encoder.checkpoints import load_model, load_network
+from generative_encoder.io.checkpoints import load_model, load_network
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.nets import latent_parts
+from generative_encoder.models.priors import latent_parts
 from generative_encoder.training.classifier import (class_balance, confident_fraction,
                                                     train_classifier)
 

@@ -4,7 +4,7 @@
 # The weights are NOT committed: CelebA's licence is non-commercial research use only.
 # Data: ../shared/data/celeba_aligned_9k (ids 1..8000 train, 8001..9000 test: test_size=1000).
 # Resumable: rerun the same command after an interruption and it continues from the last
-# checkpoint. Measured (session 3, OMP_NUM_THREADS=1, another training on the second core):
+# checkpoint. Measured with OMP_NUM_THREADS=1 and another training on the second core:
 # GAN 3000 steps in 2707 s, encoder 1000 steps in 1619 s; more steps would help both.
 # Usage: bash scripts/train_celeba.sh [RUN_DIR] [DATA_DIR]
 set -euo pipefail

@@ -3,7 +3,7 @@
 # micro-CT volume (z-slices 0..299 train, 300..399 test), DCGAN then the conv encoder, with the
 # project's own `genc train`. LATENT (the generator's latent size, default 128) is the journal's
 # Table 3 knob; M is the code size of the encoder; R1 (unset: none) the R1 penalty weight.
-# Resumable. Measured (session 3, OMP_NUM_THREADS=1, another training on the second core):
+# Resumable. Measured with OMP_NUM_THREADS=1 and another training on the second core:
 # GAN 2000 steps in 1835 s, encoder 2000 steps in 822 s.
 # Usage: bash scripts/train_rock.sh [RUN_DIR] [ZIP]
 set -euo pipefail

@@ -67,7 +67,7 @@ def began_dir(tmp_path_factory):
     train_gan(train, out, GANConfig(arch="began", steps=4, checkpoint_every=4, lambda_k=2.0,
                                     batch_size=8, latent_dim=8, width=8, latent_dist="uniform",
                                     sample_every=100))
-    for kind in ("conv", "vae", "aegan"):
+    for kind in ("ge1", "vae", "aegan"):
         train_encoder(train, test, out, EncoderConfig(
             kind=kind, steps=2, batch_size=8, code_dim=8, width=4, eval_every=2,
             checkpoint_every=2, n_eval=16))
@@ -77,7 +77,7 @@ def began_dir(tmp_path_factory):
 def write_test_digits(folder, n: int, width: int = 1):
     """The first n mnist5k test digits as PNGs ``digit{i}.png`` (i zero-padded to ``width``)."""
     from generative_encoder.data import get_dataset
-    from generative_encoder.images import write_image
+    from generative_encoder.io.images import write_image
 
     test = get_dataset("mnist5k", "test")
     for i in range(n):

@@ -21,10 +21,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from generative_encoder.checkpoints import write_model_info
+from generative_encoder.io.checkpoints import write_model_info
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset
-from generative_encoder.images import write_image
 from generative_encoder.training import GANConfig, train_gan
 
 DOC = Path(__file__).parents[1] / "docs" / "bad_inputs.md"

@@ -4,10 +4,10 @@ import json
 import pytest
 from PIL import Image
 
-from generative_encoder.bench import load_spec, run_bench, spec_from_dict
+from generative_encoder.apps.bench import load_spec, run_bench, spec_from_dict
 import torch
 
-from generative_encoder.checkpoints import load_model, load_tensors
+from generative_encoder.io.checkpoints import load_model, load_tensors
 from generative_encoder.errors import ConfigError
 
 SPEC = {

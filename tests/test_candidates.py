@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from generative_encoder.candidates import default_min_distance, distinct_candidates
-from generative_encoder.checkpoints import load_model
+from generative_encoder.eval.candidates import default_min_distance, distinct_candidates
+from generative_encoder.io.checkpoints import load_model
 from generative_encoder.errors import ConfigError
 from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics

@@ -4,10 +4,10 @@ import pickle
 import pytest
 import torch
 
-from generative_encoder.checkpoints import (load_model, load_network, save_network,
-                                            write_model_info)
+from generative_encoder.io.checkpoints import (load_model, load_network, save_network,
+                                               write_model_info)
 from generative_encoder.errors import CheckpointError
-from generative_encoder.nets import build_network
+from generative_encoder.models.registry import build_network
 
 
 def _generator():

@@ -8,7 +8,7 @@ import torch
 from generative_encoder.errors import ConfigError
 from generative_encoder.methods.classical import BASELINE_FOR_TASK, overcomplete_dct
 from generative_encoder.methods.registry import METHODS
-from generative_encoder.metrics import psnr
+from generative_encoder.eval.metrics import psnr
 from generative_encoder.physics import SpeckleNoise
 
 NAMES = [

@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import write_test_digits
 from generative_encoder.cli import main
-from generative_encoder.images import write_image
+from generative_encoder.io.images import write_image
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_restore_reports_fit_flags(capsys, tiny_model_dir, digit_files, tmp_path
 
 
 def test_candidates_and_latents_in_and_out(capsys, tiny_model_dir, digit_files, tmp_path):
-    from generative_encoder.checkpoints import load_tensors
+    from generative_encoder.io.checkpoints import load_tensors
 
     common = ["--model", tiny_model_dir, "--task", "inpaint", "--method", "csgm", "--simulate"]
     code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path / "a", *common,

@@ -5,11 +5,13 @@ import math
 import pytest
 import torch
 
-from generative_encoder.checkpoints import load_model
-from generative_encoder.diagnostics import (SIGMA_FLOOR, calibrate, chi2_bound,
-                                            discrepancy_ratio, flag, noise_sigma, residual)
+from generative_encoder.io.checkpoints import load_model
+from generative_encoder.eval.diagnostics import (SIGMA_FLOOR, calibrate, chi2_bound,
+                                                 discrepancy_ratio, flag)
+from generative_encoder.physics.noise import noise_sigma, residual
 from generative_encoder.physics import make_physics
-from generative_encoder.restore import restore
+from generative_encoder.apps.restore import restore
+from generative_encoder.methods import METHODS
 
 SHAPE = (1, 28, 28)
 
@@ -89,14 +91,14 @@ def test_out_of_range_images_are_flagged(model):
     flagged, with a tau calibrated on other generator samples."""
     G = model.generator
     physics = make_physics("denoise", model.image_shape, sigma=0.1, seed=1)
-    options = {"steps": 100, "latent_weight": 0.0}
-    cal = calibrate(lambda y: restore(y, physics, "csgm", model, **options).x, physics, G, n=8)
+    csgm = METHODS.build("csgm", model=model, steps=100, latent_weight=0.0)
+    cal = calibrate(lambda y: restore(y, physics, csgm).x, physics, G, n=8)
     with torch.no_grad():
         fakes = G(G.sample_latent(6, torch.Generator().manual_seed(99)))
     board = ((torch.arange(28)[:, None] // 4 + torch.arange(28)[None] // 4) % 2).float()
     boards = torch.stack([board, 1 - board, board.T * 0.8, board * 0.5, 1 - board * 0.7,
                           board.flip(0)])[:, None]
-    inside = restore(physics(fakes), physics, "csgm", model, tau=cal.tau, **options)
-    outside = restore(physics(boards), physics, "csgm", model, tau=cal.tau, **options)
+    inside = restore(physics(fakes), physics, csgm, tau=cal.tau)
+    outside = restore(physics(boards), physics, csgm, tau=cal.tau)
     assert inside.flagged.sum() <= 1 and outside.flagged.all()
     assert outside.discrepancy.min() > 2 * inside.discrepancy.median()

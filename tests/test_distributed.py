@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from generative_encoder.checkpoints import load_model, load_tensors
+from generative_encoder.io.checkpoints import load_model, load_tensors
 from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError
 from generative_encoder.training import EncoderConfig, distributed, train_encoder

@@ -7,15 +7,15 @@ import json
 import pytest
 import torch
 
-from generative_encoder.checkpoints import load_model, load_tensors
+from generative_encoder.io.checkpoints import load_model, load_tensors
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.demo import shipped_model
-from generative_encoder.images import read_image, write_image
+from generative_encoder.io.zoo import shipped_model
+from generative_encoder.io.images import read_image, write_image
 from generative_encoder.methods import METHODS
-from generative_encoder.bench import image_seeds
-from generative_encoder.restore import (IMAGE_TASKS, LATENT_STREAM, NOISE_STREAM, image_seed,
-                                        simulate_each, task_physics)
+from generative_encoder.physics.seeds import image_seeds
+from generative_encoder.apps.restore import IMAGE_TASKS, simulate_each, task_physics
+from generative_encoder.physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seed
 
 N_IMAGES = 3
 LATENT = {"steps": 4}

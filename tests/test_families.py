@@ -8,21 +8,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from generative_encoder.checkpoints import ModelBundle, load_model, load_network, save_network
+from generative_encoder.io.checkpoints import ModelBundle, load_model, load_network, save_network
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError
 from generative_encoder.methods import METHODS
 from generative_encoder.methods.latent import select_autoencoder
-from generative_encoder.nets import build_network
-from generative_encoder.nets_pgan import (EqualizedConv2d, EqualizedLinear, MinibatchStdDev,
-                                          pixel_norm)
+from generative_encoder.models.registry import build_network
+from generative_encoder.models.pgan import (EqualizedConv2d, EqualizedLinear, MinibatchStdDev,
+                                            pixel_norm)
 from generative_encoder.physics import lift, make_physics
-from generative_encoder.restore import task_physics
+from generative_encoder.apps.restore import task_physics
 from generative_encoder.training import EncoderConfig, GANConfig, train_encoder, train_gan
-from generative_encoder.training.began import convergence_measure, equilibrium_step
 from generative_encoder.training.encoder import vae_loss
-from generative_encoder.training.pgan import pgan_schedule
+from generative_encoder.training.objectives import (convergence_measure, equilibrium_step,
+                                                    pgan_schedule)
 
 TINY = dict(batch_size=8, latent_dim=8, width=8, latent_dist="uniform", sample_every=100)
 TINY_ENCODER = dict(steps=2, batch_size=8, code_dim=8, width=4, eval_every=2,
@@ -140,7 +140,7 @@ def test_ge0_needs_a_began_discriminator():
     with pytest.raises(ConfigError, match="encoder='ge0' is the encoder of a BEGAN discrimin.*"
                                           "'dcgan_discriminator'"):
         METHODS.build("ge0", model=ModelBundle(info=info, generator=G, discriminator=D))
-    with pytest.raises(ConfigError, match="encoder must be one of ge1, vae, aegan, ge0"):
+    with pytest.raises(ConfigError, match="encoder family must be one of ge1, vae, aegan, ge0"):
         METHODS.build("ge", model=ModelBundle(info=info, generator=G), encoder="ge2")
 
 
@@ -233,7 +233,7 @@ def test_encoder_kinds_write_their_own_files(began_dir):
     assert model.info["code_dim"] == model.info["vae_code_dim"] == model.info["aegan_code_dim"] == 8
     for name in ("encoder", "vae", "aegan"):
         assert [int(r["step"]) for r in _rows(began_dir / f"{name}_log.csv")] == [1, 2]
-    with pytest.raises(ConfigError, match="unknown encoder kind 'pca'; known: conv, vae, aegan"):
+    with pytest.raises(ConfigError, match="encoder family must be one of ge1, vae, aegan, got 'pca'"):
         EncoderConfig(kind="pca")
 
 

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from generative_encoder.checkpoints import load_network, save_network
+from generative_encoder.io.checkpoints import load_network, save_network
 from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError, DataError
-from generative_encoder.nets import build_network, latent_parts, sample_latent
+from generative_encoder.models.registry import build_network
+from generative_encoder.models.priors import latent_parts, sample_latent
 from generative_encoder.solve.engine import SolveConfig, latent_search
 from generative_encoder.training import GANConfig, train_gan
 

@@ -1,4 +1,4 @@
-"""FID, convergence curves, latent maps and attribute preservation (generative_encoder.insight and
+"""FID, convergence curves, latent maps and attribute preservation (generative_encoder.apps.analyses and
 the modules it runs), on tiny models and a few steps."""
 
 import csv
@@ -8,16 +8,17 @@ import pytest
 import torch
 from PIL import Image
 
-from generative_encoder.attributes import (LabelledImages, RotatedImages, attribute_labels, markdown_2x2,
-                                           preservation_table, read_attribute_file)
-from generative_encoder.bench import run_bench, spec_from_dict
-from generative_encoder.checkpoints import load_model
-from generative_encoder.curves import plot_convergence, solve_with_curve
+from generative_encoder.eval.attributes import (LabelledImages, RotatedImages, attribute_labels,
+                                                markdown_2x2, preservation_table,
+                                                read_attribute_file)
+from generative_encoder.apps.bench import run_bench, spec_from_dict
+from generative_encoder.io.checkpoints import load_model
+from generative_encoder.eval.curves import curve_from_result, plot_convergence
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.errors import ConfigError, DataError
-from generative_encoder.fid import (FeatureNet, classifier_features, domain_classifier,
-                                    frechet_distance, inception_features)
-from generative_encoder.latent_maps import nearest_neighbours, neighbour_agreement, pca
+from generative_encoder.eval.fid import (FeatureNet, classifier_features, domain_classifier,
+                                         frechet_distance, inception_features)
+from generative_encoder.eval.latent_maps import nearest_neighbours, neighbour_agreement, pca
 from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
 
@@ -91,18 +92,16 @@ def test_convergence_curve_of_a_problem_in_the_generators_range_falls(tiny_model
     physics = make_physics("inpaint", model.image_shape, mask="random", missing=0.5)
     y = physics(x0)                                                       # y = A(G(z0))
     csgm = METHODS.build("csgm", model=model, steps=60, restarts=1, snapshot_every=10)
-    result, curve = solve_with_curve(csgm, y, physics, x0)
+    curve = curve_from_result(csgm.solve(y, physics), x0)  # scored after solving
     assert curve.steps == [0, 10, 20, 30, 40, 50, 60]
     assert curve.mse.shape == (7, 4)
     mean = curve.mean()
     assert mean[-1] < 0.5 * mean[0]
     assert mean[-1] <= mean[len(mean) // 2]
-    with pytest.raises(ConfigError, match="snapshot_every > 0"):
-        solve_with_curve(METHODS.build("csgm", model=model, steps=2), y, physics, x0)
 
 
 def test_plot_convergence_writes_a_png(tiny_model_dir, tmp_path):
-    from generative_encoder.curves import Curve
+    from generative_encoder.eval.curves import Curve
 
     c = Curve(steps=[0, 5, 10], mse=torch.tensor([[0.1, 0.2], [0.05, 0.1], [0.02, 0.03]]))
     assert c.log10_mean().tolist() == pytest.approx([-0.8239, -1.1249, -1.6021], abs=1e-4)

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from generative_encoder.checkpoints import load_model
+from generative_encoder.io.checkpoints import load_model
 from generative_encoder.errors import ConfigError
 from generative_encoder.methods import METHODS
-from generative_encoder.metrics import mse
+from generative_encoder.eval.metrics import mse
 from generative_encoder.physics import make_physics
 
 
@@ -26,7 +26,7 @@ def test_ge_and_csgm_recover_generated_images():
     its range, so only the solver's error is left. CSGM gets them back to MSE <= 1e-3; GE, which
     sees them only through the encoder's 64 numbers, to <= 2e-3 (measured: 1.2e-3; real test
     digits are at about 5e-3, two test digits of different classes 0.14 apart on average)."""
-    from generative_encoder.demo import shipped_model
+    from generative_encoder.io.zoo import shipped_model
 
     model = shipped_model()
     G = model.generator
@@ -95,7 +95,8 @@ def test_bad_options(model):
 def test_auto_lambda_follows_the_discrepancy_principle(model, fakes):
     """sigma known: for each problem, the largest lambda of the grid whose ratio is <= 1.1 x
     max(1, its smallest), and the answer is that lambda's solve."""
-    from generative_encoder.methods.latent import AUTO_GRID, DEFAULT_LATENT_WEIGHT, DISCREPANCY_TAU
+    from generative_encoder.methods.latent import CSGM
+    from generative_encoder.solve.weight import AUTO_GRID, DISCREPANCY_TAU
 
     physics = make_physics("denoise", model.image_shape, sigma=0.1, seed=2)
     y = physics(fakes)
@@ -103,7 +104,7 @@ def test_auto_lambda_follows_the_discrepancy_principle(model, fakes):
     result = method.solve(y, physics, seeds=[5, 6, 7, 8])
     auto = method.last_auto
     assert auto.rule == "discrepancy" and len(auto.scores) == len(auto.chosen) == 4
-    assert auto.grid == pytest.approx([DEFAULT_LATENT_WEIGHT["csgm"] * g for g in AUTO_GRID])
+    assert auto.grid == pytest.approx([CSGM.default_latent_weight * g for g in AUTO_GRID])
     for j, (scores, weight) in enumerate(zip(auto.scores, auto.chosen)):
         target = DISCREPANCY_TAU * max(1.0, min(scores))
         chosen = auto.grid.index(weight)

@@ -6,16 +6,9 @@ import pytest
 import torch
 
 from generative_encoder.errors import ConfigError
-from generative_encoder.metrics import (
-    format_mean_std,
-    paired_difference,
-    measurement_residual,
-    mse,
-    psnr,
-    score,
-    ssim,
-    summarize,
-)
+from generative_encoder.eval.metrics import (format_mean_std, paired_difference,
+                                             measurement_residual, mse, psnr, score, ssim,
+                                             summarize)
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from generative_encoder.errors import ConfigError
-from generative_encoder.nets import NETWORKS, build_network, default_encoder_depth
+from generative_encoder.models.registry import NETWORKS, build_network
+from generative_encoder.models.autoencoders import default_encoder_depth
 
 
 @pytest.mark.parametrize("size", [28, 32, 64, 128])

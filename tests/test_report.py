@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from generative_encoder.bench import ResultRow, write_results
-from generative_encoder.images import save_grid
-from generative_encoder.report import write_report
+from generative_encoder.apps.bench import ResultRow, write_results
+from generative_encoder.io.images import save_grid
+from generative_encoder.apps.report import write_report
 
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome")
                 if shutil.which(b)), None)
@@ -124,8 +124,8 @@ def test_a_broken_image_is_caught(bench_folder):
 
 
 def test_bench_writes_a_report(tiny_model_dir, tmp_path):
-    from generative_encoder.bench import BenchSpec, TaskSpec, run_bench
-    from generative_encoder.checkpoints import load_model
+    from generative_encoder.apps.bench import BenchSpec, TaskSpec, run_bench
+    from generative_encoder.io.checkpoints import load_model
 
     spec = BenchSpec(n_images=2, tasks=(TaskSpec("sr", "superres", {"factor": 2}),),
                      methods=("baseline",))

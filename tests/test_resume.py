@@ -21,7 +21,7 @@ import pytest
 from conftest import write_test_digits
 import torch
 
-from generative_encoder.checkpoints import load_metadata, load_tensors
+from generative_encoder.io.checkpoints import load_metadata, load_tensors
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset
 from generative_encoder.training import GANConfig, train_gan

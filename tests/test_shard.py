@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import write_test_digits
 
-from generative_encoder.checkpoints import load_tensors
+from generative_encoder.io.checkpoints import load_tensors
 from generative_encoder.errors import ConfigError
-from generative_encoder.restore_files import shard_from_env
+from generative_encoder.apps.restore_folder import shard_from_env
 
 TORCHRUN = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from generative_encoder.checkpoints import ModelBundle, load_model
+from generative_encoder.io.checkpoints import ModelBundle, load_model
 from generative_encoder.errors import ConfigError
 from generative_encoder.methods import METHODS
 from generative_encoder.methods.classical import BASELINE_FOR_TASK, _footprint_radius

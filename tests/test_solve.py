@@ -233,7 +233,6 @@ def test_snapshots_follow_the_chosen_restart(generator):
     ({"clip": "box"}, "clip must be one of .*, got 'box'"),
     ({"early_stop_tol": -1.0}, "early_stop_tol must be None or > 0, got -1.0"),
     ({"patience": 0}, "patience must be >= 1, got 0"),
-    ({"history_every": 0}, "history_every must be >= 1, got 0"),
     ({"snapshot_every": -1}, "snapshot_every must be >= 0, got -1"),
 ])
 def test_bad_config_is_a_config_error_naming_the_value(options, message):

@@ -3,7 +3,7 @@ import csv
 import pytest
 import torch
 
-from generative_encoder.checkpoints import load_model
+from generative_encoder.io.checkpoints import load_model
 from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError, DataError
 from generative_encoder.training import EncoderConfig, GANConfig, train_encoder, train_gan

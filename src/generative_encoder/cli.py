@@ -119,24 +119,14 @@ def cmd_train_encoder(args) -> None:
           f"{logs['mse_real_test']:.5f} on real test images, {logs['mse_fake']:.5f} on generator samples")
 
 
-def resolve_model(name_or_dir: str):
-    """A model folder, or the name of a shipped model (``mnist5k``)."""
-    from .checkpoints import load_model
-    from .demo import SHIPPED_MODELS, shipped_model
-
-    if name_or_dir in SHIPPED_MODELS and not Path(name_or_dir).exists():
-        return shipped_model(name_or_dir)
-    return load_model(name_or_dir)
-
-
 def print_table(rows) -> None:
-    from .bench import markdown_table
+    from .apps.bench import markdown_table
 
     print(markdown_table(rows), end="")
 
 
 def run_bench_cli(spec, model, out: str, overwrite: bool = False) -> None:
-    from .bench import finished_rows, resolve_methods, run_bench
+    from .apps.bench import finished_rows, resolve_methods, run_bench
 
     total = sum(len(resolve_methods(spec, t.task, t.methods)) for t in spec.tasks) + len(spec.analyses)
     done = 0 if overwrite else len(finished_rows(spec, model, out))
@@ -163,7 +153,8 @@ def run_bench_cli(spec, model, out: str, overwrite: bool = False) -> None:
 def cmd_demo(args) -> None:
     import time
 
-    from .demo import DEMO_SPEC, DEMO_STEPS, shipped_model
+    from .apps.demo import DEMO_SPEC, DEMO_STEPS
+    from .io.zoo import shipped_model
 
     print(f"genc demo: {DEMO_SPEC.n_images} held-out mnist5k digits, {len(DEMO_SPEC.tasks)} tasks; "
           f"GE and CSGM with {DEMO_STEPS} Adam steps x 2 restarts (the paper's 500 steps: "
@@ -176,7 +167,7 @@ def cmd_demo(args) -> None:
 def cmd_bench(args) -> None:
     import dataclasses
 
-    from .bench import load_spec
+    from .apps.bench import load_spec
 
     spec = load_spec(args.config)
     if args.tasks:
@@ -186,12 +177,16 @@ def cmd_bench(args) -> None:
             raise ConfigError(f"--tasks names {unknown} not in {args.config}; it has "
                               f"{', '.join(t.name for t in spec.tasks)}")
         spec = dataclasses.replace(spec, tasks=tuple(t for t in spec.tasks if t.name in wanted))
+    from .io.zoo import resolve_model
+
     run_bench_cli(spec, resolve_model(args.model), args.out, overwrite=args.overwrite)
 
 
 def cmd_restore(args) -> None:
-    from .images import read_image
-    from .restore_files import FolderRestore, RestoreRequest, shard_from_env
+    from .io.images import read_image
+    from .apps.restore_folder import FolderRestore, RestoreRequest, shard_from_env
+
+    from .io.zoo import resolve_model
 
     model = resolve_model(args.model)
     mask = None
@@ -307,9 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="train the autoencoder on real + generated images (step 2)")
     add_data_args(enc)
     enc.add_argument("--model", required=True, help="model folder holding the generator")
-    enc.add_argument("--kind", default="conv",
-                     help="conv (GE1: encoder.*), vae (vae_encoder.*; E(x) = posterior mean), "
-                     "aegan (aegan_encoder.*: + adversarial loss on reconstructions)")
+    enc.add_argument("--kind", default="ge1",
+                     help="encoder family: ge1 (encoder.*), vae (vae_encoder.*; E(x) = posterior "
+                     "mean), aegan (aegan_encoder.*: + adversarial loss on reconstructions)")
     enc.add_argument("--kl-weight", type=float, default=1.0, help="vae: weight of the KL term")
     enc.add_argument("--adv-weight", type=float, default=0.01,
                      help="aegan: weight of the adversarial loss")

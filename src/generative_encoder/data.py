@@ -28,7 +28,7 @@ from scipy.ndimage import gaussian_filter
 from torch.utils.data import Dataset
 
 from .errors import ConfigError, DataError
-from .images import list_images, read_image, resize_image
+from .io.images import list_images, read_image, resize_image
 from .registry import Registry
 
 DATASETS = Registry("dataset")

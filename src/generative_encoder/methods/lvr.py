@@ -29,9 +29,11 @@ import torch
 from deepinv.physics import Denoising, GaussianNoise, Physics
 from torch import Tensor
 
-from ..checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
+from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..errors import CheckpointError, ConfigError
+from ..models.priors import sample_latent
 from ..physics import make_physics
+from ..physics.seeds import ATTRIBUTE_STREAM, stream_seed
 from ..solve import SearchResult, SolveConfig, expand_targets, image_fidelity, rowwise
 from .latent import LatentSearch
 from .registry import METHODS
@@ -140,7 +142,7 @@ class LVRSharpness(LVR):
         """mean(true z) - mean(LVR-recovered z) over N generated images at noise sigma; (d,)."""
         generator, d = self.model.generator, self.model.generator.latent_dim
         rng = torch.Generator().manual_seed(self.attribute_seed)
-        z_true = torch.rand(self.n_attribute, d, generator=rng) * 2 - 1             # (N, d)
+        z_true = sample_latent(self.n_attribute, d, generator.latent_dist, rng)      # (N, d)
         physics = make_physics("denoise", self.model.image_shape, sigma=sigma,
                                seed=self.attribute_seed)
         param = next(generator.parameters())
@@ -150,8 +152,8 @@ class LVRSharpness(LVR):
             chunk = z_true[start:start + SHARPNESS_CHUNK].to(param)
             with torch.no_grad():
                 y = physics(generator(chunk))
-            seeds = [self.attribute_seed * self.n_attribute + start + j + 1_000_003
-                     for j in range(len(chunk))]  # starts not shared with restore-time problems
+            seeds = [stream_seed(self.attribute_seed * self.n_attribute + start + j,
+                                 ATTRIBUTE_STREAM) for j in range(len(chunk))]
             search = self._search(y, physics, self.latent_weight, seeds)  # plain LVR
             recovered.append(search.z.detach().cpu())
         z_rec = torch.cat(recovered)                                               # (N, d)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from deepinv.physics import Inpainting, Physics
 from torch import Tensor
 
-from ..checkpoints import ModelBundle
+from ..io.checkpoints import ModelBundle
 from ..errors import ConfigError
 from ..solve import SearchResult, SolveConfig, combine, expand_targets
 from ..solve.terms import RowLoss

@@ -19,7 +19,6 @@ import math
 import numbers
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from deepinv.physics import (
     Blur,
@@ -36,6 +35,8 @@ from deepinv.physics.functional import gaussian_blur
 
 from ..errors import ConfigError
 from ..registry import Registry, check_arguments
+from .seeds import OPERATOR_STREAM, PHYSICS_NOISE_STREAM, stream_seed
+from .noise import QuantizationNoise, SpeckleNoise, check_sigma, gaussian
 from .masks import block_mask, check_mask, default_block, freeform_mask, random_mask
 
 # A builder takes (img_shape, operator_rng on the CPU, noise_rng on the target device, **params);
@@ -43,38 +44,6 @@ from .masks import block_mask, check_mask, default_block, freeform_mask, random_
 TASKS = Registry("task")
 
 BLUR_SIGMA_PER_PIXEL = 1 / 28  # default blur_sigma / image side: 1 px at 28x28, 2.29 px at 64x64
-_OPERATOR_STREAM, _NOISE_STREAM = 0, 1  # independent random streams derived from one seed
-
-
-class SpeckleNoise(NoiseModel):
-    """Multiplicative noise y = x * (1 + sigma * n), n ~ N(0, 1) per entry; same shape as x."""
-
-    def __init__(self, sigma: float = 0.1, rng: torch.Generator | None = None):
-        super().__init__(rng=rng)
-        self.register_buffer("sigma", self._float_to_tensor(sigma))
-
-    def forward(self, x: torch.Tensor, seed: int | None = None, **kwargs: Any) -> torch.Tensor:
-        self.to(x.device)  # as deepinv's GaussianNoise: keeps the generator on x's device
-        return x * (1 + self.sigma * self.randn_like(x, seed=seed))
-
-
-class QuantizationNoise(NoiseModel):
-    """Uniform quantization to ``levels`` values per channel: y = round(x (k - 1)) / (k - 1), with
-    x clamped to [0, 1] first; k = ``levels`` >= 2. Deterministic (no random draws).
-
-    ``sigma`` is the standard deviation of the quantization error for an x spread over the bins,
-    step / sqrt(12) with step = 1 / (k - 1): the "noise level" that sigma-driven baselines (TV,
-    BM3D) read, as for Gaussian noise.
-    """
-
-    def __init__(self, levels: int = 5, rng: torch.Generator | None = None):
-        super().__init__(rng=rng)
-        self.levels = int(levels)
-        self.register_buffer("sigma", self._float_to_tensor(1 / ((levels - 1) * math.sqrt(12))))
-
-    def forward(self, x: torch.Tensor, seed: int | None = None, **kwargs: Any) -> torch.Tensor:
-        steps = self.levels - 1
-        return torch.round(x.clamp(0, 1) * steps) / steps
 
 
 class Quantization(Denoising):
@@ -134,8 +103,8 @@ def make_physics(
         raise ConfigError(f"img_shape must be (C, H, W) with positive sizes, got {img_shape}")
     if not _is_int(seed) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed}")
-    operator_rng = torch.Generator().manual_seed(_stream_seed(seed, _OPERATOR_STREAM))
-    noise_rng = torch.Generator(device).manual_seed(_stream_seed(seed, _NOISE_STREAM))
+    operator_rng = torch.Generator().manual_seed(stream_seed(seed, OPERATOR_STREAM))
+    noise_rng = torch.Generator(device).manual_seed(stream_seed(seed, PHYSICS_NOISE_STREAM))
     check_arguments(builder, f"task {task!r}", img_shape, operator_rng, noise_rng, **params)
     physics = builder(tuple(img_shape), operator_rng, noise_rng, **params)
     return physics.to(device)
@@ -164,7 +133,7 @@ def _denoise(img_shape, operator_rng, noise_rng, *, noise: str = "gaussian", sig
     noise_models = {"gaussian": GaussianNoise, "speckle": SpeckleNoise}
     if noise not in noise_models:
         raise ConfigError(f"noise must be one of {', '.join(noise_models)}, got {noise!r}")
-    _check_sigma(sigma)
+    check_sigma(sigma)
     return Denoising(noise_models[noise](sigma=sigma, rng=noise_rng), device=noise_rng.device)
 
 
@@ -184,7 +153,7 @@ def _deblur(
         raise ConfigError(
             f"blur_sigma={blur_sigma} needs a {k}x{k} kernel, larger than the {h}x{w} image"
         )
-    return Blur(filter=kernel, padding="circular", noise_model=_gaussian(sigma, noise_rng))
+    return Blur(filter=kernel, padding="circular", noise_model=gaussian(sigma, noise_rng))
 
 
 @TASKS.register("superres")
@@ -203,7 +172,7 @@ def _superres(img_shape, operator_rng, noise_rng, *, factor: int = 2, sigma: flo
         factor=factor,
         filter="bicubic",
         padding="circular",
-        noise_model=_gaussian(sigma, noise_rng),
+        noise_model=gaussian(sigma, noise_rng),
     )
 
 
@@ -241,7 +210,7 @@ def _inpaint(
     else:
         raise ConfigError(f"mask must be one of block, random, freeform, got {mask!r}")
     check_mask(keep)
-    return Inpainting(img_shape, mask=keep[None], noise_model=_gaussian(sigma, noise_rng))
+    return Inpainting(img_shape, mask=keep[None], noise_model=gaussian(sigma, noise_rng))
 
 
 @TASKS.register("colorize")
@@ -254,7 +223,7 @@ def _colorize(img_shape, operator_rng, noise_rng, *, sigma: float = 0.0):
             f"colorize needs RGB (3-channel) images, got {channels}-channel images: "
             "a gray image has no colour to restore"
         )
-    return Decolorize(channels=3, srf="rec601", noise_model=_gaussian(sigma, noise_rng))
+    return Decolorize(channels=3, srf="rec601", noise_model=gaussian(sigma, noise_rng))
 
 
 @TASKS.register("quantize")
@@ -273,7 +242,7 @@ def _cs(img_shape, operator_rng, noise_rng, *, m: int, sigma: float = 0.0):
     if not _is_int(m) or not 1 <= m <= n:
         raise ConfigError(f"m must be an integer between 1 and n = C*H*W = {n}, got {m}")
     return CompressedSensing(
-        m=m, img_size=img_shape, rng=operator_rng, noise_model=_gaussian(sigma, noise_rng)
+        m=m, img_size=img_shape, rng=operator_rng, noise_model=gaussian(sigma, noise_rng)
     )
 
 
@@ -284,20 +253,7 @@ def _encoder_cs(
     """The encoder's code as the measurement, plus Gaussian noise of std ``sigma`` on the code."""
     if not isinstance(encoder, torch.nn.Module):
         raise ConfigError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}")
-    return EncoderSensing(encoder, img_shape, _gaussian(sigma, noise_rng))
-
-
-def _gaussian(sigma: float, rng: torch.Generator) -> GaussianNoise:
-    """Additive Gaussian noise; a GaussianNoise even for 0, so ``noise_model.sigma`` exists."""
-    _check_sigma(sigma)
-    return GaussianNoise(sigma=sigma, rng=rng)
-
-
-def _check_sigma(sigma: float) -> None:
-    if not sigma >= 0:
-        raise ConfigError(f"sigma must be >= 0, got {sigma}")
-    if not math.isfinite(sigma):
-        raise ConfigError(f"sigma must be finite, got {sigma}")
+    return EncoderSensing(encoder, img_shape, gaussian(sigma, noise_rng))
 
 
 def _is_int(value: Any) -> bool:
@@ -319,6 +275,3 @@ def _check_params(task: str, builder: Callable[..., Physics], params: dict[str, 
         raise ConfigError(f"task {task!r} needs parameter {', '.join(missing)}")
 
 
-def _stream_seed(seed: int, stream: int) -> int:
-    """A seed for one independent random stream of ``seed`` (no overlap between nearby seeds)."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])

@@ -11,20 +11,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..nets import latent_parts, sample_latent
+from ..physics.seeds import CLIP_STREAM, stream_seed
+from .terms import LossFn, selectable
+from ..models.priors import latent_parts, sample_latent
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
-"""``loss_fn(x, z) -> (N,)``: x (N, C, H, W) = G(z), z (N, d); one loss per row."""
 
 OPTIMIZERS = ("adam", "lbfgs")
 CLIPS = (None, "project", "stochastic")
 LBFGS_EVALS_PER_STEP = 25  # loss evaluations per L-BFGS step, line search included
-CLIP_STREAM = 1  # SeedSequence key of the stochastic-clipping streams
 
 
 def _require(ok: bool, message: str) -> None:
@@ -46,7 +44,6 @@ class SolveConfig:
         so the later steps cost less; otherwise they stay in it, frozen.
     patience: steps between early-stopping checks; each check is one host sync.
     keep_best: return each row's lowest-objective iterate rather than its last.
-    history_every: record the objective every k steps (the best iterate is tracked at every step).
     snapshot_every: if > 0, keep G(z) of every row every k steps, for convergence plots made after
         solving (memory: about steps / k times the batch of images).
     clip: box strategy for uniform latents: None, "project" (clamp to [-1, 1] after each step) or
@@ -71,7 +68,6 @@ class SolveConfig:
     early_stop_tol: float | None = None
     patience: int = 20
     keep_best: bool = True
-    history_every: int = 1
     snapshot_every: int = 0
     clip: str | None = None
     seed: int = 0
@@ -87,7 +83,6 @@ class SolveConfig:
         tol = self.early_stop_tol
         _require(tol is None or tol > 0, f"early_stop_tol must be None or > 0, got {tol}")
         _require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
-        _require(self.history_every >= 1, f"history_every must be >= 1, got {self.history_every}")
         _require(self.snapshot_every >= 0,
                  f"snapshot_every must be >= 0, got {self.snapshot_every}")
         _require(self.clip in CLIPS, f"clip must be one of {CLIPS}, got {self.clip!r}")
@@ -187,8 +182,6 @@ def latent_search(
     base = latent_parts(dist, latent_dim)[0]
     _require(config.clip is None or base == "uniform",
              f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={dist!r}")
-    from .terms import selectable  # terms imports this module
-
     if n_rows == 1 and selectable(loss_fn):  # see rowwise: a lone row runs beside its copy
         twice = latent_search(
             generator, loss_fn.select(torch.tensor([0, 0])), 2, config, networks=networks,
@@ -198,10 +191,6 @@ def latent_search(
         return _first_problem(twice)
     device, dtype = _device_and_dtype(generator)
     starts = _starts(n_problems, restarts, latent_dim, dist, config, init, seeds)     # (B, R, d)
-    # Drop stopped rows from the batch (Adam only: L-BFGS couples the rows) when the loss can be
-    # restricted to the rows that remain; otherwise stopped rows stay in, masked.
-    drop = (config.early_stop_tol is not None and config.optimizer == "adam"
-            and selectable(loss_fn))
 
     def evaluate(fn: LossFn, z: Tensor) -> tuple[Tensor, Tensor]:
         with _autocast(device, config.autocast):
@@ -210,81 +199,30 @@ def latent_search(
 
     with frozen(generator, *networks), _layout(config.channels_last, generator, *networks):
         clipper = _Clipper(config.clip, _problem_seeds(n_problems, config, seeds), restarts)
-        rows = torch.arange(n_rows, device=device)          # (K,) the rows still in the batch
-        z_all = clipper(starts.reshape(n_rows, latent_dim).to(device, dtype), rows)  # (N, d)
-        z = z_all.clone().requires_grad_(True)              # (K, d) their latents, optimized
-        row_loss = loss_fn
-        optimizer = _optimizer(z, config)
-        stopped = torch.zeros(n_rows, dtype=torch.bool, device=device)          # (N,) early-stopped
+        all_rows = torch.arange(n_rows, device=device)
+        batch = _ActiveRows(clipper(starts.reshape(n_rows, latent_dim).to(device, dtype),
+                                    all_rows), loss_fn, config, evaluate)
+        track = _Track(batch.z_all, config)
         steps_run = torch.zeros(n_rows, dtype=torch.long, device=device)        # (N,)
-        track = _Track(z_all, config)
-        at_step_start: list[tuple[Tensor, Tensor]] = []  # (objective (K,), x) at z_t, pre-update
-
-        def closure() -> Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            objective, x = evaluate(row_loss, z)
-            if drop:
-                loss = objective.sum()
-            else:
-                loss = torch.where(stopped, 0.0, objective).sum()  # stopped rows get no gradient
-            loss.backward()
-            if not at_step_start:
-                at_step_start.append((objective.detach(), x.detach()))
-            return loss
-
-        reference, z_hold = None, None  # early stopping: objective and z at the last check
+        reference = None  # early stopping: the objective at the last check
         for step in range(config.steps):
-            z_t = z.detach().clone()                                            # (K, d)
-            at_step_start.clear()
-            optimizer.step(closure)
-            objective, x = at_step_start[0]
-            with torch.no_grad():
-                z.copy_(clipper(z, rows))
-                if z_hold is not None:
-                    z.copy_(torch.where(stopped[:, None], z_hold, z))   # stopped rows stay put
-            if drop:
-                steps_run[rows] += 1
-                track.add(step, objective, x, z_t, rows)
-            else:
-                steps_run += ~stopped
-                track.add(step, objective, x, z_t)
+            objective, x, z_t = batch.step(clipper)
+            steps_run[batch.rows] += 1
+            track.add(step, objective, x, z_t, batch.rows)
             if on_step is not None:
-                if drop:
-                    z_all[rows] = z.detach()
-                    view = z_all
-                else:
-                    view = z.detach()
-                on_step(step + 1, view.view(n_problems, restarts, latent_dim))
+                on_step(step + 1, batch.latents().view(n_problems, restarts, latent_dim))
             if config.early_stop_tol is not None and step % config.patience == 0:
                 if reference is not None:
-                    converged = _converged(objective, reference, config.early_stop_tol)  # (K,)
-                    if drop:
-                        keep = (~converged).nonzero().squeeze(1)       # the one host sync
-                        z_all[rows] = z.detach()
-                        stopped[rows[converged]] = True
-                        if len(keep) == 0:
-                            break
-                        if len(keep) < len(rows):
-                            rows = rows[keep]
-                            clipper.select(rows)
-                            z = z.detach()[keep].requires_grad_(True)
-                            optimizer = _select_adam(optimizer, z, keep, config)
-                            row_loss = loss_fn.select(rows)
-                            objective = objective[keep]
-                    else:
-                        stopped |= converged
-                        z_hold = z.detach().clone()
-                        if stopped.all():                                       # the one host sync
-                            break
+                    objective = batch.stop(_converged(objective, reference, config.early_stop_tol),
+                                           objective)
+                    if batch.done:
+                        break
                 reference = objective
 
         with torch.no_grad():
-            if drop:
-                z_all[rows] = z.detach()
-            else:
-                z_all = z.detach()
+            z_all = batch.latents()
             objective, x = evaluate(loss_fn, z_all)                 # the final iterate counts too
-            track.add(step + 1, objective, x, z_all, final=True)
+            track.add(step + 1, objective, x, z_all, all_rows, final=True)
             if config.keep_best:
                 z_rows, objective_rows = track.best_z, track.best_objective
             else:
@@ -314,6 +252,90 @@ def latent_search(
     )
 
 
+class _ActiveRows:
+    """The rows still searched, their latents and their optimizer: one optimizer step at a time,
+    and early stopping.
+
+    With Adam, which is element-wise, stopped rows leave the batch (``rows`` shrinks; Adam's state
+    is kept for the others), so later steps cost less; a loss that can ``select`` rows (a
+    :class:`~generative_encoder.solve.terms.RowLoss`) is then evaluated on the remaining rows only,
+    any other on every row, with gradients for the remaining ones. L-BFGS couples the rows (one
+    line search, one curvature memory), so there every row stays in: stopped rows get no
+    gradient and keep their latents.
+    """
+
+    def __init__(self, z: Tensor, loss_fn: LossFn, config: SolveConfig, evaluate):
+        self.config, self.evaluate, self.loss_fn = config, evaluate, loss_fn
+        self.z_all = z                                                           # (N, d)
+        self.rows = torch.arange(len(z), device=z.device)                        # (K,) searched
+        self.z = z.clone().requires_grad_(True)                                  # (K, d)
+        self.shrinks = config.optimizer == "adam"
+        self.selects = selectable(loss_fn)
+        self.row_loss = loss_fn
+        self.stopped = torch.zeros(len(z), dtype=torch.bool, device=z.device)   # (N,) L-BFGS
+        self.z_hold: Tensor | None = None                                        # L-BFGS
+        self.optimizer = _optimizer(self.z, config)
+        self.done = False
+
+    def latents(self) -> Tensor:
+        """Every row's current latent (N, d), detached."""
+        if self.shrinks:
+            self.z_all[self.rows] = self.z.detach()
+            return self.z_all
+        return self.z.detach()
+
+    def _objective(self) -> tuple[Tensor, Tensor]:
+        """(objective (K,), x (K, C, H, W)) of the searched rows at their current latents."""
+        if not self.shrinks or self.selects or len(self.rows) == len(self.z_all):
+            return self.evaluate(self.row_loss, self.z)
+        every = self.z_all.detach().index_put((self.rows,), self.z)              # (N, d)
+        objective, x = self.evaluate(self.loss_fn, every)
+        return objective[self.rows], x[self.rows]
+
+    def step(self, clipper: "_Clipper") -> tuple[Tensor, Tensor, Tensor]:
+        """One optimizer step; returns the objective (K,), x (K, C, H, W) and z (K, d) of the
+        iterate before it (the one the objective scored)."""
+        z_t = self.z.detach().clone()
+        first: list[tuple[Tensor, Tensor]] = []
+
+        def closure() -> Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            objective, x = self._objective()
+            loss = objective.sum() if self.shrinks else torch.where(
+                self.stopped, 0.0, objective).sum()  # stopped rows get no gradient
+            loss.backward()
+            if not first:
+                first.append((objective.detach(), x.detach()))
+            return loss
+
+        self.optimizer.step(closure)
+        with torch.no_grad():
+            self.z.copy_(clipper(self.z, self.rows))
+            if self.z_hold is not None:
+                self.z.copy_(torch.where(self.stopped[:, None], self.z_hold, self.z))
+        return first[0][0], first[0][1], z_t
+
+    def stop(self, converged: Tensor, objective: Tensor) -> Tensor:
+        """Stop the rows ``converged`` (K,) (one host sync); returns ``objective`` (K,) for the
+        rows still in the batch, the reference of the next check."""
+        if not self.shrinks:
+            self.stopped |= converged
+            self.z_hold = self.z.detach().clone()
+            self.done = bool(self.stopped.all())
+            return objective
+        keep = (~converged).nonzero().squeeze(1)
+        self.z_all[self.rows] = self.z.detach()
+        if len(keep) == 0:
+            self.done = True
+        elif len(keep) < len(self.rows):
+            self.rows = self.rows[keep]
+            self.z = self.z.detach()[keep].requires_grad_(True)
+            self.optimizer = _select_adam(self.optimizer, self.z, keep, self.config)
+            if self.selects:
+                self.row_loss = self.loss_fn.select(self.rows)
+        return objective[keep]
+
+
 def _first_problem(result: SearchResult) -> SearchResult:
     """The search result of problem 0 alone."""
     return SearchResult(
@@ -332,7 +354,7 @@ class _Track:
     until the final evaluation."""
 
     def __init__(self, z: Tensor, config: SolveConfig):
-        self.history_every, self.snapshot_every = config.history_every, config.snapshot_every
+        self.snapshot_every = config.snapshot_every
         self.best_objective = torch.full_like(z[:, 0], float("inf"))                # (N,)
         self.best_z = z.clone()                                                 # (N, d)
         self.last_objective = self.best_objective.clone()                        # (N,)
@@ -358,9 +380,8 @@ class _Track:
             self.best_z[rows] = torch.where(better[:, None], z, self.best_z[rows])
             self.last_objective = self.last_objective.clone()
             self.last_objective[rows] = objective
-        if final or step % self.history_every == 0:
-            self.history.append(self.last_objective)
-            self.history_steps.append(step)
+        self.history.append(self.last_objective)
+        self.history_steps.append(step)
         if self.snapshot_every:
             if self.last_x is None or rows is None or len(rows) == len(self.best_z):
                 self.last_x = x.contiguous()
@@ -496,7 +517,8 @@ class _Clipper:
         self.how, self.restarts = how, restarts
         self.streams = []
         if how == "stochastic":
-            self.streams = [torch.Generator().manual_seed(_clip_seed(s)) for s in seeds]
+            self.streams = [torch.Generator().manual_seed(stream_seed(s, CLIP_STREAM))
+                            for s in seeds]
         self.problems = list(range(len(seeds)))   # problems with a row in the batch
         self.index: Tensor | None = None          # (K,) rows of the draw that the batch holds
 
@@ -522,7 +544,3 @@ class _Clipper:
             draw = draw[self.index]
         return torch.where(z.abs() > 1, draw, z)
 
-
-def _clip_seed(seed: int) -> int:
-    """The seed of a problem's stochastic-clipping stream, distinct from its starts' ``seed``."""
-    return int(np.random.SeedSequence([int(seed), CLIP_STREAM]).generate_state(1)[0])

@@ -14,7 +14,9 @@ from typing import Callable
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .engine import LossFn
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+"""``loss_fn(x, z) -> (N,)``: x (N, C, H, W) = G(z), z (N, d); one loss per row."""
 
 
 class RowLoss:

@@ -9,7 +9,6 @@ memorising the training set, the failure that stalls sample quality on mnist5k.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError

@@ -14,15 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..checkpoints import save_network
-from ..nets import build_network
+from ..io.checkpoints import save_network
+from ..models.registry import build_network
 from .loop import ImageBank, dataset_name
 
 
 def train_classifier(dataset, out: str | Path | None = None, *, steps: int = 1500,
                      batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                      on_step: Callable[[int, dict], None] | None = None):
-    """Train a :class:`~generative_encoder.nets.CNNClassifier` on (image, label) items; saves it
+    """Train a :class:`~generative_encoder.models.classifier.CNNClassifier` on (image, label) items; saves it
     as ``out/classifier.*`` when ``out`` is given. Returns the network in eval mode."""
     bank = ImageBank(dataset)
     labels = bank.labels()

@@ -5,9 +5,10 @@ Writes ``encoder`` and ``decoder`` into the model folder, ``encoder_log.csv`` wi
 reconstruction MSE measured separately on real test images and on generator samples, and
 resumable ``encoder_state.*``.
 
-``kind`` picks the family (each written under its own names, so one folder holds them all):
+``kind`` picks the encoder family (:mod:`generative_encoder.models.families`; each is written
+under its own names, so one folder holds them all):
 
-- ``conv``: the GE journal's conv autoencoder (GE1), mean squared error;
+- ``ge1``: the GE journal's conv autoencoder, mean squared error;
 - ``vae``: a VAE (Kingma & Welling), Bernoulli likelihood (binary cross-entropy summed over the
   pixels) + ``kl_weight`` x KL(q(z|x) || N(0, I)), reparameterised samples in training; E(x) is
   the posterior mean. Files ``vae_encoder``, ``vae_decoder``, ``vae_log.csv``, ``vae_state``;
@@ -28,34 +29,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoints import load_model, save_network, write_json, write_model_info
+from ..io.checkpoints import load_model, save_network, write_json, write_model_info
 from ..errors import ConfigError, DataError
-from ..nets import AutoEncoder, build_network, default_encoder_depth
+from ..models.autoencoders import AutoEncoder, default_encoder_depth
+from ..models.families import family
+from ..models.registry import build_network
 from . import distributed
 from .gan import discriminator_loss, generator_loss
 from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
 from .state import has_state, load_state, save_state
 
-ENCODER_KINDS = ("conv", "vae", "aegan")
-ENCODER_ARCHS = {"conv": "conv_encoder", "vae": "vae_encoder", "aegan": "conv_encoder"}
 AEGAN_D_LR_RATIO = 0.2  # AEGAN's discriminator learns at this fraction of the autoencoder's lr
 AEGAN_D_BETAS = (0.5, 0.999)  # DCGAN's
-
-
-def kind_prefix(kind: str) -> str:
-    """File-name prefix of an encoder kind: "" for conv (``encoder``), else "vae_" / "aegan_"."""
-    return "" if kind == "conv" else f"{kind}_"
-
-
-def _log_name(kind: str) -> str:
-    return "encoder" if kind == "conv" else kind
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
     """Hyper-parameters of an encoder run. ``code_dim`` is the paper's m; ``depth``/``width``
     its d/f; a smaller ``decoder_depth``/``decoder_width`` weakens the decoder on purpose.
-    ``kind``: "conv", "vae" or "aegan" (see the module); ``kl_weight`` is the VAE's,
+    ``kind``: the encoder family, "ge1", "vae" or "aegan" (see the module); ``kl_weight`` is the VAE's,
     ``adv_weight`` AEGAN's."""
 
     code_dim: int = 128
@@ -73,14 +65,12 @@ class EncoderConfig:
     seed: int = 0
     device: str = "cpu"
     amp: bool = False  # bfloat16 autocast of the forward passes (CPU or CUDA)
-    kind: str = "conv"
+    kind: str = "ge1"
     kl_weight: float = 1.0
     adv_weight: float = 0.01
 
     def __post_init__(self):
-        if self.kind not in ENCODER_KINDS:
-            raise ConfigError(f"unknown encoder kind {self.kind!r}; known: "
-                              f"{', '.join(ENCODER_KINDS)}")
+        family(self.kind, trainable=True)
         if not (self.kl_weight >= 0 and self.adv_weight >= 0):
             raise ConfigError(f"kl_weight and adv_weight must be >= 0, got {self.kl_weight}, "
                               f"{self.adv_weight}")
@@ -154,10 +144,11 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
                         f"generator in {model_dir} makes {G.channels}-channel {G.image_size} px")
     depth = config.depth or default_encoder_depth(bank.image_size)
     geometry = dict(channels=bank.channels, image_size=bank.image_size, code_dim=config.code_dim)
-    kind, prefix, log_name = config.kind, kind_prefix(config.kind), _log_name(config.kind)
+    kind = config.kind
+    prefix, log_name = family(kind).prefix, family(kind).log
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        encoder = build_network(ENCODER_ARCHS[kind], depth=depth, width=config.width, **geometry)
+        encoder = build_network(family(kind).arch, depth=depth, width=config.width, **geometry)
         decoder = build_network("conv_decoder", encoder_depth=depth, depth=config.decoder_depth,
                                 width=config.decoder_width or config.width, **geometry)
         disc = None
@@ -232,7 +223,7 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
                        asdict(config), rank_rngs=rank_rngs if where.distributed else None)
             meta = {"steps": step, "real_fraction": config.real_fraction, "seed": config.seed,
                     "dataset": dataset_name(train_set)}
-            if kind != "conv":
+            if kind != "ge1":
                 meta["kind"] = kind
             save_network(model_dir, f"{prefix}encoder", encoder, meta)
             save_network(model_dir, f"{prefix}decoder", decoder, meta)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints import load_metadata, load_tensors, read_json, save_tensors, write_json
+from ..io.checkpoints import load_metadata, load_tensors, read_json, save_tensors, write_json
 from ..errors import CheckpointError
 
 STATE_KEY = "generative-encoder/state"  # the safetensors header entry holding the JSON part

@@ -1,0 +1,34 @@
+"""Named models: the ones that ship inside the package, looked up by name from any folder.
+
+``mnist5k`` (made by ``scripts/train_mnist5k.sh``) lives in ``generative_encoder/weights/``, so a
+wheel install carries it too.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from ..errors import CheckpointError
+from .checkpoints import ModelBundle, load_model
+
+SHIPPED_MODELS = {"mnist5k": "weights/mnist5k"}
+
+
+def shipped_model_dir(name: str = "mnist5k") -> Path:
+    """The folder of the shipped model ``name``."""
+    if name not in SHIPPED_MODELS:
+        raise CheckpointError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    return Path(str(files("generative_encoder") / SHIPPED_MODELS[name]))
+
+
+def shipped_model(name: str = "mnist5k", device: str = "cpu") -> ModelBundle:
+    """The shipped model ``name`` (generator, discriminator, encoder, decoder)."""
+    return load_model(shipped_model_dir(name), device)
+
+
+def resolve_model(name_or_dir: str, device: str = "cpu") -> ModelBundle:
+    """A model folder, or the name of a shipped model (``mnist5k``) when no such folder exists."""
+    if name_or_dir in SHIPPED_MODELS and not Path(name_or_dir).exists():
+        return shipped_model(name_or_dir, device)
+    return load_model(name_or_dir, device)
