@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.apps.demo import DEMO_SPEC
+from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.eval.metrics import psnr
 from generative_encoder.io.zoo import shipped_model
 from generative_encoder.methods import METHODS
-from generative_encoder.eval.metrics import psnr
 from generative_encoder.physics import make_physics
 
 
@@ -27,8 +27,11 @@ def parse_args(argv=None):
     p.add_argument("--tol", type=float, default=1e-3, help="early_stop_tol (%(default)s)")
     p.add_argument("--patience", type=int, default=20, help="patience (%(default)s)")
     p.add_argument("--methods", default="ge,csgm")
-    p.add_argument("--autocast-tasks", default="denoise-0.4,inpaint-block",
-                   help="demo tasks on which bf16 autocast is measured ('' for none)")
+    p.add_argument(
+        "--autocast-tasks",
+        default="denoise-0.4,inpaint-block",
+        help="demo tasks on which bf16 autocast is measured ('' for none)",
+    )
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
@@ -40,8 +43,10 @@ def main(argv=None) -> None:
     spec = DEMO_SPEC
     x = stack_images(get_dataset(spec.data, spec.split), range(spec.n_images))
     autocast_tasks = [t for t in args.autocast_tasks.split(",") if t]
-    print(f"demo problems: {spec.n_images} digits x {len(spec.tasks)} tasks; "
-          f"{args.threads} thread(s); early stopping tol {args.tol}, patience {args.patience}")
+    print(
+        f"demo problems: {spec.n_images} digits x {len(spec.tasks)} tasks; "
+        f"{args.threads} thread(s); early stopping tol {args.tol}, patience {args.patience}"
+    )
     print("| task | method | setting | wall s | mean PSNR (dB) | mean steps run |")
     print("|---|---|---|---|---|---|")
     totals: dict[tuple[str, str], list[float]] = {}
@@ -55,8 +60,10 @@ def main(argv=None) -> None:
             y = physics(x)
         for method in args.methods.split(","):
             options = dict(spec.method_options.get(method, {}))
-            settings = [("baseline", {}),
-                        ("early stop", {"early_stop_tol": args.tol, "patience": args.patience})]
+            settings = [
+                ("baseline", {}),
+                ("early stop", {"early_stop_tol": args.tol, "patience": args.patience}),
+            ]
             if t.name in autocast_tasks:
                 settings.append(("bf16 autocast", {"autocast": True}))
             for name, extra in settings:
@@ -72,14 +79,18 @@ def main(argv=None) -> None:
                     agg[0] += wall
                     agg[1] += score
                     agg[2] += 1
-                print(f"| {t.name} | {method} | {name} | {wall:.2f} | {score:.2f} | {steps:.0f} |",
-                      flush=True)
+                print(
+                    f"| {t.name} | {method} | {name} | {wall:.2f} | {score:.2f} | {steps:.0f} |",
+                    flush=True,
+                )
     print()
     for method in args.methods.split(","):
         base, early = totals[(method, "baseline")], totals[(method, "early stop")]
-        print(f"- {method}, all {base[2]} tasks: {base[0]:.1f} s -> {early[0]:.1f} s with early "
-              f"stopping ({100 * (1 - early[0] / base[0]):.0f} % saved); mean PSNR "
-              f"{base[1] / base[2]:.2f} -> {early[1] / early[2]:.2f} dB")
+        print(
+            f"- {method}, all {base[2]} tasks: {base[0]:.1f} s -> {early[0]:.1f} s with early "
+            f"stopping ({100 * (1 - early[0] / base[0]):.0f} % saved); mean PSNR "
+            f"{base[1] / base[2]:.2f} -> {early[1] / early[2]:.2f} dB"
+        )
 
 
 if __name__ == "__main__":

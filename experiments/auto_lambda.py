@@ -18,14 +18,16 @@ import time
 import torch
 
 from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.eval.metrics import psnr, summarize
 from generative_encoder.io.zoo import shipped_model
 from generative_encoder.methods import METHODS
-from generative_encoder.eval.metrics import psnr, summarize
 from generative_encoder.physics import make_physics
 
-TASKS = {"denoise sigma=0.4": ("denoise", {"sigma": 0.4}),
-         "superres x2 sigma=0.05": ("superres", {"factor": 2, "sigma": 0.05}),
-         "inpaint block (noise-free)": ("inpaint", {"mask": "block"})}
+TASKS = {
+    "denoise sigma=0.4": ("denoise", {"sigma": 0.4}),
+    "superres x2 sigma=0.05": ("superres", {"factor": 2, "sigma": 0.05}),
+    "inpaint block (noise-free)": ("inpaint", {"mask": "block"}),
+}
 
 
 def main() -> None:
@@ -33,17 +35,21 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--methods", default="ge,csgm")
-    parser.add_argument("--tasks", help="comma-separated task names to run (default all): "
-                        + ", ".join(TASKS))
+    parser.add_argument(
+        "--tasks", help="comma-separated task names to run (default all): " + ", ".join(TASKS)
+    )
     args = parser.parse_args()
-    tasks = {k: v for k, v in TASKS.items()
-             if not args.tasks or k.split()[0] in args.tasks.split(",")}
+    tasks = {
+        k: v for k, v in TASKS.items() if not args.tasks or k.split()[0] in args.tasks.split(",")
+    }
     torch.set_num_threads(1)
     model = shipped_model()
     x = stack_images(get_dataset("mnist5k", "test"), range(args.n))
-    lines = ["| task | method | fixed lambda | PSNR fixed (dB) | auto rule | auto lambda | "
-             "PSNR auto (dB) | seconds fixed / auto |",
-             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
+    lines = [
+        "| task | method | fixed lambda | PSNR fixed (dB) | auto rule | auto lambda | "
+        "PSNR auto (dB) | seconds fixed / auto |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
     t_start = time.perf_counter()
     for label, (task, params) in tasks.items():
         physics = make_physics(task, model.image_shape, seed=0, **params)
@@ -60,9 +66,11 @@ def main() -> None:
                 cells.append(f"{s['mean']:.2f} ± {s['std']:.2f}")
             auto = method.last_auto
             fixed = METHODS.build(name, model=model).latent_weight
-            lines.append(f"| {label} | {name} | {fixed:g} | {cells[0]} | {auto.rule} | "
-                         f"{statistics.median(auto.chosen):g} | {cells[1]} | "
-                         f"{seconds[0]:.0f} / {seconds[1]:.0f} |")
+            lines.append(
+                f"| {label} | {name} | {fixed:g} | {cells[0]} | {auto.rule} | "
+                f"{statistics.median(auto.chosen):g} | {cells[1]} | "
+                f"{seconds[0]:.0f} / {seconds[1]:.0f} |"
+            )
             print(lines[-1], f"chosen {auto.chosen}", flush=True)
     print("\n".join(lines))
     print(f"total {time.perf_counter() - t_start:.0f} s")

@@ -20,15 +20,17 @@ from pathlib import Path
 
 import torch
 
-from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.io.zoo import shipped_model
-from generative_encoder.eval.diagnostics import calibrate
-from generative_encoder.physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seed
 from generative_encoder.apps.restore import restore, simulate_each, task_physics
+from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.eval.diagnostics import calibrate
+from generative_encoder.io.zoo import shipped_model
+from generative_encoder.physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seed
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-TASKS = {"denoise sigma=0.1": ("denoise", {"sigma": 0.1}),
-         "superres x2 sigma=0.05": ("superres", {"factor": 2, "sigma": 0.05})}
+TASKS = {
+    "denoise sigma=0.1": ("denoise", {"sigma": 0.1}),
+    "superres x2 sigma=0.05": ("superres", {"factor": 2, "sigma": 0.05}),
+}
 METHODS = ("ge", "csgm")
 
 
@@ -37,9 +39,11 @@ def image_sets(n: int) -> dict[str, torch.Tensor]:
     rock = SHARED / "rock" / "berea.zip"
     if not faces.is_dir() or not rock.is_file():
         raise SystemExit(f"needs {faces} and {rock} (see ../shared/data/README.md)")
-    sets = {"digits (in-domain)": get_dataset("mnist5k", "test"),
-            "faces": get_dataset("folder", "test", root=str(faces), size=28, channels=1),
-            "rock": get_dataset("rock", "test", path=str(rock), patch=28, max_patches=n)}
+    sets = {
+        "digits (in-domain)": get_dataset("mnist5k", "test"),
+        "faces": get_dataset("folder", "test", root=str(faces), size=28, channels=1),
+        "rock": get_dataset("rock", "test", path=str(rock), patch=28, max_patches=n),
+    }
     return {name: stack_images(d, range(n)) for name, d in sets.items()}
 
 
@@ -48,17 +52,24 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--tasks", help="comma-separated task names to run (default all): "
-                        + ", ".join(TASKS))
+    parser.add_argument(
+        "--tasks", help="comma-separated task names to run (default all): " + ", ".join(TASKS)
+    )
     args = parser.parse_args()
-    tasks = {k: v for k, v in TASKS.items()
-             if not args.tasks or k.split()[0] in args.tasks.split(",")}
+    tasks = {
+        k: v for k, v in TASKS.items() if not args.tasks or k.split()[0] in args.tasks.split(",")
+    }
     torch.set_num_threads(1)
     model = shipped_model()
     sets = image_sets(args.n)
-    lines = ["| task | method | tau | " + " | ".join(f"{s}: flagged" for s in sets)
-             + " | " + " | ".join(f"{s}: median ratio" for s in sets) + " |",
-             "| --- | --- | ---: |" + " ---: |" * (2 * len(sets))]
+    lines = [
+        "| task | method | tau | "
+        + " | ".join(f"{s}: flagged" for s in sets)
+        + " | "
+        + " | ".join(f"{s}: median ratio" for s in sets)
+        + " |",
+        "| --- | --- | ---: |" + " ---: |" * (2 * len(sets)),
+    ]
     t_start = time.perf_counter()
     for label, (task, params) in tasks.items():
         physics = task_physics(task, model, params, seed=0)
@@ -69,18 +80,32 @@ def main() -> None:
             for name, x in sets.items():
                 names = [f"{name}-{i}" for i in range(len(x))]
                 y = simulate_each(physics, x, [image_seed(0, s, NOISE_STREAM) for s in names])
-                out = restore(y, physics, solver, tau=cal.tau,
-                              seeds=[image_seed(0, s, LATENT_STREAM) for s in names])
-                flagged.append(f"{int(out.flagged.sum())}/{len(x)} "
-                               f"({100 * out.flagged.float().mean():.0f} %)")
+                out = restore(
+                    y,
+                    physics,
+                    solver,
+                    tau=cal.tau,
+                    seeds=[image_seed(0, s, LATENT_STREAM) for s in names],
+                )
+                flagged.append(
+                    f"{int(out.flagged.sum())}/{len(x)} ({100 * out.flagged.float().mean():.0f} %)"
+                )
                 medians.append(f"{out.discrepancy.median():.2f}")
-                print(f"{label} {method} {name}: flagged {flagged[-1]}, ratio median "
-                      f"{medians[-1]}, q10 {out.discrepancy.quantile(0.1):.2f}, "
-                      f"q90 {out.discrepancy.quantile(0.9):.2f} "
-                      f"[{time.perf_counter() - t_start:.0f} s]", flush=True)
-            lines.append(f"| {label} | {method} | {cal.tau:.2f} (chi2 {cal.chi2:.2f}, calib. "
-                         f"median {cal.ratios.median():.2f}) | " + " | ".join(flagged) + " | "
-                         + " | ".join(medians) + " |")
+                print(
+                    f"{label} {method} {name}: flagged {flagged[-1]}, ratio median "
+                    f"{medians[-1]}, q10 {out.discrepancy.quantile(0.1):.2f}, "
+                    f"q90 {out.discrepancy.quantile(0.9):.2f} "
+                    f"[{time.perf_counter() - t_start:.0f} s]",
+                    flush=True,
+                )
+            lines.append(
+                f"| {label} | {method} | {cal.tau:.2f} (chi2 {cal.chi2:.2f}, calib. "
+                f"median {cal.ratios.median():.2f}) | "
+                + " | ".join(flagged)
+                + " | "
+                + " | ".join(medians)
+                + " |"
+            )
     print("\n".join(lines))
     print(f"total {time.perf_counter() - t_start:.0f} s")
 

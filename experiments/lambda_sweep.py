@@ -6,11 +6,11 @@ import argparse
 
 import torch
 
-from generative_encoder.io.zoo import resolve_model
-from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.methods import METHODS
-from generative_encoder.eval.metrics import psnr
 from generative_encoder.apps.restore import task_physics
+from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.eval.metrics import psnr
+from generative_encoder.io.zoo import resolve_model
+from generative_encoder.methods import METHODS
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="mnist5k")
@@ -20,8 +20,12 @@ args = parser.parse_args()
 
 model = resolve_model(args.model)
 x = stack_images(get_dataset("mnist5k", "train"), range(args.n))
-tasks = [("denoise", {"sigma": 0.4}), ("inpaint", {"mask": "block"}), ("superres", {"factor": 4}),
-         ("encoder_cs", {})]
+tasks = [
+    ("denoise", {"sigma": 0.4}),
+    ("inpaint", {"mask": "block"}),
+    ("superres", {"factor": 4}),
+    ("encoder_cs", {}),
+]
 weights = [float(w) for w in args.weights.split(",")]
 print("| method | task | " + " | ".join(f"lambda={w:g}" for w in weights) + " |")
 print("| --- | --- | " + " | ".join("---:" for _ in weights) + " |")

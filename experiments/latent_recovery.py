@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from generative_encoder.io.checkpoints import load_model
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.methods import METHODS
 from generative_encoder.eval.metrics import psnr, ssim
+from generative_encoder.io.checkpoints import load_model
+from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
 
 parser = argparse.ArgumentParser()
@@ -35,8 +35,13 @@ parser.add_argument("--out", default="experiments/results/latent_recovery")
 parser.add_argument("--steps", type=int, default=500, help="Adam steps of every latent search")
 parser.add_argument("--n-attribute", type=int, default=256, help="generated images per attribute")
 parser.add_argument("--cache", default=None, help="folder for attribute files (default: model's)")
-parser.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE",
-                    help="option of the model's dataset for the real test images, e.g. root=DIR")
+parser.add_argument(
+    "--data-opt",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="option of the model's dataset for the real test images, e.g. root=DIR",
+)
 args = parser.parse_args()
 
 model = load_model(args.model)
@@ -45,7 +50,7 @@ out.mkdir(parents=True, exist_ok=True)
 d = model.generator.latent_dim
 z_true = torch.rand(args.n, d, generator=torch.Generator().manual_seed(args.test_seed)) * 2 - 1
 with torch.no_grad():
-    generated = model.generator(z_true)                                        # (n, C, H, W)
+    generated = model.generator(z_true)  # (n, C, H, W)
 data_options = {}
 for item in args.data_opt:
     key, _, value = item.partition("=")
@@ -70,15 +75,19 @@ def emit(line=""):
     (out / "results.json").write_text(json.dumps(records, indent=1) + "\n")
 
 
-emit(f"model {args.model} (latent {d} ~ U[-1, 1]), {args.n} images per set; Adam lr 0.1, "
-     f"{args.steps} steps, 2 restarts; sharpness attributes from {args.n_attribute} generated "
-     "images; PSNR (dB) / SSIM, mean over images")
+emit(
+    f"model {args.model} (latent {d} ~ U[-1, 1]), {args.n} images per set; Adam lr 0.1, "
+    f"{args.steps} steps, 2 restarts; sharpness attributes from {args.n_attribute} generated "
+    "images; PSNR (dB) / SSIM, mean over images"
+)
 clip_sigmas = [float(s) for s in args.clip_sigmas.split(",") if s]
 emit()
 emit("### Clipping strategies, generated images")
 emit()
-emit("| sigma | no clipping | projected gradient | stochastic clipping | latent error "
-     "(none / proj / stoch) |")
+emit(
+    "| sigma | no clipping | projected gradient | stochastic clipping | latent error "
+    "(none / proj / stoch) |"
+)
 emit("| ---: | ---: | ---: | ---: | --- |")
 for sigma in clip_sigmas:
     physics = make_physics("denoise", model.image_shape, sigma=sigma, seed=1)
@@ -90,8 +99,17 @@ for sigma in clip_sigmas:
         result = METHODS.build("lvr", model=model, clip=clip, steps=args.steps).solve(y, physics)
         p, s = scored(result.x, generated)
         err = (result.z.cpu() - z_true).norm(dim=1).mean().item()
-        records.append({"table": "clip", "sigma": sigma, "clip": clip, "psnr": p, "ssim": s,
-                        "latent_error": err, "seconds": time.perf_counter() - t0})
+        records.append(
+            {
+                "table": "clip",
+                "sigma": sigma,
+                "clip": clip,
+                "psnr": p,
+                "ssim": s,
+                "latent_error": err,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         cells.append(f"{p:.2f} / {s:.3f}")
         errors.append(f"{err:.2f}")
     emit(f"| {sigma:g} | " + " | ".join(cells) + " | " + " / ".join(errors) + " |")
@@ -119,10 +137,16 @@ for set_name, x in sets.items():
             method = METHODS.build(name, model=model, **options)
             if name == "lvr_sa":
                 t0 = time.perf_counter()
-                attribute = method.sharpness_attribute(sigma)   # made or read before the clock
-                records.append({"table": "attribute", "sigma": sigma, "images": set_name,
-                                "norm": attribute.norm().item(),
-                                "seconds": time.perf_counter() - t0})
+                attribute = method.sharpness_attribute(sigma)  # made or read before the clock
+                records.append(
+                    {
+                        "table": "attribute",
+                        "sigma": sigma,
+                        "images": set_name,
+                        "norm": attribute.norm().item(),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
             t0 = time.perf_counter()
             if name == "lvr_sa" and lvr_z is not None:
                 # lvr_sa's own search is LVR's (same options, same starts): reuse its z, add s
@@ -135,9 +159,17 @@ for set_name, x in sets.items():
             else:
                 x_hat = method(y, physics).detach()
             p, s = scored(x_hat, x)
-            records.append({"table": "denoise", "images": set_name, "sigma": sigma,
-                            "method": name, "psnr": p, "ssim": s,
-                            "seconds": time.perf_counter() - t0})
+            records.append(
+                {
+                    "table": "denoise",
+                    "images": set_name,
+                    "sigma": sigma,
+                    "method": name,
+                    "psnr": p,
+                    "ssim": s,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             cells.append(f"{p:.2f} / {s:.3f}")
         emit(f"| {set_name} | {sigma:g} | " + " | ".join(cells) + " |")
 emit()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's generator families on one data set, with the project's own `genc train`: BEGAN (its
+# The generator families on one data set, with the project's own `genc train`: BEGAN (its
 # discriminator's encoder is GE0) plus a GE1 conv encoder trained on its samples, and the
 # progressive GAN (pGAN). Each run's wall times are appended to RUN/train_time.txt; the sample
 # grids are RUN/samples/step_*.png. Resumable: rerun after an interruption.

@@ -31,14 +31,31 @@ def tiny_model_dir(tmp_path_factory):
     """A model folder (generator, discriminator, encoder, decoder) for 28 x 28 digits, trained for
     a few steps only: enough to exercise every code path, not to restore well."""
     from generative_encoder.data import get_dataset
-    from generative_encoder.training import EncoderConfig, GANConfig, train_gan, train_encoder
+    from generative_encoder.training import EncoderConfig, GANConfig, train_encoder, train_gan
 
     out = tmp_path_factory.mktemp("model")
     train, test = get_dataset("mnist5k", "train"), get_dataset("mnist5k", "test")
-    train_gan(train, out, GANConfig(steps=20, batch_size=16, latent_dim=16, width=16,
-                                    checkpoint_every=10, sample_every=10))
-    train_encoder(train, test, out, EncoderConfig(steps=200, batch_size=16, code_dim=32, width=8,
-                                                  eval_every=100, checkpoint_every=100, n_eval=64))
+    train_gan(
+        train,
+        out,
+        GANConfig(
+            steps=20, batch_size=16, latent_dim=16, width=16, checkpoint_every=10, sample_every=10
+        ),
+    )
+    train_encoder(
+        train,
+        test,
+        out,
+        EncoderConfig(
+            steps=200,
+            batch_size=16,
+            code_dim=32,
+            width=8,
+            eval_every=100,
+            checkpoint_every=100,
+            n_eval=64,
+        ),
+    )
     return out
 
 
@@ -49,9 +66,19 @@ def uniform_model_dir(tmp_path_factory):
     from generative_encoder.training import GANConfig, train_gan
 
     out = tmp_path_factory.mktemp("uniform")
-    train_gan(get_dataset("mnist5k", "train"), out,
-              GANConfig(steps=10, batch_size=16, latent_dim=16, width=16, latent_dist="uniform",
-                        checkpoint_every=10, sample_every=10))
+    train_gan(
+        get_dataset("mnist5k", "train"),
+        out,
+        GANConfig(
+            steps=10,
+            batch_size=16,
+            latent_dim=16,
+            width=16,
+            latent_dist="uniform",
+            checkpoint_every=10,
+            sample_every=10,
+        ),
+    )
     return out
 
 
@@ -64,13 +91,37 @@ def began_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("began")
     train, test = get_dataset("mnist5k", "train"), get_dataset("mnist5k", "test")
-    train_gan(train, out, GANConfig(arch="began", steps=4, checkpoint_every=4, lambda_k=2.0,
-                                    batch_size=8, latent_dim=8, width=8, latent_dist="uniform",
-                                    sample_every=100))
+    train_gan(
+        train,
+        out,
+        GANConfig(
+            arch="began",
+            steps=4,
+            checkpoint_every=4,
+            lambda_k=2.0,
+            batch_size=8,
+            latent_dim=8,
+            width=8,
+            latent_dist="uniform",
+            sample_every=100,
+        ),
+    )
     for kind in ("ge1", "vae", "aegan"):
-        train_encoder(train, test, out, EncoderConfig(
-            kind=kind, steps=2, batch_size=8, code_dim=8, width=4, eval_every=2,
-            checkpoint_every=2, n_eval=16))
+        train_encoder(
+            train,
+            test,
+            out,
+            EncoderConfig(
+                kind=kind,
+                steps=2,
+                batch_size=8,
+                code_dim=8,
+                width=4,
+                eval_every=2,
+                checkpoint_every=2,
+                n_eval=16,
+            ),
+        )
     return out
 
 

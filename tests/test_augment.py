@@ -4,8 +4,8 @@ nets."""
 import pytest
 import torch
 
-from generative_encoder.io.checkpoints import load_network, save_network
 from generative_encoder.errors import ConfigError
+from generative_encoder.io.checkpoints import load_network, save_network
 from generative_encoder.models.registry import build_network
 from generative_encoder.training import GANConfig
 from generative_encoder.training.augment import augment, cutout, parse_augment, translation

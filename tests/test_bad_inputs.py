@@ -21,9 +21,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from generative_encoder.io.checkpoints import write_model_info
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset
+from generative_encoder.io.checkpoints import write_model_info
 from generative_encoder.training import GANConfig, train_gan
 
 DOC = Path(__file__).parents[1] / "docs" / "bad_inputs.md"
@@ -83,12 +83,15 @@ def inputs(tmp_path_factory) -> Path:
     for sub, suffix in (("x", ".png"), ("y", ".jpg")):
         (d / "same_name" / sub).mkdir(parents=True)
         Image.fromarray(gray).save(d / "same_name" / sub / f"digit{suffix}")
-    (d / "spec_unknown_key.json").write_text(json.dumps(
-        {"tasks": [{"task": "denoise"}], "colour": "red"}))
-    (d / "spec_magic.json").write_text(json.dumps(
-        {"tasks": [{"task": "denoise"}], "methods": ["magic"]}))
-    (d / "spec_mnist.json").write_text(json.dumps(
-        {"n_images": 2, "tasks": [{"task": "denoise"}], "methods": ["identity"]}))
+    (d / "spec_unknown_key.json").write_text(
+        json.dumps({"tasks": [{"task": "denoise"}], "colour": "red"})
+    )
+    (d / "spec_magic.json").write_text(
+        json.dumps({"tasks": [{"task": "denoise"}], "methods": ["magic"]})
+    )
+    (d / "spec_mnist.json").write_text(
+        json.dumps({"n_images": 2, "tasks": [{"task": "denoise"}], "methods": ["identity"]})
+    )
     (d / "spec_broken.json").write_text('{"tasks": [')
     return d
 
@@ -114,10 +117,13 @@ def models(tiny_model_dir, inputs, tmp_path_factory) -> dict[str, Path]:
     rng = np.random.default_rng(1)
     for i in range(6):
         Image.fromarray(rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)).save(
-            colour / f"c{i}.png")
-    train_gan(get_dataset("folder", "train", root=colour, size=SIDE, channels=3, test_size=2),
-              root / "rgb", GANConfig(steps=4, batch_size=8, latent_dim=8, width=8,
-                                      checkpoint_every=4, sample_every=4))
+            colour / f"c{i}.png"
+        )
+    train_gan(
+        get_dataset("folder", "train", root=colour, size=SIDE, channels=3, test_size=2),
+        root / "rgb",
+        GANConfig(steps=4, batch_size=8, latent_dim=8, width=8, checkpoint_every=4, sample_every=4),
+    )
 
     def drop(*names):
         return lambda p: [(p / f"{n}.{s}").unlink() for n in names for s in ("json", "safetensors")]
@@ -140,20 +146,31 @@ def models(tiny_model_dir, inputs, tmp_path_factory) -> dict[str, Path]:
 
     g = tiny_model_dir
     return {
-        "gray": g, "rgb": root / "rgb",
+        "gray": g,
+        "rgb": root / "rgb",
         "no_generator": _variant(g, root / "no_generator", drop("generator")),
         "no_encoder": _variant(g, root / "no_encoder", drop("encoder", "decoder")),
         "generator_pt": _variant(g, root / "generator_pt", pickled_generator),
         "size32": _variant(g, root / "size32", lambda p: write_model_info(p, image_size=32)),
-        "unknown_arch": _variant(g, root / "unknown_arch", lambda p: _edit_json(
-            p / "generator.json", lambda c: c.update(arch="stylegan9"))),
-        "latent_str": _variant(g, root / "latent_str", lambda p: _edit_json(
-            p / "model.json", lambda c: c.update(latent_dim="sixteen"))),
-        "width_str": _variant(g, root / "width_str", lambda p: _edit_json(
-            p / "generator.json", lambda c: c["kwargs"].update(width="wide"))),
+        "unknown_arch": _variant(
+            g,
+            root / "unknown_arch",
+            lambda p: _edit_json(p / "generator.json", lambda c: c.update(arch="stylegan9")),
+        ),
+        "latent_str": _variant(
+            g,
+            root / "latent_str",
+            lambda p: _edit_json(p / "model.json", lambda c: c.update(latent_dim="sixteen")),
+        ),
+        "width_str": _variant(
+            g,
+            root / "width_str",
+            lambda p: _edit_json(p / "generator.json", lambda c: c["kwargs"].update(width="wide")),
+        ),
         "no_image_size": _variant(g, root / "no_image_size", no_image_size),
-        "json_broken": _variant(g, root / "json_broken",
-                                lambda p: (p / "model.json").write_text("{oops")),
+        "json_broken": _variant(
+            g, root / "json_broken", lambda p: (p / "model.json").write_text("{oops")
+        ),
         "garbage_weights": _variant(g, root / "garbage_weights", garbage_weights),
         "other_width": _variant(g, root / "other_width", other_width),
         "damaged_state": _variant(g, root / "damaged_state", damaged_state),
@@ -175,19 +192,49 @@ def env(inputs, models, tmp_path) -> Env:
 # --- the cases -----------------------------------------------------------------------------------
 
 
-def restore(*inputs: str, model: str = "gray", out: str | None = None, task: str | None = "denoise",
-            method: str = "identity", extra: tuple = ()) -> Callable[[Env], list]:
+def restore(
+    *inputs: str,
+    model: str = "gray",
+    out: str | None = None,
+    task: str | None = "denoise",
+    method: str = "identity",
+    extra: tuple = (),
+) -> Callable[[Env], list]:
     """argv of ``genc restore`` of files in the inputs folder; ``model`` names a model of
     ``models`` or else a path in the inputs folder, as ``out`` does (default: a fresh folder)."""
-    return lambda e: ["restore", *(e.f / i for i in inputs), "-o", e.f / out if out else e.out,
-                      "--model", e.m.get(model, e.f / model), "--method", method, *extra,
-                      *(["--task", task] if task else [])]
+    return lambda e: [
+        "restore",
+        *(e.f / i for i in inputs),
+        "-o",
+        e.f / out if out else e.out,
+        "--model",
+        e.m.get(model, e.f / model),
+        "--method",
+        method,
+        *extra,
+        *(["--task", task] if task else []),
+    ]
 
 
-def train_gan_argv(*extra: str, data: tuple = ("--data", "mnist5k"),
-                   out: str | None = None) -> Callable[[Env], list]:
-    return lambda e: ["train", "gan", *data, "--out", e.f / out if out else e.out, "--steps", "2",
-                      "--batch-size", "4", "--latent-dim", "8", "--width", "8", *extra]
+def train_gan_argv(
+    *extra: str, data: tuple = ("--data", "mnist5k"), out: str | None = None
+) -> Callable[[Env], list]:
+    return lambda e: [
+        "train",
+        "gan",
+        *data,
+        "--out",
+        e.f / out if out else e.out,
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--latent-dim",
+        "8",
+        "--width",
+        "8",
+        *extra,
+    ]
 
 
 def bench(spec: str, model: str = "gray") -> Callable[[Env], list]:
@@ -213,17 +260,30 @@ CASES = [
     Case("zero-byte file", restore("empty.png"), 2, "cannot identify image file"),
     Case("truncated PNG", restore("cut.png"), 2, "image file is truncated"),
     Case("truncated JPEG", restore("cut.jpg"), 2, "cannot read image"),
-    Case("float TIFF (mode F) of NaN", restore("nan.tif"), 2,
-         "floating-point images (mode F) are not supported"),
-    Case("float TIFF (mode F) holding Inf", restore("inf.tif"), 2,
-         "floating-point images (mode F) are not supported"),
+    Case(
+        "float TIFF (mode F) of NaN",
+        restore("nan.tif"),
+        2,
+        "floating-point images (mode F) are not supported",
+    ),
+    Case(
+        "float TIFF (mode F) holding Inf",
+        restore("inf.tif"),
+        2,
+        "floating-point images (mode F) are not supported",
+    ),
     Case("float64 TIFF", restore("float64.tif"), 2, "cannot identify image file"),
     Case("input that does not exist", restore("nowhere.png"), 2, "does not exist"),
     Case("folder with no images", restore("no_images"), 2, "no images found in"),
-    Case("folder with one truncated file among good ones", restore("mixed"), 2,
-         "cannot read image"),
-    Case("two inputs with one name (`x/digit.png`, `y/digit.jpg`)", restore("same_name"), 2,
-         "would both be written to restored/digit.png"),
+    Case(
+        "folder with one truncated file among good ones", restore("mixed"), 2, "cannot read image"
+    ),
+    Case(
+        "two inputs with one name (`x/digit.png`, `y/digit.jpg`)",
+        restore("same_name"),
+        2,
+        "would both be written to restored/digit.png",
+    ),
     # conversions
     Case("16-bit gray PNG", restore("deep16.png"), 0, DONE),
     Case("16-bit RGB TIFF, RGB model", restore("rgb16.tif", model="rgb"), 0, DONE),
@@ -235,200 +295,471 @@ CASES = [
     Case("RGB image, gray model", restore("rgb.png"), 0, DONE),
     Case("gray image, RGB model", restore("gray.png", model="rgb"), 0, DONE),
     Case("multi-page TIFF", restore("pages.tif"), 0, DONE),
-    Case("image of the wrong size (40 x 50 for a 28 px model)", restore("wide40x50.png"), 0,
-         NOTE_28),
-    Case("`superres` observation not at the low resolution (28 px for factor 2)",
-         restore("gray.png", task="superres", method="bicubic"), 0,
-         "were not 14 x 14 and were center-cropped and resized"),
+    Case(
+        "image of the wrong size (40 x 50 for a 28 px model)", restore("wide40x50.png"), 0, NOTE_28
+    ),
+    Case(
+        "`superres` observation not at the low resolution (28 px for factor 2)",
+        restore("gray.png", task="superres", method="bicubic"),
+        0,
+        "were not 14 x 14 and were center-cropped and resized",
+    ),
     # model folders
-    Case("model folder that does not exist", restore("gray.png", model="nowhere"), 2,
-         "model folder {f}/nowhere does not exist"),
-    Case("`.pt` file as the model", restore("gray.png", model="model.pt"), 2,
-         "refusing to load {f}/model.pt: .pt files are pickles that can run code"),
-    Case("model folder without a generator", restore("gray.png", model="no_generator"), 2,
-         "has no generator"),
-    Case("`generator.pt` in place of `generator.safetensors`",
-         restore("gray.png", model="generator_pt"), 2, "missing file"),
-    Case("model folder without an encoder, `--method ge`",
-         restore("gray.png", model="no_encoder", method="ge"), 2, "has no encoder"),
-    Case("model folder without encoder and decoder, `--method autoencoder`",
-         restore("gray.png", model="no_encoder", method="autoencoder"), 2,
-         "has no encoder, decoder"),
-    Case("`model.json` image size (32) not the networks' (28)", restore("gray.png", model="size32"),
-         2, "model.json says 1-channel 32 px"),
-    Case("unknown architecture in `generator.json`", restore("gray.png", model="unknown_arch"), 2,
-         "unknown architecture 'stylegan9'"),
-    Case("wrongly typed key in `model.json`", restore("gray.png", model="latent_str"), 2,
-         "key 'latent_dim' must be int, got 'sixteen'"),
-    Case("missing key in `model.json`", restore("gray.png", model="no_image_size"), 2,
-         "key 'image_size' must be int, got None"),
-    Case("wrongly typed network argument in `generator.json`",
-         restore("gray.png", model="width_str"), 2, "kwarg 'width' must be int, got 'wide'"),
-    Case("`model.json` that is not JSON", restore("gray.png", model="json_broken"), 2,
-         "is not valid JSON"),
-    Case("`generator.safetensors` that is not safetensors",
-         restore("gray.png", model="garbage_weights"), 2, "is not a readable .safetensors file"),
-    Case("weights that do not fit their JSON", restore("gray.png", model="other_width"), 2,
-         "does not fit its JSON config"),
+    Case(
+        "model folder that does not exist",
+        restore("gray.png", model="nowhere"),
+        2,
+        "model folder {f}/nowhere does not exist",
+    ),
+    Case(
+        "`.pt` file as the model",
+        restore("gray.png", model="model.pt"),
+        2,
+        "refusing to load {f}/model.pt: .pt files are pickles that can run code",
+    ),
+    Case(
+        "model folder without a generator",
+        restore("gray.png", model="no_generator"),
+        2,
+        "has no generator",
+    ),
+    Case(
+        "`generator.pt` in place of `generator.safetensors`",
+        restore("gray.png", model="generator_pt"),
+        2,
+        "missing file",
+    ),
+    Case(
+        "model folder without an encoder, `--method ge`",
+        restore("gray.png", model="no_encoder", method="ge"),
+        2,
+        "has no encoder",
+    ),
+    Case(
+        "model folder without encoder and decoder, `--method autoencoder`",
+        restore("gray.png", model="no_encoder", method="autoencoder"),
+        2,
+        "has no encoder, decoder",
+    ),
+    Case(
+        "`model.json` image size (32) not the networks' (28)",
+        restore("gray.png", model="size32"),
+        2,
+        "model.json says 1-channel 32 px",
+    ),
+    Case(
+        "unknown architecture in `generator.json`",
+        restore("gray.png", model="unknown_arch"),
+        2,
+        "unknown architecture 'stylegan9'",
+    ),
+    Case(
+        "wrongly typed key in `model.json`",
+        restore("gray.png", model="latent_str"),
+        2,
+        "key 'latent_dim' must be int, got 'sixteen'",
+    ),
+    Case(
+        "missing key in `model.json`",
+        restore("gray.png", model="no_image_size"),
+        2,
+        "key 'image_size' must be int, got None",
+    ),
+    Case(
+        "wrongly typed network argument in `generator.json`",
+        restore("gray.png", model="width_str"),
+        2,
+        "kwarg 'width' must be int, got 'wide'",
+    ),
+    Case(
+        "`model.json` that is not JSON",
+        restore("gray.png", model="json_broken"),
+        2,
+        "is not valid JSON",
+    ),
+    Case(
+        "`generator.safetensors` that is not safetensors",
+        restore("gray.png", model="garbage_weights"),
+        2,
+        "is not a readable .safetensors file",
+    ),
+    Case(
+        "weights that do not fit their JSON",
+        restore("gray.png", model="other_width"),
+        2,
+        "does not fit its JSON config",
+    ),
     # task parameters
-    Case("negative sigma", restore("gray.png", extra=("--param", "sigma=-0.1")), 2,
-         "sigma must be >= 0, got -0.1"),
-    Case("infinite sigma", restore("gray.png", extra=("--param", "sigma=Infinity")), 2,
-         "sigma must be finite, got inf"),
-    Case("NaN sigma", restore("gray.png", extra=("--param", "sigma=NaN")), 2,
-         "sigma must be >= 0, got nan"),
-    Case("sigma that is not a number", restore("gray.png", extra=("--param", "sigma=abc")), 2,
-         "task 'denoise': sigma must be float, got 'abc'"),
-    Case("mask file all white (hides nothing)",
-         restore("gray.png", task="inpaint", extra=("--mask-file", "{f}/mask_white.png")), 2,
-         "the mask must keep some pixels and hide some"),
-    Case("mask file all black (hides everything)",
-         restore("gray.png", task="inpaint", extra=("--mask-file", "{f}/mask_black.png")), 2,
-         "the mask must keep some pixels and hide some"),
-    Case("mask file of the wrong size",
-         restore("gray.png", task="inpaint", extra=("--mask-file", "{f}/mask20.png")), 2,
-         "mask is (20, 20) but the model's images are (28, 28)"),
-    Case("mask file that is not an image",
-         restore("gray.png", task="inpaint", extra=("--mask-file", "{f}/text.png")), 2,
-         "cannot read image"),
-    Case("mask file for a task other than `inpaint`",
-         restore("gray.png", extra=("--mask-file", "{f}/mask20.png")), 2,
-         "a mask file only applies to the inpaint task"),
-    Case("block mask covering the whole image",
-         restore("gray.png", task="inpaint", extra=("--param", "block=28")), 2,
-         "mask keeps 0 of 784 pixels"),
-    Case("random mask missing every pixel",
-         restore("gray.png", task="inpaint", extra=("--param", "mask=random", "--param",
-                                                   "missing=1.0")), 2,
-         "missing must be > 0 and < 1, got 1.0"),
-    Case("`cs` with m larger than the image",
-         restore("gray.png", task="cs", extra=("--param", "m=10000", "--simulate")), 2,
-         "m must be an integer between 1 and n = C*H*W = 784, got 10000"),
-    Case("`cs` on real images (no `--simulate`)", restore("gray.png", task="cs",
-                                                          extra=("--param", "m=10")), 2,
-         "task 'cs' measures vectors, not images"),
-    Case("superres factor that does not divide the size",
-         restore("gray.png", task="superres", extra=("--param", "factor=3")), 2,
-         "factor must divide the image size 28x28, got 3"),
-    Case("blur wider than the image",
-         restore("gray.png", task="deblur", extra=("--param", "blur_sigma=50")), 2,
-         "needs a 335x335 kernel, larger than the 28x28 image"),
+    Case(
+        "negative sigma",
+        restore("gray.png", extra=("--param", "sigma=-0.1")),
+        2,
+        "sigma must be >= 0, got -0.1",
+    ),
+    Case(
+        "infinite sigma",
+        restore("gray.png", extra=("--param", "sigma=Infinity")),
+        2,
+        "sigma must be finite, got inf",
+    ),
+    Case(
+        "NaN sigma",
+        restore("gray.png", extra=("--param", "sigma=NaN")),
+        2,
+        "sigma must be >= 0, got nan",
+    ),
+    Case(
+        "sigma that is not a number",
+        restore("gray.png", extra=("--param", "sigma=abc")),
+        2,
+        "task 'denoise': sigma must be float, got 'abc'",
+    ),
+    Case(
+        "mask file all white (hides nothing)",
+        restore("gray.png", task="inpaint", extra=("--mask-file", "{f}/mask_white.png")),
+        2,
+        "the mask must keep some pixels and hide some",
+    ),
+    Case(
+        "mask file all black (hides everything)",
+        restore("gray.png", task="inpaint", extra=("--mask-file", "{f}/mask_black.png")),
+        2,
+        "the mask must keep some pixels and hide some",
+    ),
+    Case(
+        "mask file of the wrong size",
+        restore("gray.png", task="inpaint", extra=("--mask-file", "{f}/mask20.png")),
+        2,
+        "mask is (20, 20) but the model's images are (28, 28)",
+    ),
+    Case(
+        "mask file that is not an image",
+        restore("gray.png", task="inpaint", extra=("--mask-file", "{f}/text.png")),
+        2,
+        "cannot read image",
+    ),
+    Case(
+        "mask file for a task other than `inpaint`",
+        restore("gray.png", extra=("--mask-file", "{f}/mask20.png")),
+        2,
+        "a mask file only applies to the inpaint task",
+    ),
+    Case(
+        "block mask covering the whole image",
+        restore("gray.png", task="inpaint", extra=("--param", "block=28")),
+        2,
+        "mask keeps 0 of 784 pixels",
+    ),
+    Case(
+        "random mask missing every pixel",
+        restore(
+            "gray.png", task="inpaint", extra=("--param", "mask=random", "--param", "missing=1.0")
+        ),
+        2,
+        "missing must be > 0 and < 1, got 1.0",
+    ),
+    Case(
+        "`cs` with m larger than the image",
+        restore("gray.png", task="cs", extra=("--param", "m=10000", "--simulate")),
+        2,
+        "m must be an integer between 1 and n = C*H*W = 784, got 10000",
+    ),
+    Case(
+        "`cs` on real images (no `--simulate`)",
+        restore("gray.png", task="cs", extra=("--param", "m=10")),
+        2,
+        "task 'cs' measures vectors, not images",
+    ),
+    Case(
+        "superres factor that does not divide the size",
+        restore("gray.png", task="superres", extra=("--param", "factor=3")),
+        2,
+        "factor must divide the image size 28x28, got 3",
+    ),
+    Case(
+        "blur wider than the image",
+        restore("gray.png", task="deblur", extra=("--param", "blur_sigma=50")),
+        2,
+        "needs a 335x335 kernel, larger than the 28x28 image",
+    ),
     Case("unknown task", restore("gray.png", task="blur"), 2, "unknown task 'blur'; known:"),
-    Case("parameter the task does not take",
-         restore("gray.png", extra=("--param", "factor=2")), 2,
-         "task 'denoise' has no parameter factor; it takes noise, sigma"),
-    Case("`--param` without `=`", restore("gray.png", extra=("--param", "sigma")), 2,
-         "--param takes KEY=VALUE, got 'sigma'"),
-    Case("negative seed", restore("gray.png", extra=("--seed", "-1")), 2,
-         "seed must be an integer >= 0, got -1"),
+    Case(
+        "parameter the task does not take",
+        restore("gray.png", extra=("--param", "factor=2")),
+        2,
+        "task 'denoise' has no parameter factor; it takes noise, sigma",
+    ),
+    Case(
+        "`--param` without `=`",
+        restore("gray.png", extra=("--param", "sigma")),
+        2,
+        "--param takes KEY=VALUE, got 'sigma'",
+    ),
+    Case(
+        "negative seed",
+        restore("gray.png", extra=("--seed", "-1")),
+        2,
+        "seed must be an integer >= 0, got -1",
+    ),
     # methods
-    Case("unknown method", restore("gray.png", method="magic"), 2,
-         "unknown method 'magic'; known:"),
-    Case("unknown `--method-opt` (`steps2=3`)",
-         restore("gray.png", method="csgm", extra=("--method-opt", "steps2=3")), 2,
-         "method 'csgm' has no option ['steps2']; options:"),
-    Case("`--method-opt steps=abc`",
-         restore("gray.png", method="csgm", extra=("--method-opt", "steps=abc")), 2,
-         "method 'csgm': steps must be int, got 'abc'"),
-    Case("`--method-opt steps=2.5`",
-         restore("gray.png", method="ge", extra=("--method-opt", "steps=2.5")), 2,
-         "method 'ge': steps must be int, got 2.5"),
-    Case("`--method-opt lr=-1`",
-         restore("gray.png", method="csgm", extra=("--method-opt", "lr=-1")), 2,
-         "lr must be > 0, got -1"),
-    Case("`--method-opt weight=abc` for `tv`",
-         restore("gray.png", method="tv", extra=("--method-opt", "weight=abc")), 2,
-         "method 'tv': weight must be float or None, got 'abc'"),
-    Case("unknown option of a classical method",
-         restore("gray.png", method="wiener", extra=("--method-opt", "steps=3")), 2,
-         "method 'wiener' has no option ['steps']"),
-    Case("classical method that cannot solve the task (`lasso_dct` for `denoise`)",
-         restore("gray.png", method="lasso_dct"), 2,
-         "method 'lasso_dct' accepts CompressedSensing physics, got Denoising", after_bar=True),
+    Case(
+        "unknown method", restore("gray.png", method="magic"), 2, "unknown method 'magic'; known:"
+    ),
+    Case(
+        "unknown `--method-opt` (`steps2=3`)",
+        restore("gray.png", method="csgm", extra=("--method-opt", "steps2=3")),
+        2,
+        "method 'csgm' has no option ['steps2']; options:",
+    ),
+    Case(
+        "`--method-opt steps=abc`",
+        restore("gray.png", method="csgm", extra=("--method-opt", "steps=abc")),
+        2,
+        "method 'csgm': steps must be int, got 'abc'",
+    ),
+    Case(
+        "`--method-opt steps=2.5`",
+        restore("gray.png", method="ge", extra=("--method-opt", "steps=2.5")),
+        2,
+        "method 'ge': steps must be int, got 2.5",
+    ),
+    Case(
+        "`--method-opt lr=-1`",
+        restore("gray.png", method="csgm", extra=("--method-opt", "lr=-1")),
+        2,
+        "lr must be > 0, got -1",
+    ),
+    Case(
+        "`--method-opt weight=abc` for `tv`",
+        restore("gray.png", method="tv", extra=("--method-opt", "weight=abc")),
+        2,
+        "method 'tv': weight must be float or None, got 'abc'",
+    ),
+    Case(
+        "unknown option of a classical method",
+        restore("gray.png", method="wiener", extra=("--method-opt", "steps=3")),
+        2,
+        "method 'wiener' has no option ['steps']",
+    ),
+    Case(
+        "classical method that cannot solve the task (`lasso_dct` for `denoise`)",
+        restore("gray.png", method="lasso_dct"),
+        2,
+        "method 'lasso_dct' accepts CompressedSensing physics, got Denoising",
+        after_bar=True,
+    ),
     # command line and output folder
-    Case("output folder that is an existing file", restore("gray.png", out="a_file"), 2,
-         "output folder {f}/a_file is an existing file"),
-    Case("output folder inside a file", restore("gray.png", out="a_file/out"), 2,
-         "cannot make output folder {f}/a_file/out: Not a directory"),
-    Case("output folder holding a restore with other settings",
-         restore("gray.png", extra=("--param", "sigma=0.2")), 2,
-         "holds the results of a restore with different params",
-         before=restore("gray.png", extra=("--param", "sigma=0.1"))),
-    Case("`--batch-size 0`", restore("gray.png", extra=("--batch-size", "0")), 2,
-         "--batch-size must be >= 1, got 0"),
-    Case("`--steps abc` (argparse)", train_gan_argv("--steps", "abc"), 2,
-         "argument --steps: invalid int value: 'abc'"),
-    Case("missing required `--task` (argparse)", restore("gray.png", task=None), 2,
-         "the following arguments are required: --task"),
+    Case(
+        "output folder that is an existing file",
+        restore("gray.png", out="a_file"),
+        2,
+        "output folder {f}/a_file is an existing file",
+    ),
+    Case(
+        "output folder inside a file",
+        restore("gray.png", out="a_file/out"),
+        2,
+        "cannot make output folder {f}/a_file/out: Not a directory",
+    ),
+    Case(
+        "output folder holding a restore with other settings",
+        restore("gray.png", extra=("--param", "sigma=0.2")),
+        2,
+        "holds the results of a restore with different params",
+        before=restore("gray.png", extra=("--param", "sigma=0.1")),
+    ),
+    Case(
+        "`--batch-size 0`",
+        restore("gray.png", extra=("--batch-size", "0")),
+        2,
+        "--batch-size must be >= 1, got 0",
+    ),
+    Case(
+        "`--steps abc` (argparse)",
+        train_gan_argv("--steps", "abc"),
+        2,
+        "argument --steps: invalid int value: 'abc'",
+    ),
+    Case(
+        "missing required `--task` (argparse)",
+        restore("gray.png", task=None),
+        2,
+        "the following arguments are required: --task",
+    ),
     # training
-    Case("`--data-opt size=abc`",
-         train_gan_argv(data=("--data", "folder", "--data-opt", "root={f}/mixed", "--data-opt",
-                              "size=abc")), 2, "dataset 'folder': size must be int, got 'abc'"),
-    Case("`--data-opt root=123` (not a path)",
-         train_gan_argv(data=("--data", "folder", "--data-opt", "root=123")), 2,
-         "dataset 'folder': root must be str or PathLike, got 123"),
-    Case("unknown dataset option", train_gan_argv(data=("--data", "mnist5k", "--data-opt",
-                                                        "colour=3")), 2,
-         "dataset 'mnist5k': got an unexpected keyword argument 'colour'"),
-    Case("unknown dataset", train_gan_argv(data=("--data", "cifar")), 2,
-         "unknown dataset 'cifar'"),
-    Case("training folder with no readable images",
-         train_gan_argv(data=("--data", "folder", "--data-opt", "root={f}/no_images")), 2,
-         "no readable images in"),
-    Case("image size the networks do not have (30 px)",
-         train_gan_argv(data=("--data", "synthetic_rock", "--data-opt", "size=30",
-                              "--data-opt", "n=8")), 2,
-         "image_size must be one of (28, 32, 64, 128), got 30"),
+    Case(
+        "`--data-opt size=abc`",
+        train_gan_argv(
+            data=("--data", "folder", "--data-opt", "root={f}/mixed", "--data-opt", "size=abc")
+        ),
+        2,
+        "dataset 'folder': size must be int, got 'abc'",
+    ),
+    Case(
+        "`--data-opt root=123` (not a path)",
+        train_gan_argv(data=("--data", "folder", "--data-opt", "root=123")),
+        2,
+        "dataset 'folder': root must be str or PathLike, got 123",
+    ),
+    Case(
+        "unknown dataset option",
+        train_gan_argv(data=("--data", "mnist5k", "--data-opt", "colour=3")),
+        2,
+        "dataset 'mnist5k': got an unexpected keyword argument 'colour'",
+    ),
+    Case("unknown dataset", train_gan_argv(data=("--data", "cifar")), 2, "unknown dataset 'cifar'"),
+    Case(
+        "training folder with no readable images",
+        train_gan_argv(data=("--data", "folder", "--data-opt", "root={f}/no_images")),
+        2,
+        "no readable images in",
+    ),
+    Case(
+        "image size the networks do not have (30 px)",
+        train_gan_argv(
+            data=("--data", "synthetic_rock", "--data-opt", "size=30", "--data-opt", "n=8")
+        ),
+        2,
+        "image_size must be one of (28, 32, 64, 128), got 30",
+    ),
     Case("`--steps 0`", train_gan_argv("--steps", "0"), 2, "steps must be >= 1, got 0"),
-    Case("`--augment foo`", train_gan_argv("--augment", "foo"), 2,
-         "unknown augmentation ['foo']; known: translation, cutout, brightness"),
-    Case("`--refine -1`", train_gan_argv("--refine", "-1"), 2,
-         "refine and hidden >= 0, got 8, 8, -1, 0"),
-    Case("`--hidden -5`", train_gan_argv("--hidden", "-5"), 2,
-         "refine and hidden >= 0, got 8, 8, 0, -5"),
-    Case("`--latent-dist cauchy`", train_gan_argv("--latent-dist", "cauchy"), 2,
-         "latent_dist must be one of ('normal', 'uniform') or e.g. 'normal+cat10'"),
-    Case("`--latent-dist normal+cat10` with `--latent-dim 8`",
-         train_gan_argv("--latent-dist", "normal+cat10"), 2,
-         "latent_dist 'normal+cat10' needs latent_dim > 10, got 8"),
-    Case("`--latent-dist normal+cat4 --arch pgan`",
-         train_gan_argv("--latent-dist", "normal+cat4", "--arch", "pgan"), 2,
-         "a categorical latent ('normal+cat4') needs arch 'dcgan', got 'pgan'"),
-    Case("`--class-labels` without a categorical latent", train_gan_argv("--class-labels"), 2,
-         "class_labels needs a categorical latent, e.g. latent_dist 'normal+cat10' for 10 classes"),
-    Case("`--class-labels --latent-dist normal+cat4` on the 10 digit classes",
-         train_gan_argv("--class-labels", "--latent-dist", "normal+cat4"), 2,
-         "dataset mnist5k has 10 classes but the latent's category has 4: use latent_dist "
-         "'normal+cat10'"),
-    Case("`--class-labels` on unlabelled images",
-         train_gan_argv("--class-labels", "--latent-dist", "normal+cat2",
-                        data=("--data", "synthetic_rock", "--data-opt", "n=8")), 2,
-         "has unlabelled images"),
-    Case("`--device tpu`", train_gan_argv("--device", "tpu"), 2,
-         "device must be cpu, cuda, cuda:N or mps, got 'tpu'"),
-    Case("`train gan --out` that is a file", train_gan_argv(out="a_file"), 2,
-         "output folder {f}/a_file is an existing file"),
-    Case("`--resume` from a damaged `gan_state.safetensors`",
-         lambda e: ["train", "gan", "--data", "mnist5k", "--out", e.m["damaged_state"], "--steps",
-                    "30", "--batch-size", "16", "--latent-dim", "16", "--width", "16",
-                    "--resume"], 2, "is not a readable .safetensors file"),
-    Case("encoder data of another size than the generator's",
-         lambda e: ["train", "encoder", "--data", "synthetic_rock", "--data-opt", "size=32",
-                    "--data-opt", "n=8", "--model", e.m["gray"], "--steps", "1"], 2,
-         "data are 1-channel 32 px images but the generator"),
-    Case("encoder for an RGB model on gray data",
-         lambda e: ["train", "encoder", "--data", "mnist5k", "--model", e.m["rgb"], "--steps",
-                    "1"], 2, "data are 1-channel 28 px images but the generator"),
+    Case(
+        "`--augment foo`",
+        train_gan_argv("--augment", "foo"),
+        2,
+        "unknown augmentation ['foo']; known: translation, cutout, brightness",
+    ),
+    Case(
+        "`--refine -1`",
+        train_gan_argv("--refine", "-1"),
+        2,
+        "refine and hidden >= 0, got 8, 8, -1, 0",
+    ),
+    Case(
+        "`--hidden -5`",
+        train_gan_argv("--hidden", "-5"),
+        2,
+        "refine and hidden >= 0, got 8, 8, 0, -5",
+    ),
+    Case(
+        "`--latent-dist cauchy`",
+        train_gan_argv("--latent-dist", "cauchy"),
+        2,
+        "latent_dist must be one of ('normal', 'uniform') or e.g. 'normal+cat10'",
+    ),
+    Case(
+        "`--latent-dist normal+cat10` with `--latent-dim 8`",
+        train_gan_argv("--latent-dist", "normal+cat10"),
+        2,
+        "latent_dist 'normal+cat10' needs latent_dim > 10, got 8",
+    ),
+    Case(
+        "`--latent-dist normal+cat4 --arch pgan`",
+        train_gan_argv("--latent-dist", "normal+cat4", "--arch", "pgan"),
+        2,
+        "a categorical latent ('normal+cat4') needs arch 'dcgan', got 'pgan'",
+    ),
+    Case(
+        "`--class-labels` without a categorical latent",
+        train_gan_argv("--class-labels"),
+        2,
+        "class_labels needs a categorical latent, e.g. latent_dist 'normal+cat10' for 10 classes",
+    ),
+    Case(
+        "`--class-labels --latent-dist normal+cat4` on the 10 digit classes",
+        train_gan_argv("--class-labels", "--latent-dist", "normal+cat4"),
+        2,
+        "dataset mnist5k has 10 classes but the latent's category has 4: use latent_dist "
+        "'normal+cat10'",
+    ),
+    Case(
+        "`--class-labels` on unlabelled images",
+        train_gan_argv(
+            "--class-labels",
+            "--latent-dist",
+            "normal+cat2",
+            data=("--data", "synthetic_rock", "--data-opt", "n=8"),
+        ),
+        2,
+        "has unlabelled images",
+    ),
+    Case(
+        "`--device tpu`",
+        train_gan_argv("--device", "tpu"),
+        2,
+        "device must be cpu, cuda, cuda:N or mps, got 'tpu'",
+    ),
+    Case(
+        "`train gan --out` that is a file",
+        train_gan_argv(out="a_file"),
+        2,
+        "output folder {f}/a_file is an existing file",
+    ),
+    Case(
+        "`--resume` from a damaged `gan_state.safetensors`",
+        lambda e: [
+            "train",
+            "gan",
+            "--data",
+            "mnist5k",
+            "--out",
+            e.m["damaged_state"],
+            "--steps",
+            "30",
+            "--batch-size",
+            "16",
+            "--latent-dim",
+            "16",
+            "--width",
+            "16",
+            "--resume",
+        ],
+        2,
+        "is not a readable .safetensors file",
+    ),
+    Case(
+        "encoder data of another size than the generator's",
+        lambda e: [
+            "train",
+            "encoder",
+            "--data",
+            "synthetic_rock",
+            "--data-opt",
+            "size=32",
+            "--data-opt",
+            "n=8",
+            "--model",
+            e.m["gray"],
+            "--steps",
+            "1",
+        ],
+        2,
+        "data are 1-channel 32 px images but the generator",
+    ),
+    Case(
+        "encoder for an RGB model on gray data",
+        lambda e: ["train", "encoder", "--data", "mnist5k", "--model", e.m["rgb"], "--steps", "1"],
+        2,
+        "data are 1-channel 28 px images but the generator",
+    ),
     # bench
-    Case("bench spec with an unknown key", bench("spec_unknown_key.json"), 2,
-         "unknown spec keys ['colour']"),
-    Case("bench spec with an unknown method", bench("spec_magic.json"), 2,
-         "unknown method 'magic'"),
+    Case(
+        "bench spec with an unknown key",
+        bench("spec_unknown_key.json"),
+        2,
+        "unknown spec keys ['colour']",
+    ),
+    Case(
+        "bench spec with an unknown method", bench("spec_magic.json"), 2, "unknown method 'magic'"
+    ),
     Case("bench spec that is not valid JSON", bench("spec_broken.json"), 2, "is not valid JSON"),
     Case("bench spec that does not exist", bench("nowhere.json"), 2, "does not exist"),
-    Case("bench spec whose images do not fit the model (gray digits, RGB model)",
-         bench("spec_mnist.json", model="rgb"), 2,
-         "spec data are (1, 28, 28) images but the model makes (3, 28, 28)"),
+    Case(
+        "bench spec whose images do not fit the model (gray digits, RGB model)",
+        bench("spec_mnist.json", model="rgb"),
+        2,
+        "spec data are (1, 28, 28) images but the model makes (3, 28, 28)",
+    ),
 ]
 
 
@@ -492,14 +823,22 @@ def test_the_table_lists_every_case():
     assert len(rows) >= 25
 
 
-@pytest.mark.parametrize("name, argv", [
-    ("truncated PNG", lambda e: restore("cut.png")(e)),
-    ("pickle as model", lambda e: restore("gray.png")(e) + ["--model", e.f / "model.pt"]),
-])
+@pytest.mark.parametrize(
+    "name, argv",
+    [
+        ("truncated PNG", lambda e: restore("cut.png")(e)),
+        ("pickle as model", lambda e: restore("gray.png")(e) + ["--model", e.f / "model.pt"]),
+    ],
+)
 def test_no_traceback_reaches_stderr_of_the_real_command(name, argv, env):
     genc = Path(sys.executable).parent / "genc"
     command = [str(genc)] if genc.exists() else [sys.executable, "-m", "generative_encoder.cli"]
-    done = subprocess.run(command + [str(a) for a in argv(env)], capture_output=True, text=True,
-                          env=os.environ | {"OMP_NUM_THREADS": "1"}, timeout=120)
+    done = subprocess.run(
+        command + [str(a) for a in argv(env)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     assert done.returncode == 2
     assert re.fullmatch(r"genc: error: [^\n]+\n", done.stderr), done.stderr

@@ -2,19 +2,22 @@ import csv
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from generative_encoder.apps.bench import load_spec, run_bench, spec_from_dict
-import torch
-
-from generative_encoder.io.checkpoints import load_model, load_tensors
 from generative_encoder.errors import ConfigError
+from generative_encoder.io.checkpoints import load_model, load_tensors
 
 SPEC = {
-    "data": "mnist5k", "split": "test", "n_images": 3,
-    "tasks": [{"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}},
-              {"name": "hole", "task": "inpaint", "params": {"mask": "block"}},
-              {"name": "code", "task": "encoder_cs"}],
+    "data": "mnist5k",
+    "split": "test",
+    "n_images": 3,
+    "tasks": [
+        {"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}},
+        {"name": "hole", "task": "inpaint", "params": {"mask": "block"}},
+        {"name": "code", "task": "encoder_cs"},
+    ],
     "methods": ["ge", "csgm", "autoencoder", "baseline"],
     "method_options": {"ge": {"steps": 5}, "csgm": {"steps": 5}},
 }
@@ -30,9 +33,18 @@ def test_bench_writes_tables_and_grids_and_repeats(tiny_model_dir, tmp_path):
     rows = run_bench(spec_from_dict(SPEC), model, tmp_path / "a")
     # "baseline" is BM3D for denoising, biharmonic for inpainting, none for encoder sensing
     assert [(r.task, r.method) for r in rows] == [
-        ("noisy", "ge"), ("noisy", "csgm"), ("noisy", "autoencoder"), ("noisy", "bm3d"),
-        ("hole", "ge"), ("hole", "csgm"), ("hole", "autoencoder"), ("hole", "biharmonic"),
-        ("code", "ge"), ("code", "csgm"), ("code", "autoencoder")]
+        ("noisy", "ge"),
+        ("noisy", "csgm"),
+        ("noisy", "autoencoder"),
+        ("noisy", "bm3d"),
+        ("hole", "ge"),
+        ("hole", "csgm"),
+        ("hole", "autoencoder"),
+        ("hole", "biharmonic"),
+        ("code", "ge"),
+        ("code", "csgm"),
+        ("code", "autoencoder"),
+    ]
     table = _read(tmp_path / "a" / "results.csv")
     assert len(table) == len(rows) and all(int(r["n"]) == 3 for r in table)
     assert all(0 < float(r["psnr"]) < 80 and 0 <= float(r["mse"]) <= 1 for r in table)
@@ -58,14 +70,18 @@ def test_an_image_gets_the_same_result_whichever_images_surround_it(tiny_model_d
     run_bench(spec_from_dict(spec), model, tmp_path / "three")
     run_bench(spec_from_dict(spec | {"first_image": 1, "n_images": 2}), model, tmp_path / "two")
     for method in ("ge", "csgm"):
-        three, two = (load_tensors(tmp_path / run / "outputs" / "noisy" / f"{method}.safetensors")
-                      ["x_hat"] for run in ("three", "two"))
+        three, two = (
+            load_tensors(tmp_path / run / "outputs" / "noisy" / f"{method}.safetensors")["x_hat"]
+            for run in ("three", "two")
+        )
         assert torch.equal(three[1:], two)
 
 
 def test_task_methods_replace_the_spec_methods(tiny_model_dir, tmp_path):
-    spec = SPEC | {"tasks": [SPEC["tasks"][0] | {"methods": ["baseline"]}, SPEC["tasks"][1]],
-                   "methods": ["autoencoder"]}
+    spec = SPEC | {
+        "tasks": [SPEC["tasks"][0] | {"methods": ["baseline"]}, SPEC["tasks"][1]],
+        "methods": ["autoencoder"],
+    }
     rows = run_bench(spec_from_dict(spec), load_model(tiny_model_dir), tmp_path)
     assert [(r.task, r.method) for r in rows] == [("noisy", "bm3d"), ("hole", "autoencoder")]
     tasks = json.loads((tmp_path / "spec.json").read_text())["tasks"]
@@ -95,13 +111,24 @@ def test_spec_without_analyses_writes_the_same_spec_file(tiny_model_dir, tmp_pat
     written = json.loads((tmp_path / "spec.json").read_text())
     assert "analyses" not in written and "analysis_options" not in written
     assert not (tmp_path / "outputs" / "_analysis").exists()
-    assert not any((tmp_path / f).exists() for f in ("fid.md", "convergence.png",
-                                                      "attributes.md", "latent_map.md"))
+    assert not any(
+        (tmp_path / f).exists()
+        for f in ("fid.md", "convergence.png", "attributes.md", "latent_map.md")
+    )
     # asking for analyses later keeps the finished pair (and records the analyses)
     progress = []
-    run_bench(spec_from_dict(spec | {"analyses": ["fid"], "analysis_options": {
-        "classifier": {"steps": 5}, "fid": {"n_reference": 10}}}), model, tmp_path,
-        progress.append)
+    run_bench(
+        spec_from_dict(
+            spec
+            | {
+                "analyses": ["fid"],
+                "analysis_options": {"classifier": {"steps": 5}, "fid": {"n_reference": 10}},
+            }
+        ),
+        model,
+        tmp_path,
+        progress.append,
+    )
     assert progress == ["analysis: fid"]
     assert json.loads((tmp_path / "spec.json").read_text())["analyses"] == ["fid"]
 
@@ -116,8 +143,10 @@ def test_a_run_of_some_tasks_adds_to_the_folder_and_keeps_the_others(tiny_model_
     only_hole = spec | {"tasks": [SPEC["tasks"][1]]}
     run_bench(spec_from_dict(only_hole), model, tmp_path, on_progress=pytest.fail)
     assert _read(tmp_path / "results.csv") == before  # nothing redone, nothing dropped
-    assert [t["name"] for t in json.loads((tmp_path / "spec.json").read_text())["tasks"]] == \
-        ["noisy", "hole"]
+    assert [t["name"] for t in json.loads((tmp_path / "spec.json").read_text())["tasks"]] == [
+        "noisy",
+        "hole",
+    ]
     assert run_bench(spec_from_dict(spec), model, tmp_path, on_progress=pytest.fail) == full
 
     ran = []

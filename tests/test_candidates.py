@@ -5,23 +5,27 @@ import math
 import pytest
 import torch
 
+from generative_encoder.errors import ConfigError
 from generative_encoder.eval.candidates import default_min_distance, distinct_candidates
 from generative_encoder.io.checkpoints import load_model
-from generative_encoder.errors import ConfigError
 from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
 
 
 def test_twins_are_one_candidate():
-    z = torch.tensor([[[0., 0.], [0.05, 0.], [1., 0.], [1., 0.02]],
-                      [[5., 5.], [0., 0.], [9., 9.], [2., 2.]]])               # (2, 4, 2)
-    objective = torch.tensor([[3., 1., 2., 4.], [4., 3., 2., float("nan")]])
+    z = torch.tensor(
+        [
+            [[0.0, 0.0], [0.05, 0.0], [1.0, 0.0], [1.0, 0.02]],
+            [[5.0, 5.0], [0.0, 0.0], [9.0, 9.0], [2.0, 2.0]],
+        ]
+    )  # (2, 4, 2)
+    objective = torch.tensor([[3.0, 1.0, 2.0, 4.0], [4.0, 3.0, 2.0, float("nan")]])
     c = distinct_candidates(z, objective, k=3, min_distance=0.5)
-    assert c.index.tolist() == [[1, 2, -1], [2, 1, 0]]                          # NaN never wins
+    assert c.index.tolist() == [[1, 2, -1], [2, 1, 0]]  # NaN never wins
     assert c.count.tolist() == [2, 3]
     assert c.objective[0].tolist() == [1.0, 2.0, math.inf]
     assert c.objective[1].tolist() == [2.0, 3.0, 4.0]
-    assert torch.equal(c.z[0], torch.tensor([[0.05, 0.], [1., 0.], [0., 0.]]))
+    assert torch.equal(c.z[0], torch.tensor([[0.05, 0.0], [1.0, 0.0], [0.0, 0.0]]))
 
 
 def test_no_threshold_is_a_plain_sort():

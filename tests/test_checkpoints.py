@@ -4,9 +4,13 @@ import pickle
 import pytest
 import torch
 
-from generative_encoder.io.checkpoints import (load_model, load_network, save_network,
-                                               write_model_info)
 from generative_encoder.errors import CheckpointError
+from generative_encoder.io.checkpoints import (
+    load_model,
+    load_network,
+    save_network,
+    write_model_info,
+)
 from generative_encoder.models.registry import build_network
 
 

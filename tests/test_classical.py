@@ -6,13 +6,20 @@ import pytest
 import torch
 
 from generative_encoder.errors import ConfigError
+from generative_encoder.eval.metrics import psnr
 from generative_encoder.methods.classical import BASELINE_FOR_TASK, overcomplete_dct
 from generative_encoder.methods.registry import METHODS
-from generative_encoder.eval.metrics import psnr
 from generative_encoder.physics import SpeckleNoise
 
 NAMES = [
-    "identity", "bm3d", "tv", "wiener", "richardson_lucy", "bicubic", "biharmonic", "lasso_dct"
+    "identity",
+    "bm3d",
+    "tv",
+    "wiener",
+    "richardson_lucy",
+    "bicubic",
+    "biharmonic",
+    "lasso_dct",
 ]
 
 

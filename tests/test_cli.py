@@ -3,9 +3,9 @@ import json
 
 import pytest
 import torch
+from conftest import write_test_digits
 from PIL import Image
 
-from conftest import write_test_digits
 from generative_encoder.cli import main
 from generative_encoder.io.images import write_image
 
@@ -27,12 +27,30 @@ def test_list(capsys):
 
 
 def test_restore_simulate_scores_against_clean(capsys, tiny_model_dir, digit_files, tmp_path):
-    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path, "--model", tiny_model_dir,
-                        "--task", "denoise", "--param", "sigma=0.2", "--method", "csgm",
-                        "--method-opt", "steps=5", "--simulate")
+    code, out, _ = _run(
+        capsys,
+        "restore",
+        digit_files,
+        "-o",
+        tmp_path,
+        "--model",
+        tiny_model_dir,
+        "--task",
+        "denoise",
+        "--param",
+        "sigma=0.2",
+        "--method",
+        "csgm",
+        "--method-opt",
+        "steps=5",
+        "--simulate",
+    )
     assert code == 0, out
     assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == [
-        "digit0.png", "digit1.png", "digit2.png"]
+        "digit0.png",
+        "digit1.png",
+        "digit2.png",
+    ]
     assert len(list((tmp_path / "latents").iterdir())) == 3
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
@@ -46,9 +64,21 @@ def test_restore_real_inpainting_with_a_mask_file(capsys, tiny_model_dir, digit_
     mask = torch.ones(1, 28, 28)
     mask[:, 10:18, 10:18] = 0
     write_image(tmp_path / "mask.png", mask)
-    code, out, _ = _run(capsys, "restore", digit_files / "digit0.png", "-o", tmp_path / "out",
-                        "--model", tiny_model_dir, "--task", "inpaint", "--method", "biharmonic",
-                        "--mask-file", tmp_path / "mask.png")
+    code, out, _ = _run(
+        capsys,
+        "restore",
+        digit_files / "digit0.png",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        tiny_model_dir,
+        "--task",
+        "inpaint",
+        "--method",
+        "biharmonic",
+        "--mask-file",
+        tmp_path / "mask.png",
+    )
     assert code == 0, out
     restored = Image.open(tmp_path / "out" / "restored" / "digit0.png")
     original = Image.open(digit_files / "digit0.png")
@@ -56,20 +86,34 @@ def test_restore_real_inpainting_with_a_mask_file(capsys, tiny_model_dir, digit_
     assert restored.getpixel((2, 2)) == original.getpixel((2, 2))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["restore", "nowhere.png", "-o", "x", "--task", "denoise"], "input nowhere.png does not exist"),
-    (["restore", "{digits}", "-o", "x", "--task", "cs", "--param", "m=10"],
-     "task 'cs' measures vectors, not images: use --simulate"),
-    (["restore", "{digits}", "-o", "x", "--task", "denoise", "--model", "{tmp}/nomodel"],
-     "does not exist"),
-    (["restore", "{digits}", "-o", "x", "--task", "denoise", "--param", "sigma=-1"],
-     "sigma must be >= 0"),
-    (["restore", "{digits}", "-o", "x", "--task", "blur"], "unknown task 'blur'"),
-    (["restore", "{digits}", "-o", "x", "--task", "denoise", "--param", "sigma"],
-     "--param takes KEY=VALUE"),
-    (["train", "gan", "--data", "nope", "--out", "x"], "unknown dataset 'nope'"),
-    (["bench", "{tmp}/missing.json", "--out", "x"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["restore", "nowhere.png", "-o", "x", "--task", "denoise"],
+            "input nowhere.png does not exist",
+        ),
+        (
+            ["restore", "{digits}", "-o", "x", "--task", "cs", "--param", "m=10"],
+            "task 'cs' measures vectors, not images: use --simulate",
+        ),
+        (
+            ["restore", "{digits}", "-o", "x", "--task", "denoise", "--model", "{tmp}/nomodel"],
+            "does not exist",
+        ),
+        (
+            ["restore", "{digits}", "-o", "x", "--task", "denoise", "--param", "sigma=-1"],
+            "sigma must be >= 0",
+        ),
+        (["restore", "{digits}", "-o", "x", "--task", "blur"], "unknown task 'blur'"),
+        (
+            ["restore", "{digits}", "-o", "x", "--task", "denoise", "--param", "sigma"],
+            "--param takes KEY=VALUE",
+        ),
+        (["train", "gan", "--data", "nope", "--out", "x"], "unknown dataset 'nope'"),
+        (["bench", "{tmp}/missing.json", "--out", "x"], "does not exist"),
+    ],
+)
 def test_errors_are_one_line(capsys, tiny_model_dir, digit_files, tmp_path, argv, message):
     argv = [a.format(digits=digit_files, tmp=tmp_path) for a in argv]
     if argv[0] == "restore" and "--model" not in argv:
@@ -81,19 +125,44 @@ def test_errors_are_one_line(capsys, tiny_model_dir, digit_files, tmp_path, argv
 
 
 def test_bench_command(capsys, tiny_model_dir, tmp_path):
-    spec = {"n_images": 2, "tasks": [{"task": "superres", "params": {"factor": 2}}],
-            "methods": ["autoencoder", "baseline"]}
+    spec = {
+        "n_images": 2,
+        "tasks": [{"task": "superres", "params": {"factor": 2}}],
+        "methods": ["autoencoder", "baseline"],
+    }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    code, out, _ = _run(capsys, "bench", tmp_path / "spec.json", "--model", tiny_model_dir,
-                        "--out", tmp_path / "out")
+    code, out, _ = _run(
+        capsys,
+        "bench",
+        tmp_path / "spec.json",
+        "--model",
+        tiny_model_dir,
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 0 and "| superres | bicubic | 2 |" in out
     assert (tmp_path / "out" / "grid_superres.png").exists()
 
 
 def test_restore_reports_fit_flags(capsys, tiny_model_dir, digit_files, tmp_path):
-    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path, "--model", tiny_model_dir,
-                        "--task", "denoise", "--param", "sigma=0.1", "--method", "csgm",
-                        "--method-opt", "steps=5", "--simulate")
+    code, out, _ = _run(
+        capsys,
+        "restore",
+        digit_files,
+        "-o",
+        tmp_path,
+        "--model",
+        tiny_model_dir,
+        "--task",
+        "denoise",
+        "--param",
+        "sigma=0.1",
+        "--method",
+        "csgm",
+        "--method-opt",
+        "steps=5",
+        "--simulate",
+    )
     assert code == 0, out
     fit = json.loads((tmp_path / "fit.json").read_text())
     with open(tmp_path / "metrics.csv") as f:
@@ -108,9 +177,22 @@ def test_candidates_and_latents_in_and_out(capsys, tiny_model_dir, digit_files, 
     from generative_encoder.io.checkpoints import load_tensors
 
     common = ["--model", tiny_model_dir, "--task", "inpaint", "--method", "csgm", "--simulate"]
-    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path / "a", *common,
-                        "--method-opt", "steps=10", "--method-opt", "restarts=3",
-                        "--candidates", 2, "--min-distance", 0.0)
+    code, out, _ = _run(
+        capsys,
+        "restore",
+        digit_files,
+        "-o",
+        tmp_path / "a",
+        *common,
+        "--method-opt",
+        "steps=10",
+        "--method-opt",
+        "restarts=3",
+        "--candidates",
+        2,
+        "--min-distance",
+        0.0,
+    )
     assert code == 0, out
     saved = load_tensors(tmp_path / "a" / "latents" / "digit0.safetensors")
     assert saved["candidates_z"].shape == (2, 16)
@@ -118,15 +200,28 @@ def test_candidates_and_latents_in_and_out(capsys, tiny_model_dir, digit_files, 
     assert saved["candidates_objective"][0] == saved["objective"]
     assert saved["candidates_objective"][1] >= saved["objective"]
     assert sorted(p.name for p in (tmp_path / "a" / "candidates").iterdir())[:2] == [
-        "digit0_0.png", "digit0_1.png"]
+        "digit0_0.png",
+        "digit0_1.png",
+    ]
     assert (tmp_path / "a" / "candidates.png").is_file()
     with open(tmp_path / "a" / "metrics.csv") as f:
         row = next(csv.DictReader(f))
     assert [float(v) for v in row["candidate_objectives"].split(";")] == pytest.approx(
-        saved["candidates_objective"].tolist(), rel=1e-5)
+        saved["candidates_objective"].tolist(), rel=1e-5
+    )
     # restart 0 starts from the saved z*: keeping the best iterate, one step cannot end worse
-    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path / "b", *common,
-                        "--method-opt", "steps=1", "--init-latents", tmp_path / "a")
+    code, out, _ = _run(
+        capsys,
+        "restore",
+        digit_files,
+        "-o",
+        tmp_path / "b",
+        *common,
+        "--method-opt",
+        "steps=1",
+        "--init-latents",
+        tmp_path / "a",
+    )
     assert code == 0, out
     for i in range(3):
         before = load_tensors(tmp_path / "a" / "latents" / f"digit{i}.safetensors")
@@ -134,22 +229,52 @@ def test_candidates_and_latents_in_and_out(capsys, tiny_model_dir, digit_files, 
         assert after["objective"] <= before["objective"] * (1 + 1e-5)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--candidates", "3", "--method-opt", "restarts=2"], "needs at least as many restarts"),
-    (["--candidates", "2", "--method", "tv"], "need a latent-search method"),
-    (["--init-latents", "{tmp}"], "no saved latent in"),
-    (["--lambda", "big"], "a number >= 0 or 'auto'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--candidates", "3", "--method-opt", "restarts=2"], "needs at least as many restarts"),
+        (["--candidates", "2", "--method", "tv"], "need a latent-search method"),
+        (["--init-latents", "{tmp}"], "no saved latent in"),
+        (["--lambda", "big"], "a number >= 0 or 'auto'"),
+    ],
+)
 def test_restore_option_errors(capsys, tiny_model_dir, digit_files, tmp_path, extra, message):
-    argv = ["restore", digit_files, "-o", tmp_path / "o", "--model", tiny_model_dir,
-            "--task", "denoise", "--method", "csgm"] + [a.format(tmp=tmp_path) for a in extra]
+    argv = [
+        "restore",
+        digit_files,
+        "-o",
+        tmp_path / "o",
+        "--model",
+        tiny_model_dir,
+        "--task",
+        "denoise",
+        "--method",
+        "csgm",
+    ] + [a.format(tmp=tmp_path) for a in extra]
     code, _, err = _run(capsys, *argv)
     assert code == 2 and message in err and err.count("\n") == 1
 
 
 def test_restore_with_automatic_lambda(capsys, tiny_model_dir, digit_files, tmp_path):
-    code, out, _ = _run(capsys, "restore", digit_files, "-o", tmp_path, "--model", tiny_model_dir,
-                        "--task", "denoise", "--param", "sigma=0.2", "--method", "csgm",
-                        "--method-opt", "steps=3", "--lambda", "auto", "--simulate")
+    code, out, _ = _run(
+        capsys,
+        "restore",
+        digit_files,
+        "-o",
+        tmp_path,
+        "--model",
+        tiny_model_dir,
+        "--task",
+        "denoise",
+        "--param",
+        "sigma=0.2",
+        "--method",
+        "csgm",
+        "--method-opt",
+        "steps=3",
+        "--lambda",
+        "auto",
+        "--simulate",
+    )
     assert code == 0, out
     assert json.loads((tmp_path / "restore.json").read_text())["options"]["latent_weight"] == "auto"

@@ -136,7 +136,12 @@ def test_folder_loads_all_kinds_of_images(image_folder):
     data = folder(image_folder, split="all", size=8)
     assert (len(data), data.channels, data.image_size) == (6, 3, 8)
     assert [p.name for p in data.files] == [
-        "a_rgb.png", "b.jpg", "c_gray.png", "d_rgba.png", "e_16bit.png", "g.png"
+        "a_rgb.png",
+        "b.jpg",
+        "c_gray.png",
+        "d_rgba.png",
+        "e_16bit.png",
+        "g.png",
     ]
     for i in range(len(data)):
         image, label = data[i]
@@ -250,9 +255,11 @@ def test_rock_patches_along_all_axes_never_touch_the_test_part(tmp_path):
         for i in range(len(data)):
             view, s, top, left = data.location(i)
             views.add(view)
-            block = {0: lambda: VOLUME[s, top:top + size, left:left + size],
-                     1: lambda: VOLUME[top:top + size, s, left:left + size],
-                     2: lambda: VOLUME[top:top + size, left:left + size, s]}[view]()
+            block = {
+                0: lambda: VOLUME[s, top : top + size, left : left + size],
+                1: lambda: VOLUME[top : top + size, s, left : left + size],
+                2: lambda: VOLUME[top : top + size, left : left + size, s],
+            }[view]()
             torch.testing.assert_close(data[i][0], torch.from_numpy(block[None] / 255).float())
             z_touched = {s} if view == 0 else set(range(top, top + size))
             assert z_touched <= set(z_range)

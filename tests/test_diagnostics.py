@@ -5,13 +5,18 @@ import math
 import pytest
 import torch
 
-from generative_encoder.io.checkpoints import load_model
-from generative_encoder.eval.diagnostics import (SIGMA_FLOOR, calibrate, chi2_bound,
-                                                 discrepancy_ratio, flag)
-from generative_encoder.physics.noise import noise_sigma, residual
-from generative_encoder.physics import make_physics
 from generative_encoder.apps.restore import restore
+from generative_encoder.eval.diagnostics import (
+    SIGMA_FLOOR,
+    calibrate,
+    chi2_bound,
+    discrepancy_ratio,
+    flag,
+)
+from generative_encoder.io.checkpoints import load_model
 from generative_encoder.methods import METHODS
+from generative_encoder.physics import make_physics
+from generative_encoder.physics.noise import noise_sigma, residual
 
 SHAPE = (1, 28, 28)
 
@@ -64,8 +69,9 @@ def test_flag_marks_large_and_non_finite_ratios():
 def test_calibration_of_a_perfect_solver_is_three_times_the_noise():
     """A solver that returns the clean generator sample leaves the noise alone: ratio ~ 1, so
     tau = max(chi2 bound, 3 x median) ~ 3; a fixed seed gives a fixed tau."""
-    G = torch.nn.Sequential(torch.nn.Linear(8, 784), torch.nn.Sigmoid(),
-                            torch.nn.Unflatten(1, SHAPE))
+    G = torch.nn.Sequential(
+        torch.nn.Linear(8, 784), torch.nn.Sigmoid(), torch.nn.Unflatten(1, SHAPE)
+    )
     G.latent_dim, G.latent_dist = 8, "normal"
     physics = make_physics("denoise", SHAPE, sigma=0.1)
     truth = {}
@@ -96,8 +102,9 @@ def test_out_of_range_images_are_flagged(model):
     with torch.no_grad():
         fakes = G(G.sample_latent(6, torch.Generator().manual_seed(99)))
     board = ((torch.arange(28)[:, None] // 4 + torch.arange(28)[None] // 4) % 2).float()
-    boards = torch.stack([board, 1 - board, board.T * 0.8, board * 0.5, 1 - board * 0.7,
-                          board.flip(0)])[:, None]
+    boards = torch.stack(
+        [board, 1 - board, board.T * 0.8, board * 0.5, 1 - board * 0.7, board.flip(0)]
+    )[:, None]
     inside = restore(physics(fakes), physics, csgm, tau=cal.tau)
     outside = restore(physics(boards), physics, csgm, tau=cal.tau)
     assert inside.flagged.sum() <= 1 and outside.flagged.all()

@@ -7,15 +7,14 @@ import json
 import pytest
 import torch
 
-from generative_encoder.io.checkpoints import load_model, load_tensors
+from generative_encoder.apps.restore import IMAGE_TASKS, simulate_each, task_physics
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.io.zoo import shipped_model
+from generative_encoder.io.checkpoints import load_model, load_tensors
 from generative_encoder.io.images import read_image, write_image
+from generative_encoder.io.zoo import shipped_model
 from generative_encoder.methods import METHODS
-from generative_encoder.physics.seeds import image_seeds
-from generative_encoder.apps.restore import IMAGE_TASKS, simulate_each, task_physics
-from generative_encoder.physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seed
+from generative_encoder.physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seed, image_seeds
 
 N_IMAGES = 3
 LATENT = {"steps": 4}
@@ -64,9 +63,15 @@ def test_restore_bench_and_call_give_the_same_images(name, began_dir, tmp_path):
     x = stack_images(get_dataset("mnist5k", "test"), range(N_IMAGES))
 
     # genc bench: each image measured and started from seeds of its index in the split
-    spec = {"data": "mnist5k", "split": "test", "n_images": N_IMAGES, "seed": 0,
-            "tasks": [{"name": "t", "task": task, "params": params}], "methods": [name],
-            "method_options": {name: options}}
+    spec = {
+        "data": "mnist5k",
+        "split": "test",
+        "n_images": N_IMAGES,
+        "seed": 0,
+        "tasks": [{"name": "t", "task": task, "params": params}],
+        "methods": [name],
+        "method_options": {name: options},
+    }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     _cli("bench", tmp_path / "spec.json", "--model", model_arg, "--out", tmp_path / "bench")
     benched = load_tensors(tmp_path / "bench" / "outputs" / "t" / f"{name}.safetensors")["x_hat"]
@@ -83,8 +88,18 @@ def test_restore_bench_and_call_give_the_same_images(name, began_dir, tmp_path):
     simulate = task not in IMAGE_TASKS
     for i in range(N_IMAGES):
         write_image(inputs / f"d{i}.png", (x if simulate else y)[i].clamp(0, 1))
-    argv = ["restore", inputs, "-o", tmp_path / "restore", "--model", model_arg, "--task", task,
-            "--method", name] + (["--simulate"] if simulate else [])
+    argv = [
+        "restore",
+        inputs,
+        "-o",
+        tmp_path / "restore",
+        "--model",
+        model_arg,
+        "--task",
+        task,
+        "--method",
+        name,
+    ] + (["--simulate"] if simulate else [])
     for key, value in params.items():
         argv += ["--param", f"{key}={value}"]
     for key, value in options.items():
@@ -95,6 +110,10 @@ def test_restore_bench_and_call_give_the_same_images(name, began_dir, tmp_path):
         y_files = physics.A(files) if simulate else files
     seeds = [image_seed(0, f"d{i}", LATENT_STREAM) for i in range(N_IMAGES)]
     called = method(y_files, physics, seeds=seeds) if latent else method(y_files, physics)
-    restored = torch.stack([read_image(tmp_path / "restore" / "restored" / f"d{i}.png",
-                                       channels=1) for i in range(N_IMAGES)])
+    restored = torch.stack(
+        [
+            read_image(tmp_path / "restore" / "restored" / f"d{i}.png", channels=1)
+            for i in range(N_IMAGES)
+        ]
+    )
     assert torch.equal(_uint8(called), _uint8(restored))

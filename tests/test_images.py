@@ -9,8 +9,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from generative_encoder.errors import ConfigError, DataError
-from generative_encoder.io.images import (list_images, read_image, resize_image, save_grid,
-                                          write_image)
+from generative_encoder.io.images import (
+    list_images,
+    read_image,
+    resize_image,
+    save_grid,
+    write_image,
+)
 
 
 def rgb_pixels(h=6, w=5, seed=0):

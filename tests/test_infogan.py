@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from generative_encoder.io.checkpoints import load_network, save_network
 from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError, DataError
-from generative_encoder.models.registry import build_network
+from generative_encoder.io.checkpoints import load_network, save_network
 from generative_encoder.models.priors import latent_parts, sample_latent
+from generative_encoder.models.registry import build_network
 from generative_encoder.solve.engine import SolveConfig, latent_search
 from generative_encoder.training import GANConfig, train_gan
 
@@ -46,11 +46,23 @@ def test_q_head_gives_category_logits_and_round_trips(tmp_path):
 def test_infogan_training_makes_categories_tellable(tmp_path):
     """G and Q cooperate on the category term: its cross-entropy falls well below log 5 = 1.61
     (chance) within 150 tiny steps, and the saved D carries the Q head."""
-    config = GANConfig(steps=150, batch_size=16, latent_dim=12, latent_dist="normal+cat5",
-                       width=8, sample_every=1000, checkpoint_every=1000, seed=0)
+    config = GANConfig(
+        steps=150,
+        batch_size=16,
+        latent_dim=12,
+        latent_dist="normal+cat5",
+        width=8,
+        sample_every=1000,
+        checkpoint_every=1000,
+        seed=0,
+    )
     logs = []
-    train_gan(get_dataset("mnist5k", "train"), tmp_path, config,
-              on_step=lambda step, values: logs.append(values["loss_info"]))
+    train_gan(
+        get_dataset("mnist5k", "train"),
+        tmp_path,
+        config,
+        on_step=lambda step, values: logs.append(values["loss_info"]),
+    )
     first, last = sum(logs[:10]) / 10, sum(logs[-20:]) / 20
     assert first > 1.4 and last < 0.5 * first, (first, last)
     assert load_network(tmp_path, "discriminator").kwargs["n_categories"] == 5
@@ -71,9 +83,17 @@ def test_class_labels_make_the_category_the_digit(tmp_path):
     """AC-GAN: with the labels, D's Q head learns the real digits' classes (its accuracy on test
     digits is far above the 10 % of chance after 150 tiny steps), which is what ties G's
     categories to digit classes."""
-    config = GANConfig(steps=150, batch_size=32, latent_dim=16, latent_dist="normal+cat10",
-                       class_labels=True, width=8, sample_every=1000, checkpoint_every=1000,
-                       seed=0)
+    config = GANConfig(
+        steps=150,
+        batch_size=32,
+        latent_dim=16,
+        latent_dist="normal+cat10",
+        class_labels=True,
+        width=8,
+        sample_every=1000,
+        checkpoint_every=1000,
+        seed=0,
+    )
     train_gan(get_dataset("mnist5k", "train"), tmp_path, config)
     D = load_network(tmp_path, "discriminator").eval()
     test = get_dataset("mnist5k", "test")
@@ -92,5 +112,8 @@ def test_class_labels_refuse_a_mismatched_set_up(tmp_path):
         train_gan(get_dataset("mnist5k", "train"), tmp_path, config)
     unlabelled = [(torch.zeros(1, 28, 28), -1)] * 4
     with pytest.raises(DataError, match="unlabelled images"):
-        train_gan(unlabelled, tmp_path, GANConfig(steps=1, latent_dim=12,
-                                                  latent_dist="normal+cat5", class_labels=True))
+        train_gan(
+            unlabelled,
+            tmp_path,
+            GANConfig(steps=1, latent_dim=12, latent_dist="normal+cat5", class_labels=True),
+        )

@@ -1,4 +1,5 @@
-"""FID, convergence curves, latent maps and attribute preservation (generative_encoder.apps.analyses and
+"""FID, convergence curves, latent maps and attribute preservation
+(generative_encoder.apps.analyses and
 the modules it runs), on tiny models and a few steps."""
 
 import csv
@@ -6,23 +7,32 @@ import json
 
 import pytest
 import torch
+from conftest import write_test_digits
 from PIL import Image
 
-from generative_encoder.eval.attributes import (LabelledImages, RotatedImages, attribute_labels,
-                                                markdown_2x2, preservation_table,
-                                                read_attribute_file)
 from generative_encoder.apps.bench import run_bench, spec_from_dict
-from generative_encoder.io.checkpoints import load_model
-from generative_encoder.eval.curves import curve_from_result, plot_convergence
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.errors import ConfigError, DataError
-from generative_encoder.eval.fid import (FeatureNet, classifier_features, domain_classifier,
-                                         frechet_distance, inception_features)
+from generative_encoder.eval.attributes import (
+    LabelledImages,
+    RotatedImages,
+    attribute_labels,
+    markdown_2x2,
+    preservation_table,
+    read_attribute_file,
+)
+from generative_encoder.eval.curves import curve_from_result, plot_convergence
+from generative_encoder.eval.fid import (
+    FeatureNet,
+    classifier_features,
+    domain_classifier,
+    frechet_distance,
+    inception_features,
+)
 from generative_encoder.eval.latent_maps import nearest_neighbours, neighbour_agreement, pca
+from generative_encoder.io.checkpoints import load_model
 from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
-
-from conftest import write_test_digits
 
 
 def _read(path):
@@ -47,8 +57,12 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise(digits, classifie
     assert features.num_features == 128
     same = frechet_distance(digits, digits, features)
     g = torch.Generator().manual_seed(0)
-    noisy = [frechet_distance(digits, (digits + s * torch.randn(digits.shape, generator=g))
-                              .clamp(0, 1), features) for s in (0.1, 0.3)]
+    noisy = [
+        frechet_distance(
+            digits, (digits + s * torch.randn(digits.shape, generator=g)).clamp(0, 1), features
+        )
+        for s in (0.1, 0.3)
+    ]
     assert abs(same) < 1e-6 * noisy[0]
     assert noisy[0] > 0 and noisy[1] > 2 * noisy[0]
     # two halves of the same kind of images are closer than clean vs noisy
@@ -79,8 +93,13 @@ def test_inception_needs_a_safetensors_file_on_disk(tmp_path):
     with pytest.raises(ConfigError, match="pickled .pth files are refused"):
         inception_features(tmp_path / "inception_v3_google.pth")
     with pytest.raises(ConfigError, match="needs inception_weights"):
-        spec_from_dict({"tasks": [{"task": "denoise"}], "analyses": ["fid"],
-                        "analysis_options": {"fid": {"feature": "inception"}}})
+        spec_from_dict(
+            {
+                "tasks": [{"task": "denoise"}],
+                "analyses": ["fid"],
+                "analysis_options": {"fid": {"feature": "inception"}},
+            }
+        )
 
 
 def test_convergence_curve_of_a_problem_in_the_generators_range_falls(tiny_model_dir):
@@ -90,7 +109,7 @@ def test_convergence_curve_of_a_problem_in_the_generators_range_falls(tiny_model
     with torch.no_grad():
         x0 = g(z0)
     physics = make_physics("inpaint", model.image_shape, mask="random", missing=0.5)
-    y = physics(x0)                                                       # y = A(G(z0))
+    y = physics(x0)  # y = A(G(z0))
     csgm = METHODS.build("csgm", model=model, steps=60, restarts=1, snapshot_every=10)
     curve = curve_from_result(csgm.solve(y, physics), x0)  # scored after solving
     assert curve.steps == [0, 10, 20, 30, 40, 50, 60]
@@ -112,9 +131,10 @@ def test_plot_convergence_writes_a_png(tiny_model_dir, tmp_path):
 def test_pca_known_values():
     # points on the line y = x: one component (1, 1)/sqrt(2), all the variance
     p = pca(torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]), k=2)
-    assert p.components[0].tolist() == pytest.approx([2 ** -0.5, 2 ** -0.5])
-    assert p.projection[:, 0].tolist() == pytest.approx([-4.5 ** 0.5, -0.5 ** 0.5,
-                                                         0.5 ** 0.5, 4.5 ** 0.5])
+    assert p.components[0].tolist() == pytest.approx([2**-0.5, 2**-0.5])
+    assert p.projection[:, 0].tolist() == pytest.approx(
+        [-(4.5**0.5), -(0.5**0.5), 0.5**0.5, 4.5**0.5]
+    )
     assert p.explained.tolist() == pytest.approx([1.0, 0.0], abs=1e-12)
     # an axis-aligned cross: variance 8 along x (points +-2), 2 along y (points +-1)
     pts = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
@@ -159,8 +179,12 @@ def test_attribute_file_parser(tmp_path):
     assert table.names == ["Eyeglasses", "Smiling", "Young"]
     assert table.files == ["digit0.png", "digit1.png", "digit2.png", "digit3.png"]
     assert table.values.tolist() == [[-1, 1, 1], [1, -1, 1], [1, 1, -1], [-1, -1, -1]]
-    assert table.column("Eyeglasses") == {"digit0.png": 0, "digit1.png": 1, "digit2.png": 1,
-                                          "digit3.png": 0}
+    assert table.column("Eyeglasses") == {
+        "digit0.png": 0,
+        "digit1.png": 1,
+        "digit2.png": 1,
+        "digit3.png": 0,
+    }
     with pytest.raises(ConfigError, match="'Hat' is not in the attribute file"):
         table.column("Hat")
     folder = write_test_digits(tmp_path / "imgs", 4)
@@ -169,11 +193,15 @@ def test_attribute_file_parser(tmp_path):
     assert labels.tolist() == [1, 0, 1, 0]
     labelled = LabelledImages(data, labels, "Smiling")
     assert labelled[2][1] == 1 and labelled.name == "folder:Smiling"
-    for bad, message in [(ATTR_FILE.replace("4\n", "5\n", 1), "says 5 images"),
-                         (ATTR_FILE.replace(" 1 1\n", " 1 2\n", 1), "1 or -1"),
-                         (ATTR_FILE.replace("digit3.png -1 -1 -1", "digit3.png -1 -1"),
-                          "expected a file name and 3 values"),
-                         ("Eyeglasses\n", "first line")]:
+    for bad, message in [
+        (ATTR_FILE.replace("4\n", "5\n", 1), "says 5 images"),
+        (ATTR_FILE.replace(" 1 1\n", " 1 2\n", 1), "1 or -1"),
+        (
+            ATTR_FILE.replace("digit3.png -1 -1 -1", "digit3.png -1 -1"),
+            "expected a file name and 3 values",
+        ),
+        ("Eyeglasses\n", "first line"),
+    ]:
         path.write_text(bad)
         with pytest.raises(DataError, match=message):
             read_attribute_file(path)
@@ -182,20 +210,30 @@ def test_attribute_file_parser(tmp_path):
     write_test_digits(tmp_path / "imgs", 5)  # digit4.png is in no attribute line
     path.write_text(ATTR_FILE)
     with pytest.raises(DataError, match="not in the attribute file, e.g. 'digit4.png'"):
-        attribute_labels(get_dataset("folder", "all", root=folder, size=28, channels=1),
-                         read_attribute_file(path), "Smiling")
+        attribute_labels(
+            get_dataset("folder", "all", root=folder, size=28, channels=1),
+            read_attribute_file(path),
+            "Smiling",
+        )
 
 
 INSIGHT_SPEC = {
-    "data": "mnist5k", "split": "test", "n_images": 6,
-    "tasks": [{"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}},
-              {"name": "hole", "task": "inpaint", "params": {"mask": "block"}}],
+    "data": "mnist5k",
+    "split": "test",
+    "n_images": 6,
+    "tasks": [
+        {"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}},
+        {"name": "hole", "task": "inpaint", "params": {"mask": "block"}},
+    ],
     "methods": ["ge", "csgm", "autoencoder"],
     "method_options": {"ge": {"steps": 6}, "csgm": {"steps": 6}},
     "analyses": ["fid", "convergence", "latent_map", "attributes"],
-    "analysis_options": {"classifier": {"steps": 20}, "fid": {"n_reference": 50},
-                         "convergence": {"every": 2},
-                         "latent_map": {"neighbours": 2, "queries": 2, "pair": [0, 3]}},
+    "analysis_options": {
+        "classifier": {"steps": 20},
+        "fid": {"n_reference": 50},
+        "convergence": {"every": 2},
+        "latent_map": {"neighbours": 2, "queries": 2, "pair": [0, 3]},
+    },
 }
 
 
@@ -206,13 +244,24 @@ def test_bench_analyses_write_plots_and_tables(tiny_model_dir, tmp_path):
     labels = []
     rows = run_bench(spec_from_dict(INSIGHT_SPEC), model, tmp_path / "a", labels.append)
     # the analyses change no (task, method) row
-    assert [(r.task, r.method, r.mse, r.ssim) for r in rows] == \
-        [(r.task, r.method, r.mse, r.ssim) for r in rows_plain]
-    assert labels[-4:] == ["analysis: fid", "analysis: convergence", "analysis: latent_map",
-                           "analysis: attributes"]
+    assert [(r.task, r.method, r.mse, r.ssim) for r in rows] == [
+        (r.task, r.method, r.mse, r.ssim) for r in rows_plain
+    ]
+    assert labels[-4:] == [
+        "analysis: fid",
+        "analysis: convergence",
+        "analysis: latent_map",
+        "analysis: attributes",
+    ]
     out = tmp_path / "a"
-    for name in ("fid.png", "convergence.png", "latent_pca.png", "latent_neighbours.png",
-                 "latent_interpolation.png", "attributes.png"):
+    for name in (
+        "fid.png",
+        "convergence.png",
+        "latent_pca.png",
+        "latent_neighbours.png",
+        "latent_interpolation.png",
+        "attributes.png",
+    ):
         assert Image.open(out / name).width > 100, name
     fid = _read(out / "fid.csv")
     assert [r["method"] for r in fid[:2]] == ["clean images", "generator samples"]
@@ -221,10 +270,15 @@ def test_bench_analyses_write_plots_and_tables(tiny_model_dir, tmp_path):
     md = (out / "fid.md").read_text()
     assert "| task | method | n | MSE | SSIM | domain FID |" in md and "| noisy | ge | 6 |" in md
     conv = _read(out / "convergence.csv")
-    assert {(r["task"], r["method"]) for r in conv} == {(t, m) for t in ("noisy", "hole")
-                                                        for m in ("ge", "csgm")}
-    assert [int(r["step"]) for r in conv if r["task"] == "noisy" and r["method"] == "ge"] == \
-        [0, 2, 4, 6]
+    assert {(r["task"], r["method"]) for r in conv} == {
+        (t, m) for t in ("noisy", "hole") for m in ("ge", "csgm")
+    }
+    assert [int(r["step"]) for r in conv if r["task"] == "noisy" and r["method"] == "ge"] == [
+        0,
+        2,
+        4,
+        6,
+    ]
     attributes = _read(out / "attributes.csv")
     assert len(attributes) == len(rows)
     assert all(int(r["kept"]) + int(r["lost"]) == 6 for r in attributes)
@@ -250,8 +304,11 @@ def test_bench_convergence_of_pairs_finished_before(tiny_model_dir, tmp_path):
     model = load_model(tiny_model_dir)
     plain = {k: v for k, v in INSIGHT_SPEC.items() if not k.startswith("analys")}
     run_bench(spec_from_dict(plain | {"tasks": plain["tasks"][:1]}), model, tmp_path)
-    spec = plain | {"tasks": plain["tasks"][:1], "analyses": ["convergence"],
-                    "analysis_options": {"convergence": {"every": 3, "methods": ["ge"]}}}
+    spec = plain | {
+        "tasks": plain["tasks"][:1],
+        "analyses": ["convergence"],
+        "analysis_options": {"convergence": {"every": 3, "methods": ["ge"]}},
+    }
     progress = []
     run_bench(spec_from_dict(spec), model, tmp_path, progress.append)
     assert progress == ["analysis: convergence"]  # the curve is solved again, the pair is not
@@ -262,14 +319,21 @@ def test_bench_convergence_of_pairs_finished_before(tiny_model_dir, tmp_path):
 def test_bench_convergence_of_other_tasks_is_skipped_not_an_error(tiny_model_dir, tmp_path):
     """`genc bench --tasks hole` on a spec whose convergence curves are of "noisy" only."""
     plain = {k: v for k, v in INSIGHT_SPEC.items() if not k.startswith("analys")}
-    spec = plain | {"tasks": plain["tasks"][1:], "methods": ["ge"], "analyses": ["convergence"],
-                    "analysis_options": {"convergence": {"every": 3, "tasks": ["noisy"]}}}
+    spec = plain | {
+        "tasks": plain["tasks"][1:],
+        "methods": ["ge"],
+        "analyses": ["convergence"],
+        "analysis_options": {"convergence": {"every": 3, "tasks": ["noisy"]}},
+    }
     rows = run_bench(spec_from_dict(spec), load_model(tiny_model_dir), tmp_path)
     assert [(r.task, r.method) for r in rows] == [("hole", "ge")]
     assert not (tmp_path / "convergence.csv").exists()
     with pytest.raises(ConfigError, match="found no latent-search method"):
-        run_bench(spec_from_dict(spec | {"tasks": plain["tasks"], "methods": ["autoencoder"]}),
-                  load_model(tiny_model_dir), tmp_path / "b")  # the task is here, no GE/CSGM
+        run_bench(
+            spec_from_dict(spec | {"tasks": plain["tasks"], "methods": ["autoencoder"]}),
+            load_model(tiny_model_dir),
+            tmp_path / "b",
+        )  # the task is here, no GE/CSGM
 
 
 def test_attribute_path_on_a_labelled_folder(tiny_model_dir, tmp_path):
@@ -280,19 +344,27 @@ def test_attribute_path_on_a_labelled_folder(tiny_model_dir, tmp_path):
     attr = tmp_path / "list_attr_celeba.txt"
     attr.write_text("12\nEyeglasses Smiling\n" + "\n".join(lines) + "\n")
     model = load_model(tiny_model_dir)
-    spec = {"data": "folder", "data_options": {"root": str(folder), "size": 28, "channels": 1,
-                                               "test_size": 6},
-            "split": "test", "n_images": 6,
-            "tasks": [{"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}}],
-            "methods": ["ge", "csgm"], "method_options": {"ge": {"steps": 3},
-                                                           "csgm": {"steps": 3}},
-            "analyses": ["fid", "attributes", "latent_map"],
-            "analysis_options": {
-                "classifier": {"steps": 10, "attribute_file": str(attr),
-                               "attribute": "Eyeglasses", "dir": str(tmp_path / "cls")},
-                "fid": {"n_reference": 6, "n_samples": 6},
-                "attributes": {"positives_only": True},
-                "latent_map": {"neighbours": 2, "queries": 1}}}
+    spec = {
+        "data": "folder",
+        "data_options": {"root": str(folder), "size": 28, "channels": 1, "test_size": 6},
+        "split": "test",
+        "n_images": 6,
+        "tasks": [{"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}}],
+        "methods": ["ge", "csgm"],
+        "method_options": {"ge": {"steps": 3}, "csgm": {"steps": 3}},
+        "analyses": ["fid", "attributes", "latent_map"],
+        "analysis_options": {
+            "classifier": {
+                "steps": 10,
+                "attribute_file": str(attr),
+                "attribute": "Eyeglasses",
+                "dir": str(tmp_path / "cls"),
+            },
+            "fid": {"n_reference": 6, "n_samples": 6},
+            "attributes": {"positives_only": True},
+            "latent_map": {"neighbours": 2, "queries": 1},
+        },
+    }
     run_bench(spec_from_dict(spec), model, tmp_path / "out")
     positives = sum(test[i][1] % 2 for i in range(6, 12))
     rows = _read(tmp_path / "out" / "attributes.csv")
@@ -319,14 +391,19 @@ def test_rotated_images_label_each_quarter_turn():
 def test_domain_fid_on_an_unlabelled_folder_through_rotations(tiny_model_dir, tmp_path):
     """Faces have no labels: the rotation classifier still gives the domain FID features."""
     folder = write_test_digits(tmp_path / "faces", 12, width=2)
-    spec = {"data": "folder", "data_options": {"root": str(folder), "size": 28, "channels": 1,
-                                               "test_size": 6},
-            "split": "test", "n_images": 6,
-            "tasks": [{"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}}],
-            "methods": ["bm3d"], "analyses": ["fid"],
-            "analysis_options": {"classifier": {"steps": 10, "rotation": True,
-                                                "dir": str(tmp_path / "cls")},
-                                 "fid": {"n_reference": 6, "n_samples": 6}}}
+    spec = {
+        "data": "folder",
+        "data_options": {"root": str(folder), "size": 28, "channels": 1, "test_size": 6},
+        "split": "test",
+        "n_images": 6,
+        "tasks": [{"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}}],
+        "methods": ["bm3d"],
+        "analyses": ["fid"],
+        "analysis_options": {
+            "classifier": {"steps": 10, "rotation": True, "dir": str(tmp_path / "cls")},
+            "fid": {"n_reference": 6, "n_samples": 6},
+        },
+    }
     run_bench(spec_from_dict(spec), load_model(tiny_model_dir), tmp_path / "out")
     rows = {r["method"]: float(r["fid"]) for r in _read(tmp_path / "out" / "fid.csv")}
     assert rows and all(v >= 0 for v in rows.values())

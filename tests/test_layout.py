@@ -9,13 +9,19 @@ import generative_encoder
 ROOT = Path(generative_encoder.__file__).parent
 # a layer may import its own and lower layers only
 LAYERS = {
-    "errors": 0, "registry": 0,
-    "io": 1, "models": 1, "physics": 1, "data": 1,
+    "errors": 0,
+    "registry": 0,
+    "io": 1,
+    "models": 1,
+    "physics": 1,
+    "data": 1,
     "solve": 2,
     "methods": 3,
-    "training": 4, "eval": 4,
+    "training": 4,
+    "eval": 4,
     "apps": 5,
-    "cli": 6, "__init__": 6,
+    "cli": 6,
+    "__init__": 6,
 }
 
 
@@ -44,7 +50,7 @@ def _imports(path: Path) -> set[str]:
     for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - node.level + 1]
+                base = package[: len(package) - node.level + 1]
                 target = base + (node.module.split(".") if node.module else [])
             elif node.module and node.module.startswith("generative_encoder"):
                 target = node.module.split(".")[1:]
@@ -52,8 +58,12 @@ def _imports(path: Path) -> set[str]:
                 continue
             for alias in node.names:
                 sub = ".".join(target + [alias.name])
-                found.add(sub if (ROOT / Path(*target, alias.name)).with_suffix(".py").exists()
-                          or (ROOT / Path(*target, alias.name)).is_dir() else ".".join(target))
+                found.add(
+                    sub
+                    if (ROOT / Path(*target, alias.name)).with_suffix(".py").exists()
+                    or (ROOT / Path(*target, alias.name)).is_dir()
+                    else ".".join(target)
+                )
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("generative_encoder."):
@@ -66,8 +76,11 @@ def _graph() -> dict[str, set[str]]:
 
 
 def test_every_top_level_name_has_a_layer():
-    tops = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
-            if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
+    tops = {
+        p.stem if p.is_file() else p.name
+        for p in ROOT.iterdir()
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+    }
     assert tops <= set(LAYERS), sorted(tops - set(LAYERS))
 
 
@@ -91,7 +104,7 @@ def test_no_import_cycles():
             if nxt not in graph:  # a package's name: its __init__
                 continue
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt):] + [nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2

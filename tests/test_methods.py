@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from generative_encoder.io.checkpoints import load_model
 from generative_encoder.errors import ConfigError
-from generative_encoder.methods import METHODS
 from generative_encoder.eval.metrics import mse
+from generative_encoder.io.checkpoints import load_model
+from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
 
 
@@ -109,12 +109,13 @@ def test_auto_lambda_follows_the_discrepancy_principle(model, fakes):
         target = DISCREPANCY_TAU * max(1.0, min(scores))
         chosen = auto.grid.index(weight)
         assert scores[chosen] <= target
-        assert all(s > target for s in scores[chosen + 1:])
+        assert all(s > target for s in scores[chosen + 1 :])
         fixed = METHODS.build("csgm", model=model, steps=30, latent_weight=weight)
-        direct = fixed.solve(y[j:j + 1], physics, seeds=[5 + j])
-        torch.testing.assert_close(result.z[j:j + 1], direct.z, atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(result.objective[j:j + 1], direct.objective, atol=1e-5,
-                                   rtol=1e-4)
+        direct = fixed.solve(y[j : j + 1], physics, seeds=[5 + j])
+        torch.testing.assert_close(result.z[j : j + 1], direct.z, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            result.objective[j : j + 1], direct.objective, atol=1e-5, rtol=1e-4
+        )
 
 
 def test_auto_lambda_holds_out_pixels_without_noise(model, fakes):
@@ -139,9 +140,9 @@ def test_auto_lambda_is_chosen_per_problem(model, fakes, task):
     batch = method.solve(y, physics, seeds=[3, 4, 5, 6])
     chosen = method.last_auto.chosen
     for j in (0, 3):
-        alone = method.solve(y[j:j + 1], physics, seeds=[3 + j])
+        alone = method.solve(y[j : j + 1], physics, seeds=[3 + j])
         assert method.last_auto.chosen == [chosen[j]]
-        torch.testing.assert_close(alone.x, batch.x[j:j + 1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone.x, batch.x[j : j + 1], atol=1e-5, rtol=0)
 
 
 def test_auto_lambda_refusals(model, fakes):
@@ -160,10 +161,14 @@ def test_auto_lambda_refusals(model, fakes):
 # Every latent-search method of the registry, with the options that make it search (a uniform-latent
 # model for LVR); "auto" lambda too. One problem alone must give what it gives in a batch of 16.
 LATENT_CASES = {
-    "ge": ("tiny", {}), "ge auto": ("tiny", {"latent_weight": "auto"}),
-    "csgm": ("tiny", {}), "csgm auto": ("tiny", {"latent_weight": "auto"}),
-    "yeh": ("tiny", {}), "yeh blend": ("tiny", {"blend": True}),
-    "lvr": ("uniform", {}), "lvr project": ("uniform", {"clip": "project"}),
+    "ge": ("tiny", {}),
+    "ge auto": ("tiny", {"latent_weight": "auto"}),
+    "csgm": ("tiny", {}),
+    "csgm auto": ("tiny", {"latent_weight": "auto"}),
+    "yeh": ("tiny", {}),
+    "yeh blend": ("tiny", {"blend": True}),
+    "lvr": ("uniform", {}),
+    "lvr project": ("uniform", {"clip": "project"}),
     "lvr_sa": ("uniform", {"n_attribute": 4}),
 }
 
@@ -171,9 +176,11 @@ LATENT_CASES = {
 def _latent_methods() -> list[str]:
     from generative_encoder.methods.latent import LatentSearch
 
-    return sorted(name for name in METHODS.names()
-                  if isinstance(METHODS.get(name), type)
-                  and issubclass(METHODS.get(name), LatentSearch))
+    return sorted(
+        name
+        for name in METHODS.names()
+        if isinstance(METHODS.get(name), type) and issubclass(METHODS.get(name), LatentSearch)
+    )
 
 
 def test_every_latent_method_has_a_batch_invariance_case():
@@ -181,8 +188,9 @@ def test_every_latent_method_has_a_batch_invariance_case():
 
 
 @pytest.mark.parametrize("case", sorted(LATENT_CASES))
-def test_problem_alone_equals_problem_in_batch_of_16(case, tiny_model_dir, uniform_model_dir,
-                                                     tmp_path):
+def test_problem_alone_equals_problem_in_batch_of_16(
+    case, tiny_model_dir, uniform_model_dir, tmp_path
+):
     """The README's promise for every latent method: a problem's answer does not depend on its
     batch-mates (per-problem starts, per-problem clipping redraws, per-problem auto lambda).
     ``ge0`` needs a BEGAN model and is ``ge`` with another encoder: covered by ``ge``."""
@@ -192,15 +200,18 @@ def test_problem_alone_equals_problem_in_batch_of_16(case, tiny_model_dir, unifo
     G = model.generator
     with torch.no_grad():
         x = G(G.sample_latent(16, torch.Generator().manual_seed(3)))
-    task = "inpaint" if options.get("blend") or options.get("latent_weight") == "auto" and \
-        name == "ge" else "denoise"
+    task = (
+        "inpaint"
+        if options.get("blend") or options.get("latent_weight") == "auto" and name == "ge"
+        else "denoise"
+    )
     params = {"mask": "block"} if task == "inpaint" else {"sigma": 0.1}
     physics = make_physics(task, model.image_shape, seed=1, **params)
     y = physics(x)
     method = METHODS.build(name, model=model, steps=25, **options)
     batch = method.solve(y, physics, seeds=range(100, 116))
     for j in (0, 11):
-        alone = method.solve(y[j:j + 1], physics, seeds=[100 + j])
+        alone = method.solve(y[j : j + 1], physics, seeds=[100 + j])
         torch.testing.assert_close(alone.z[0], batch.z[j], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(alone.x[0], batch.x[j], atol=1e-5, rtol=1e-4)
 
@@ -217,4 +228,5 @@ def test_blind_ge_matches_the_code_of_the_sharp_image_to_the_blurred_one(model, 
     assert loss(fakes, None).abs().max() < 1e-8  # known blur: the clean image fits exactly
     with pytest.raises(ConfigError, match="blind=True applies to deblurring only"):
         METHODS.build("ge", model=model, blind=True, steps=1).solve(
-            y, make_physics("denoise", model.image_shape))
+            y, make_physics("denoise", model.image_shape)
+        )

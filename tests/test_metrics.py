@@ -6,9 +6,16 @@ import pytest
 import torch
 
 from generative_encoder.errors import ConfigError
-from generative_encoder.eval.metrics import (format_mean_std, paired_difference,
-                                             measurement_residual, mse, psnr, score, ssim,
-                                             summarize)
+from generative_encoder.eval.metrics import (
+    format_mean_std,
+    measurement_residual,
+    mse,
+    paired_difference,
+    psnr,
+    score,
+    ssim,
+    summarize,
+)
 
 
 @pytest.fixture
@@ -100,8 +107,8 @@ def test_paired_difference_matches_scipy_and_says_when_zero_is_inside():
     assert d["t"] == pytest.approx(ref.statistic)
     low, high = ref.confidence_interval(0.95)
     assert (d["low"], d["high"]) == (pytest.approx(low), pytest.approx(high))
-    assert d["low"] > 0                                          # a consistent gain
+    assert d["low"] > 0  # a consistent gain
     noisy = paired_difference(a, a.flip(0))
-    assert noisy["low"] < 0 < noisy["high"]                      # within the noise
+    assert noisy["low"] < 0 < noisy["high"]  # within the noise
     with pytest.raises(ConfigError, match="B >= 2"):
         paired_difference(a[:1], b[:1])

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from generative_encoder.errors import ConfigError
-from generative_encoder.models.registry import NETWORKS, build_network
 from generative_encoder.models.autoencoders import default_encoder_depth
+from generative_encoder.models.registry import NETWORKS, build_network
 
 
 @pytest.mark.parametrize("size", [28, 32, 64, 128])
@@ -51,11 +51,14 @@ def test_latent_distributions():
     assert torch.equal(G(z[:2, :, None, None]), G(z[:2])) and G.nz == 1000
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(image_size=30), "image_size must be one of"),
-    (dict(channels=2), "channels must be 1 or 3"),
-    (dict(latent_dist="cauchy"), "latent_dist must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(image_size=30), "image_size must be one of"),
+        (dict(channels=2), "channels must be 1 or 3"),
+        (dict(latent_dist="cauchy"), "latent_dist must be one of"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         build_network("dcgan_generator", **kwargs)

@@ -261,8 +261,12 @@ def test_negative_sigma(task):
 
 
 BAD_PARAMETERS = [  # (task, params, message pattern) for SHAPE = (3, 16, 16)
-    ("nope", {}, "unknown task 'nope'; known: colorize, cs, deblur, denoise, encoder_cs, inpaint, "
-                 "quantize, superres"),
+    (
+        "nope",
+        {},
+        "unknown task 'nope'; known: colorize, cs, deblur, denoise, encoder_cs, inpaint, "
+        "quantize, superres",
+    ),
     ("inpaint", {"block": 17}, r"block must be between 1 and 16 for a 16x16 image, got 17"),
     ("inpaint", {"block": 16}, r"mask keeps 0 of 256 pixels"),
     ("inpaint", {"mask": "random", "missing": 1.0}, r"missing must be > 0 and < 1, got 1\.0"),
@@ -346,8 +350,9 @@ def degradation_cases(draw):
     elif task == "deblur":
         params["blur_sigma"] = draw(st.floats(0.1, side / 8))
     elif task == "superres":
-        params["factor"] = draw(st.sampled_from([f for f in (2, 4, 8)
-                                                 if side % f == 0 and side >= 2 * f]))
+        params["factor"] = draw(
+            st.sampled_from([f for f in (2, 4, 8) if side % f == 0 and side >= 2 * f])
+        )
     elif task == "inpaint":
         mask = draw(st.sampled_from(["block", "random", "freeform"]))
         params["mask"] = mask
@@ -363,8 +368,9 @@ def degradation_cases(draw):
     elif task == "quantize":  # deterministic: levels, no sigma
         params = {"levels": draw(st.integers(2, 256))}
     elif task == "encoder_cs":
-        params["encoder"] = torch.nn.Sequential(torch.nn.Flatten(),
-                                                torch.nn.Linear(math.prod(shape), 8)).eval()
+        params["encoder"] = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(math.prod(shape), 8)
+        ).eval()
     image = draw(st.sampled_from(["random", "zeros", "ones"]))
     return task, shape, params, image, draw(st.integers(0, 2**31))
 
@@ -384,8 +390,11 @@ def test_degradations_never_give_nan_for_valid_parameters(case):
     except ConfigError as e:  # the documented refusals of valid-looking parameters
         assert any(reason in str(e) for reason in DOCUMENTED_REFUSALS), str(e)
         return
-    x = {"random": images(shape, seed=seed % 1000), "zeros": torch.zeros(2, *shape),
-         "ones": torch.ones(2, *shape)}[image]
+    x = {
+        "random": images(shape, seed=seed % 1000),
+        "zeros": torch.zeros(2, *shape),
+        "ones": torch.ones(2, *shape),
+    }[image]
     with torch.no_grad():
         y = physics(x)
     assert torch.isfinite(y).all()
@@ -398,14 +407,14 @@ def test_degradations_never_give_nan_for_valid_parameters(case):
 
 def test_colorize_is_rec601_luma_and_adjoint():
     physics = make_physics("colorize", (3, 2, 2))
-    x = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)     # pure red
+    x = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)  # pure red
     assert torch.allclose(physics(x), torch.full((1, 1, 2, 2), 0.299), atol=1e-4)
     x = images((3, 8, 8))
     expected = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]
     assert torch.allclose(physics.A(x), expected, atol=1e-4)
     assert adjoint_error(physics, x, torch.randn_like(physics.A(x))) < 1e-4
     y = physics(x)
-    assert torch.equal(lift(y, physics), y.expand(-1, 3, -1, -1))             # gray in each channel
+    assert torch.equal(lift(y, physics), y.expand(-1, 3, -1, -1))  # gray in each channel
     assert torch.allclose(match(x, physics), expected.expand(-1, 3, -1, -1), atol=1e-4)
 
 
@@ -415,7 +424,7 @@ def test_colorize_refuses_gray_images():
 
 
 def test_quantize_rounds_to_k_levels_and_fits_with_identity():
-    physics = make_physics("quantize", (1, 2, 4))                                # k = 5 by default
+    physics = make_physics("quantize", (1, 2, 4))  # k = 5 by default
     x = torch.tensor([[0.0, 0.1, 0.13, 0.3], [0.62, 0.9, 1.2, -0.1]]).view(1, 1, 2, 4)
     expected = torch.tensor([[0.0, 0.0, 0.25, 0.25], [0.5, 1.0, 1.0, 0.0]]).view(1, 1, 2, 4)
     assert torch.equal(physics(x), expected)
@@ -434,4 +443,8 @@ def test_superres_refuses_images_smaller_than_its_filter():
     with pytest.raises(ConfigError, match="factor 8 needs images of at least 16 pixels a side"):
         make_physics("superres", (1, 8, 8), factor=8)
     assert make_physics("superres", (1, 16, 16), factor=8)(torch.rand(1, 1, 16, 16)).shape == (
-        1, 1, 2, 2)
+        1,
+        1,
+        2,
+        2,
+    )

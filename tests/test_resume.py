@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_test_digits
 import torch
+from conftest import write_test_digits
 
-from generative_encoder.io.checkpoints import load_metadata, load_tensors
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset
+from generative_encoder.io.checkpoints import load_metadata, load_tensors
 from generative_encoder.training import GANConfig, train_gan
 from generative_encoder.training.loop import CsvLog
 from generative_encoder.training.state import STATE_KEY, load_state, save_state
@@ -38,9 +38,13 @@ def _genc() -> list[str]:
 
 
 def _start(argv: list) -> subprocess.Popen:
-    return subprocess.Popen(_genc() + [str(a) for a in argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env=os.environ | {"OMP_NUM_THREADS": "1"})
+    return subprocess.Popen(
+        _genc() + [str(a) for a in argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
 
 
 def _run(capsys, argv: list) -> str:
@@ -57,8 +61,10 @@ def _kill_when(proc: subprocess.Popen, ready) -> None:
     deadline = time.monotonic() + PATIENCE_SECONDS
     while not ready():
         if proc.poll() is not None:
-            pytest.fail(f"genc ended (code {proc.returncode}) before it could be killed: "
-                        f"{proc.communicate()[1][-2000:]}")
+            pytest.fail(
+                f"genc ended (code {proc.returncode}) before it could be killed: "
+                f"{proc.communicate()[1][-2000:]}"
+            )
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail("genc did not get far enough to be killed")
@@ -89,13 +95,37 @@ def _last_logged_step(path: Path) -> int:
 
 def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, capsys):
     every, steps = 5, 30
-    argv = ["train", "gan", "--data", "synthetic_rock", "--data-opt", "n=64", "--data-opt",
-            "size=28", "--out", tmp_path / "run", "--batch-size", 8, "--latent-dim", 8,
-            "--width", 8, "--checkpoint-every", every, "--sample-every", every]
+    argv = [
+        "train",
+        "gan",
+        "--data",
+        "synthetic_rock",
+        "--data-opt",
+        "n=64",
+        "--data-opt",
+        "size=28",
+        "--out",
+        tmp_path / "run",
+        "--batch-size",
+        8,
+        "--latent-dim",
+        8,
+        "--width",
+        8,
+        "--checkpoint-every",
+        every,
+        "--sample-every",
+        every,
+    ]
     proc = _start(argv + ["--steps", 200])
     # killed between checkpoints: after the one at step 10, a few steps into the next interval
-    _kill_when(proc, lambda: _json_step(tmp_path / "run" / "gan_state.json") >= 10
-               and _last_logged_step(tmp_path / "run" / "gan_log.csv") >= 13)
+    _kill_when(
+        proc,
+        lambda: (
+            _json_step(tmp_path / "run" / "gan_state.json") >= 10
+            and _last_logged_step(tmp_path / "run" / "gan_log.csv") >= 13
+        ),
+    )
 
     # the state resumed from is the one file gan_state.safetensors (its header holds the step)
     header = load_metadata(tmp_path / "run" / "gan_state.safetensors")[STATE_KEY]
@@ -112,9 +142,18 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, capsys):
 
     # nothing but time was lost: the run ends exactly as an uninterrupted one
     straight = tmp_path / "straight"
-    train_gan(get_dataset("synthetic_rock", "train", n=64, size=28), straight,
-              GANConfig(steps=steps, batch_size=8, latent_dim=8, width=8, checkpoint_every=every,
-                        sample_every=every))
+    train_gan(
+        get_dataset("synthetic_rock", "train", n=64, size=28),
+        straight,
+        GANConfig(
+            steps=steps,
+            batch_size=8,
+            latent_dim=8,
+            width=8,
+            checkpoint_every=every,
+            sample_every=every,
+        ),
+    )
     assert [r["loss_g"] for r in log] == [r["loss_g"] for r in _rows(straight / "gan_log.csv")]
     a = load_tensors(tmp_path / "run" / "generator.safetensors")
     b = load_tensors(straight / "generator.safetensors")
@@ -127,12 +166,25 @@ def digit_folder(tmp_path_factory):
     return write_test_digits(tmp_path_factory.mktemp("digits40"), 40, width=2)
 
 
-def test_killed_restore_resumes_without_redoing_finished_images(tiny_model_dir, digit_folder,
-                                                                 tmp_path, capsys):
+def test_killed_restore_resumes_without_redoing_finished_images(
+    tiny_model_dir, digit_folder, tmp_path, capsys
+):
     batch = 4
-    options = ["--model", tiny_model_dir, "--task", "denoise", "--param", "sigma=0.2",
-               "--method", "csgm", "--method-opt", "steps=20", "--simulate",
-               "--batch-size", batch]
+    options = [
+        "--model",
+        tiny_model_dir,
+        "--task",
+        "denoise",
+        "--param",
+        "sigma=0.2",
+        "--method",
+        "csgm",
+        "--method-opt",
+        "steps=20",
+        "--simulate",
+        "--batch-size",
+        batch,
+    ]
     out = tmp_path / "out"
     proc = _start(["restore", digit_folder, "-o", out, *options])
     _kill_when(proc, lambda: len(_rows(out / "metrics.csv")) >= 3 * batch)
@@ -142,9 +194,13 @@ def test_killed_restore_resumes_without_redoing_finished_images(tiny_model_dir, 
     lost = sorted(set(written) - set(finished))  # restored, but killed before its metrics row
     assert 0 < len(finished) < 40 and len(finished) % batch == 0
     assert set(finished) <= set(written) and len(lost) < batch
-    stamps = {name: ((out / "restored" / name).stat().st_mtime_ns,
-                     (out / "latents" / f"{Path(name).stem}.safetensors").stat().st_mtime_ns)
-              for name in finished}
+    stamps = {
+        name: (
+            (out / "restored" / name).stat().st_mtime_ns,
+            (out / "latents" / f"{Path(name).stem}.safetensors").stat().st_mtime_ns,
+        )
+        for name in finished
+    }
 
     resumed = _run(capsys, ["restore", digit_folder, "-o", out, *options])
     assert f"skipped {len(finished)} image(s) already restored" in resumed
@@ -152,21 +208,30 @@ def test_killed_restore_resumes_without_redoing_finished_images(tiny_model_dir, 
     rows = _rows(out / "metrics.csv")
     assert [r["image"] for r in rows] == [f"digit{i:02d}.png" for i in range(40)]
     for name, stamp in stamps.items():  # finished images were not written again
-        assert ((out / "restored" / name).stat().st_mtime_ns,
-                (out / "latents" / f"{Path(name).stem}.safetensors").stat().st_mtime_ns) == stamp
+        assert (
+            (out / "restored" / name).stat().st_mtime_ns,
+            (out / "latents" / f"{Path(name).stem}.safetensors").stat().st_mtime_ns,
+        ) == stamp
 
     # and the numbers are those of an uninterrupted run: each batch's noise and starts are its own
     _run(capsys, ["restore", digit_folder, "-o", tmp_path / "straight", *options])
     assert rows == _rows(tmp_path / "straight" / "metrics.csv")
-    print(f"killed after {len(finished)} of 40 images; {len(lost)} restored image(s) of the "
-          "batch in flight will be redone")
+    print(
+        f"killed after {len(finished)} of 40 images; {len(lost)} restored image(s) of the "
+        "batch in flight will be redone"
+    )
 
 
 def test_killed_bench_keeps_the_pairs_it_finished(tiny_model_dir, tmp_path, capsys):
-    spec = {"n_images": 4, "methods": ["csgm", "identity"],
-            "tasks": [{"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}},
-                      {"name": "hole", "task": "inpaint"}],
-            "method_options": {"csgm": {"steps": 100}}}
+    spec = {
+        "n_images": 4,
+        "methods": ["csgm", "identity"],
+        "tasks": [
+            {"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}},
+            {"name": "hole", "task": "inpaint"},
+        ],
+        "method_options": {"csgm": {"steps": 100}},
+    }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     argv = ["bench", tmp_path / "spec.json", "--model", tiny_model_dir, "--out", tmp_path / "out"]
     results = tmp_path / "out" / "results.csv"
@@ -175,16 +240,23 @@ def test_killed_bench_keeps_the_pairs_it_finished(tiny_model_dir, tmp_path, caps
 
     before = _rows(results)
     assert 1 <= len(before) < 4
-    outputs = {(r["task"], r["method"]): tmp_path / "out" / "outputs" / r["task"] /
-               f"{r['method']}.safetensors" for r in before}
+    outputs = {
+        (r["task"], r["method"]): tmp_path
+        / "out"
+        / "outputs"
+        / r["task"]
+        / f"{r['method']}.safetensors"
+        for r in before
+    }
     stamps = {pair: path.stat().st_mtime_ns for pair, path in outputs.items()}
 
     resumed = _run(capsys, argv)
     assert f"resuming: {len(before)} of 4" in resumed
     after = _rows(results)
     assert [(r["task"], r["method"]) for r in after] == [
-        (t, m) for t in ("noisy", "hole") for m in ("csgm", "identity")]
-    assert after[:len(before)] == before  # kept as they were (the same seconds: not run again)
+        (t, m) for t in ("noisy", "hole") for m in ("csgm", "identity")
+    ]
+    assert after[: len(before)] == before  # kept as they were (the same seconds: not run again)
     assert {pair: path.stat().st_mtime_ns for pair, path in outputs.items()} == stamps
     assert all((tmp_path / "out" / f"grid_{t}.png").exists() for t in ("noisy", "hole"))
     print(f"killed after {len(before)} of 4 (task, method) pairs; the pair in flight is redone")

@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import write_test_digits
 
-from generative_encoder.io.checkpoints import load_tensors
-from generative_encoder.errors import ConfigError
 from generative_encoder.apps.restore_folder import shard_from_env
+from generative_encoder.errors import ConfigError
+from generative_encoder.io.checkpoints import load_tensors
 
 TORCHRUN = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
 
@@ -30,16 +30,26 @@ def test_shard_from_env():
 
 
 def _restore(argv, processes: int):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env["OMP_NUM_THREADS"] = "1"
     if processes == 1:
         cmd = [sys.executable, "-m", "generative_encoder.cli"]
     else:
-        cmd = [TORCHRUN, "--standalone", "--nproc_per_node", str(processes), "-m",
-               "generative_encoder.cli"]
-    done = subprocess.run(cmd + ["restore", *map(str, argv)], capture_output=True, text=True,
-                          env=env, timeout=600)
+        cmd = [
+            TORCHRUN,
+            "--standalone",
+            "--nproc_per_node",
+            str(processes),
+            "-m",
+            "generative_encoder.cli",
+        ]
+    done = subprocess.run(
+        cmd + ["restore", *map(str, argv)], capture_output=True, text=True, env=env, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
@@ -50,9 +60,23 @@ def _rows(path):
 
 
 def _check_identical(inputs, n: int, tmp_path, tiny_model_dir, batch: int, rerun: bool):
-    options = ["--model", tiny_model_dir, "--task", "denoise", "--param", "sigma=0.2",
-               "--method", "csgm", "--method-opt", "steps=5", "--method-opt", "restarts=2",
-               "--simulate", "--batch-size", batch]
+    options = [
+        "--model",
+        tiny_model_dir,
+        "--task",
+        "denoise",
+        "--param",
+        "sigma=0.2",
+        "--method",
+        "csgm",
+        "--method-opt",
+        "steps=5",
+        "--method-opt",
+        "restarts=2",
+        "--simulate",
+        "--batch-size",
+        batch,
+    ]
     one, two = tmp_path / "one", tmp_path / "two"
     _restore([inputs, "-o", one, *options], 1)
     out = _restore([inputs, "-o", two, *options], 2)
@@ -68,7 +92,8 @@ def _check_identical(inputs, n: int, tmp_path, tiny_model_dir, batch: int, rerun
     assert len(_rows(two / "metrics.csv")) == n
     assert (two / "grid.png").is_file()  # rank 0's images only
     assert not list(two.glob("metrics.rank*.csv")) or all(  # each rank's rows, merged above
-        set(r["image"] for r in _rows(p)) <= set(names) for p in two.glob("metrics.rank*.csv"))
+        set(r["image"] for r in _rows(p)) <= set(names) for p in two.glob("metrics.rank*.csv")
+    )
     if not rerun:
         return
 
@@ -87,6 +112,6 @@ def test_two_processes_give_the_images_of_one(tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_on_100_images(tiny_model_dir, tmp_path):
-    """The acceptance check of issue 8: 100 images."""
+    """100 images: the same results with any number of processes."""
     digits = write_test_digits(tmp_path / "digits", 100, width=3)
     _check_identical(digits, 100, tmp_path, tiny_model_dir, batch=8, rerun=False)

@@ -26,8 +26,9 @@ class TinyGenerator(nn.Module):
     def __init__(self, latent_dist: str = "normal"):
         super().__init__()
         self.latent_dim, self.latent_dist = LATENT, latent_dist
-        self.net = nn.Sequential(nn.Linear(LATENT, 32), nn.BatchNorm1d(32), nn.Tanh(),
-                                 nn.Linear(32, 64))
+        self.net = nn.Sequential(
+            nn.Linear(LATENT, 32), nn.BatchNorm1d(32), nn.Tanh(), nn.Linear(32, 64)
+        )
 
     def forward(self, z):
         return torch.sigmoid(self.net(z)).view(-1, 1, 8, 8)
@@ -43,7 +44,7 @@ def render(generator, z):
     """G(z) in eval mode, leaving the generator's mode as it was: the search must set it itself."""
     training = generator.training
     with torch.no_grad():
-        images = generator.eval()(z)                                            # (N, 1, 8, 8)
+        images = generator.eval()(z)  # (N, 1, 8, 8)
     generator.train(training)
     return images
 
@@ -56,7 +57,7 @@ def fake_images(generator, n, seed=1):
 def cs_operator(seed=2, m=32):
     """A Gaussian compressed-sensing matrix: 64 pixels -> m measurements."""
     matrix = torch.randn(m, 64, generator=torch.Generator().manual_seed(seed)) / m**0.5
-    return lambda x: x.flatten(1) @ matrix.T                                    # (N, m)
+    return lambda x: x.flatten(1) @ matrix.T  # (N, m)
 
 
 def cs_loss(generator, n, restarts):
@@ -68,10 +69,10 @@ def cs_loss(generator, n, restarts):
 def test_recovers_fake_images(generator, optimizer, lr, steps):
     config = SolveConfig(steps=steps, lr=lr, optimizer=optimizer, restarts=2)
     truth = fake_images(generator, 8)
-    with torch.no_grad():                                   # callers may be in no_grad
+    with torch.no_grad():  # callers may be in no_grad
         result = latent_search(generator, cs_loss(generator, 8, config.restarts), 8, config)
     assert result.x.shape == (8, 1, 8, 8) and result.z.shape == (8, LATENT)
-    mse = (result.x - truth).square().flatten(1).mean(1)                        # (B,)
+    mse = (result.x - truth).square().flatten(1).mean(1)  # (B,)
     assert mse.max() <= 1e-4, mse
 
 
@@ -95,11 +96,11 @@ def test_select_best_ignores_nan():
 def test_problem_solved_alone_or_in_a_batch_of_64_gives_the_same_z(generator):
     config = SolveConfig(steps=200, restarts=2)
     forward, j, seed = cs_operator(), 37, 1234
-    targets = forward(fake_images(generator, 64))                               # (64, 32)
+    targets = forward(fake_images(generator, 64))  # (64, 32)
     seeds = list(range(100, 164))
     seeds[j] = seed
     in_batch = image_fidelity(forward, expand_targets(targets, 2))
-    on_its_own = image_fidelity(forward, expand_targets(targets[j:j + 1], 2))
+    on_its_own = image_fidelity(forward, expand_targets(targets[j : j + 1], 2))
     batch = latent_search(generator, in_batch, 64, config, seeds=seeds)
     alone = latent_search(generator, on_its_own, 1, config, seeds=[seed])
     torch.testing.assert_close(batch.restart_z[j], alone.restart_z[0], atol=1e-5, rtol=0)
@@ -107,10 +108,10 @@ def test_problem_solved_alone_or_in_a_batch_of_64_gives_the_same_z(generator):
 
 
 def test_keep_best_returns_the_lowest_objective_of_the_history(generator):
-    config = SolveConfig(steps=100, lr=0.8, restarts=2)                # lr high enough to oscillate
+    config = SolveConfig(steps=100, lr=0.8, restarts=2)  # lr high enough to oscillate
     result = latent_search(generator, cs_loss(generator, 4, 2), 4, config)
     assert result.history.shape == (101, 4, 2) and result.history_steps == list(range(101))
-    lowest = result.history.min(dim=0).values                                   # (B, R)
+    lowest = result.history.min(dim=0).values  # (B, R)
     torch.testing.assert_close(result.restart_objective, lowest)
     assert (result.history[-1] > lowest * 1.01).any(), "the test needs a last iterate not the best"
 
@@ -120,7 +121,7 @@ def test_keep_best_returns_the_lowest_objective_of_the_history(generator):
 
 
 def pull_out_of_the_box(x, z):
-    return (z - 3.0).square().sum(1)                                   # (N,), optimum at z = 3
+    return (z - 3.0).square().sum(1)  # (N,), optimum at z = 3
 
 
 @pytest.mark.parametrize("clip", ["project", "stochastic", None])
@@ -129,8 +130,13 @@ def test_clip_keeps_uniform_latents_in_the_box_after_every_step(clip):
     generator = TinyGenerator("uniform")
     largest = []
     config = SolveConfig(steps=50, clip=clip)
-    result = latent_search(generator, pull_out_of_the_box, 4, config,
-                           on_step=lambda step, z: largest.append(z.abs().max().item()))
+    result = latent_search(
+        generator,
+        pull_out_of_the_box,
+        4,
+        config,
+        on_step=lambda step, z: largest.append(z.abs().max().item()),
+    )
     assert len(largest) == 50
     if clip is None:
         assert max(largest) > 1.5
@@ -151,10 +157,10 @@ def test_early_stop_ends_rows_sooner_with_nearly_the_same_answer(generator):
     early = latent_search(generator, loss, 4, config, on_step=lambda _, z: path.append(z.clone()))
     assert (full.steps_run == 400).all() and (early.steps_run < 400).all()
     assert early.steps_run.unique().numel() > 1, "the test needs rows that stop at different checks"
-    assert (early.steps_run % 20 == 1).all()                   # stopped at a check, after that step
-    path = torch.stack(path)                                    # (steps run, B, R, d)
+    assert (early.steps_run % 20 == 1).all()  # stopped at a check, after that step
+    path = torch.stack(path)  # (steps run, B, R, d)
     for b, r in torch.cartesian_prod(torch.arange(4), torch.arange(2)).tolist():
-        stopped_at = early.steps_run[b, r] - 1                 # index of its last step in path
+        stopped_at = early.steps_run[b, r] - 1  # index of its last step in path
         assert (path[stopped_at:, b, r] == path[stopped_at, b, r]).all(), "a stopped row moved"
     torch.testing.assert_close(early.objective, full.objective, atol=1e-5, rtol=1e-3)
     torch.testing.assert_close(early.x, full.x, atol=1e-3, rtol=0)
@@ -164,8 +170,11 @@ def test_networks_are_frozen_during_the_solve_and_restored_after_even_on_error(g
     encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.Dropout(0.5))
     generator.train()
     generator.net[0].bias.requires_grad_(False)
-    flags = [(m.training, [p.requires_grad for p in m.parameters(recurse=False)])
-             for net in (generator, encoder) for m in net.modules()]
+    flags = [
+        (m.training, [p.requires_grad for p in m.parameters(recurse=False)])
+        for net in (generator, encoder)
+        for m in net.modules()
+    ]
     seen = []
 
     def loss_fn(x, z):
@@ -181,19 +190,22 @@ def test_networks_are_frozen_during_the_solve_and_restored_after_even_on_error(g
     with pytest.raises(RuntimeError, match="boom"):
         latent_search(generator, failing, 2, SolveConfig(steps=3), networks=[encoder])
     assert not any(seen)
-    assert flags == [(m.training, [p.requires_grad for p in m.parameters(recurse=False)])
-                     for net in (generator, encoder) for m in net.modules()]
+    assert flags == [
+        (m.training, [p.requires_grad for p in m.parameters(recurse=False)])
+        for net in (generator, encoder)
+        for m in net.modules()
+    ]
     assert all(p.grad is None for net in (generator, encoder) for p in net.parameters())
 
 
 def test_terms_sum_over_dims_and_check_rows():
     x, z = torch.ones(4, 1, 2, 2), torch.full((4, 3), 2.0)
     code = torch.zeros(4, 4)
-    encoded = encoder_fidelity(nn.Flatten(), lambda x: 3 * x, code)(x, z)     # 4 dims of 3^2
+    encoded = encoder_fidelity(nn.Flatten(), lambda x: 3 * x, code)(x, z)  # 4 dims of 3^2
     torch.testing.assert_close(encoded, torch.full((4,), 36.0))
-    fit = image_fidelity(lambda x: x, torch.zeros(4, 1, 2, 2))(x, z)          # 4 dims of 1^2
+    fit = image_fidelity(lambda x: x, torch.zeros(4, 1, 2, 2))(x, z)  # 4 dims of 1^2
     torch.testing.assert_close(fit, torch.full((4,), 4.0))
-    prior = combine(latent_l2(0.5), latent_l2(1.0))(x, z)                     # 1.5 * 3 dims of 2^2
+    prior = combine(latent_l2(0.5), latent_l2(1.0))(x, z)  # 1.5 * 3 dims of 2^2
     torch.testing.assert_close(prior, torch.full((4,), 18.0))
     assert expand_targets(torch.arange(3), 2).tolist() == [0, 0, 1, 1, 2, 2]
     with pytest.raises(ValueError, match="y has 2 rows but the batch has 4"):
@@ -217,24 +229,28 @@ def test_snapshots_follow_the_chosen_restart(generator):
     assert result.snapshot_steps == [0, 10, 20, 25]
     assert result.snapshots.shape == (4, 2, 1, 8, 8)
     chosen = result.restart_objective.argmin(dim=1)
-    starts = torch.stack([torch.randn(3, LATENT, generator=torch.Generator().manual_seed(j))
-                          for j in range(2)])                   # the default seeds: config.seed + j
+    starts = torch.stack(
+        [torch.randn(3, LATENT, generator=torch.Generator().manual_seed(j)) for j in range(2)]
+    )  # the default seeds: config.seed + j
     first = render(generator, starts[torch.arange(2), chosen])
     torch.testing.assert_close(result.snapshots[0], first)
-    torch.testing.assert_close(result.snapshots[-1], result.x)         # keep_best=False: the last
+    torch.testing.assert_close(result.snapshots[-1], result.x)  # keep_best=False: the last
     assert latent_search(generator, pull_out_of_the_box, 1, SolveConfig(steps=2)).snapshots is None
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"steps": 0}, "steps must be >= 1, got 0"),
-    ({"lr": 0.0}, "lr must be > 0, got 0.0"),
-    ({"restarts": 0}, "restarts must be >= 1, got 0"),
-    ({"optimizer": "sgd"}, "optimizer must be one of .*, got 'sgd'"),
-    ({"clip": "box"}, "clip must be one of .*, got 'box'"),
-    ({"early_stop_tol": -1.0}, "early_stop_tol must be None or > 0, got -1.0"),
-    ({"patience": 0}, "patience must be >= 1, got 0"),
-    ({"snapshot_every": -1}, "snapshot_every must be >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"steps": 0}, "steps must be >= 1, got 0"),
+        ({"lr": 0.0}, "lr must be > 0, got 0.0"),
+        ({"restarts": 0}, "restarts must be >= 1, got 0"),
+        ({"optimizer": "sgd"}, "optimizer must be one of .*, got 'sgd'"),
+        ({"clip": "box"}, "clip must be one of .*, got 'box'"),
+        ({"early_stop_tol": -1.0}, "early_stop_tol must be None or > 0, got -1.0"),
+        ({"patience": 0}, "patience must be >= 1, got 0"),
+        ({"snapshot_every": -1}, "snapshot_every must be >= 0, got -1"),
+    ],
+)
 def test_bad_config_is_a_config_error_naming_the_value(options, message):
     with pytest.raises(ConfigError, match=message):
         SolveConfig(**options)
@@ -274,7 +290,7 @@ def test_early_stopped_rows_leave_the_batch_and_follow_the_same_path(generator):
     loss = combine(cs_loss(generator, 4, 2), latent_l2(1e-3))
     rows_seen = []
 
-    def plain(x, z):                                   # not a RowLoss: stopped rows stay in
+    def plain(x, z):  # not a RowLoss: stopped rows stay in
         return loss(x, z)
 
     config = SolveConfig(steps=400, early_stop_tol=1e-3, patience=20)
@@ -282,11 +298,13 @@ def test_early_stopped_rows_leave_the_batch_and_follow_the_same_path(generator):
     generator.register_forward_hook(lambda _, inputs, __: rows_seen.append(len(inputs[0])))
     dropped = latent_search(generator, loss, 4, config)
     assert torch.equal(dropped.steps_run, masked.steps_run)
-    assert masked.steps_run.unique().numel() > 1, "the test needs rows that stop at different checks"
+    assert masked.steps_run.unique().numel() > 1, (
+        "the test needs rows that stop at different checks"
+    )
     torch.testing.assert_close(dropped.restart_z, masked.restart_z, atol=1e-5, rtol=0)
     torch.testing.assert_close(dropped.objective, masked.objective, atol=1e-6, rtol=1e-5)
     assert dropped.history.shape == masked.history.shape
-    assert rows_seen[0] == 8 and min(rows_seen) < 8            # the batch shrank
+    assert rows_seen[0] == 8 and min(rows_seen) < 8  # the batch shrank
     assert sum(rows_seen) < 0.8 * 8 * 401
 
 
@@ -295,8 +313,9 @@ def test_row_loss_select_keeps_the_targets_of_the_rows():
     loss = combine(image_fidelity(lambda x: x, y), latent_l2(1.0))
     x, z = torch.zeros(2, 1, 1, 1), torch.ones(2, 3)
     torch.testing.assert_close(loss.select(torch.tensor([1, 3]))(x, z), torch.tensor([4.0, 12.0]))
-    torch.testing.assert_close(loss.select(torch.tensor([3])).select(torch.tensor([0]))(x[:1], z[:1]),
-                               torch.tensor([12.0]))
+    torch.testing.assert_close(
+        loss.select(torch.tensor([3])).select(torch.tensor([0]))(x[:1], z[:1]), torch.tensor([12.0])
+    )
 
 
 class ConvGenerator(nn.Module):
@@ -306,8 +325,12 @@ class ConvGenerator(nn.Module):
         super().__init__()
         self.latent_dim, self.latent_dist = LATENT, "normal"
         self.fc = nn.Linear(LATENT, 4 * 4 * 4)
-        self.up = nn.Sequential(nn.ConvTranspose2d(4, 2, 4, 2, 1), nn.BatchNorm2d(2), nn.ReLU(),
-                                nn.Conv2d(2, 1, 3, 1, 1))
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(4, 2, 4, 2, 1),
+            nn.BatchNorm2d(2),
+            nn.ReLU(),
+            nn.Conv2d(2, 1, 3, 1, 1),
+        )
 
     def forward(self, z):
         return torch.sigmoid(self.up(self.fc(z).view(-1, 4, 4, 4)))
@@ -320,10 +343,13 @@ def test_channels_last_gives_the_same_answer_and_restores_the_weights():
     before = {k: v.clone() for k, v in g.state_dict().items()}
     with torch.no_grad():
         target = encoder(g(torch.randn(3, LATENT)))
-    loss = combine(encoder_fidelity(encoder, lambda x: x, expand_targets(target, 2)),
-                   latent_l2(0.1))
-    runs = [latent_search(g, loss, 3, SolveConfig(steps=60, channels_last=cl), networks=[encoder])
-            for cl in (False, True)]
+    loss = combine(
+        encoder_fidelity(encoder, lambda x: x, expand_targets(target, 2)), latent_l2(0.1)
+    )
+    runs = [
+        latent_search(g, loss, 3, SolveConfig(steps=60, channels_last=cl), networks=[encoder])
+        for cl in (False, True)
+    ]
     torch.testing.assert_close(runs[1].z, runs[0].z, atol=1e-4, rtol=0)
     torch.testing.assert_close(runs[1].x, runs[0].x, atol=1e-4, rtol=0)
     assert runs[1].x.is_contiguous()
@@ -342,5 +368,5 @@ def test_bf16_autocast_solves_in_float32_state_with_a_close_objective():
     assert half.z.dtype == half.objective.dtype == half.history.dtype == torch.float32
     assert half.x.dtype == torch.float32
     assert torch.isfinite(half.history).all()
-    assert (half.history[-1] < half.history[0]).all()              # it still descends
+    assert (half.history[-1] < half.history[0]).all()  # it still descends
     torch.testing.assert_close(half.objective, exact.objective, atol=0.05, rtol=0.2)

@@ -3,9 +3,9 @@ import csv
 import pytest
 import torch
 
-from generative_encoder.io.checkpoints import load_model
 from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError, DataError
+from generative_encoder.io.checkpoints import load_model
 from generative_encoder.training import EncoderConfig, GANConfig, train_encoder, train_gan
 
 TINY_GAN = dict(batch_size=16, latent_dim=16, width=16, sample_every=5)
@@ -23,10 +23,19 @@ def _rows(path):
 
 def test_gan_run_writes_what_it_promises(tiny_model_dir):
     files = {p.name for p in tiny_model_dir.iterdir()}
-    assert {"generator.safetensors", "generator.json", "discriminator.safetensors",
-            "model.json", "gan_log.csv", "gan_config.json", "gan_state.json"} <= files
+    assert {
+        "generator.safetensors",
+        "generator.json",
+        "discriminator.safetensors",
+        "model.json",
+        "gan_log.csv",
+        "gan_config.json",
+        "gan_state.json",
+    } <= files
     assert sorted(p.name for p in (tiny_model_dir / "samples").iterdir()) == [
-        "step_000010.png", "step_000020.png"]
+        "step_000010.png",
+        "step_000020.png",
+    ]
     rows = _rows(tiny_model_dir / "gan_log.csv")
     assert [int(r["step"]) for r in rows] == list(range(1, 21))
     assert all(float(r["loss_d"]) > 0 for r in rows)
@@ -52,8 +61,9 @@ def test_same_seed_same_run_and_resume_is_exact(digits, tmp_path):
     a, b = load_model(tmp_path / "a"), load_model(tmp_path / "b")
     for (name, pa), pb in zip(a.generator.state_dict().items(), b.generator.state_dict().values()):
         assert torch.equal(pa, pb), name
-    assert [r["loss_g"] for r in _rows(tmp_path / "a" / "gan_log.csv")] == \
-        [r["loss_g"] for r in _rows(tmp_path / "b" / "gan_log.csv")]
+    assert [r["loss_g"] for r in _rows(tmp_path / "a" / "gan_log.csv")] == [
+        r["loss_g"] for r in _rows(tmp_path / "b" / "gan_log.csv")
+    ]
 
 
 def test_encoder_refuses_mismatched_data(tiny_model_dir):
@@ -62,11 +72,14 @@ def test_encoder_refuses_mismatched_data(tiny_model_dir):
         train_encoder(rock, rock, tiny_model_dir, EncoderConfig(steps=1))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(loss="wasserstein"), "loss must be one of"),
-    (dict(arch="stylegan"), "unknown GAN architecture 'stylegan'"),
-    (dict(steps=0), "steps must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(loss="wasserstein"), "loss must be one of"),
+        (dict(arch="stylegan"), "unknown GAN architecture 'stylegan'"),
+        (dict(steps=0), "steps must be >= 1"),
+    ],
+)
 def test_bad_gan_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         GANConfig(**kwargs)

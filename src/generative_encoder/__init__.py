@@ -1,3 +1,4 @@
-"""Generative Encoder (GE): image restoration and compressed sensing with a GAN generator and a learned encoder."""
+"""Generative Encoder (GE): image restoration and compressed sensing with a GAN generator and a
+learned encoder."""
 
 __version__ = "0.1.0"

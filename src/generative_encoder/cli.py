@@ -1,9 +1,9 @@
 """The ``genc`` command line: argument parsing, progress bars and printing live here only.
 
-    genc train gan --data mnist5k --out runs/mnist --steps 4000
-    genc train encoder --data mnist5k --model runs/mnist --m 128
-    genc restore --model runs/mnist --task inpaint --method ge --simulate digits/*.png -o out/
-    genc demo
+genc train gan --data mnist5k --out runs/mnist --steps 4000
+genc train encoder --data mnist5k --model runs/mnist --m 128
+genc restore --model runs/mnist --task inpaint --method ge --simulate digits/*.png -o out/
+genc demo
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, GencError
+
 
 def parse_value(text: str) -> Any:
     """A command-line value: JSON when it parses (numbers, true, null, lists), else the string."""
@@ -55,10 +56,17 @@ def progress_callback(total: int, desc: str, keys: Sequence[str]):
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="mnist5k",
-                   help="dataset name: mnist5k (embedded), folder, rock, synthetic_rock")
-    p.add_argument("--data-opt", action="append", metavar="KEY=VALUE",
-                   help="dataset option, repeatable: root=DIR, size=64, channels=3, path=VOL.tif")
+    p.add_argument(
+        "--data",
+        default="mnist5k",
+        help="dataset name: mnist5k (embedded), folder, rock, synthetic_rock",
+    )
+    p.add_argument(
+        "--data-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="dataset option, repeatable: root=DIR, size=64, channels=3, path=VOL.tif",
+    )
 
 
 def load_splits(args) -> tuple:
@@ -74,23 +82,43 @@ def cmd_train_gan(args) -> None:
     from .training import GANConfig, train_gan
 
     train_set, _ = load_splits(args)
-    config = GANConfig(arch=args.arch, steps=args.steps, batch_size=args.batch_size,
-                       latent_dim=args.latent_dim, latent_dist=args.latent_dist, width=args.width,
-                       refine=args.refine, hidden=args.hidden, d_hidden=args.d_hidden,
-                       mbstd=args.mbstd, info_weight=args.info_weight,
-                       class_labels=args.class_labels,
-                       loss=args.loss, seed=args.seed, device=args.device,
-                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-                       r1_gamma=args.r1, augment=args.augment, amp=args.amp,
-                       gamma=args.gamma, lambda_k=args.lambda_k, phase_steps=args.phase_steps)
-    on_step = progress_callback(config.steps, f"train gan ({config.arch})",
-                                ["loss_d", "loss_g", "d_real", "loss_info", "k", "m_global",
-                                 "resolution"])
+    config = GANConfig(
+        arch=args.arch,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        latent_dim=args.latent_dim,
+        latent_dist=args.latent_dist,
+        width=args.width,
+        refine=args.refine,
+        hidden=args.hidden,
+        d_hidden=args.d_hidden,
+        mbstd=args.mbstd,
+        info_weight=args.info_weight,
+        class_labels=args.class_labels,
+        loss=args.loss,
+        seed=args.seed,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+        sample_every=args.sample_every,
+        r1_gamma=args.r1,
+        augment=args.augment,
+        amp=args.amp,
+        gamma=args.gamma,
+        lambda_k=args.lambda_k,
+        phase_steps=args.phase_steps,
+    )
+    on_step = progress_callback(
+        config.steps,
+        f"train gan ({config.arch})",
+        ["loss_d", "loss_g", "d_real", "loss_info", "k", "m_global", "resolution"],
+    )
     logs = train_gan(train_set, args.out, config, resume=args.resume, on_step=on_step)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
-    print(f"generator and discriminator after {logs.get('step', config.steps)} steps "
-          f"in {args.out} (samples in {Path(args.out) / 'samples'})")
+    print(
+        f"generator and discriminator after {logs.get('step', config.steps)} steps "
+        f"in {args.out} (samples in {Path(args.out) / 'samples'})"
+    )
 
 
 def cmd_train_encoder(args) -> None:
@@ -99,24 +127,41 @@ def cmd_train_encoder(args) -> None:
     from .training import EncoderConfig, train_encoder
 
     train_set, test_set = load_splits(args)
-    config = EncoderConfig(code_dim=args.m, depth=args.depth, width=args.width,
-                           decoder_depth=args.decoder_depth, decoder_width=args.decoder_width,
-                           real_fraction=args.real_fraction, steps=args.steps,
-                           batch_size=args.batch_size, seed=args.seed, device=args.device,
-                           amp=args.amp, kind=args.kind, kl_weight=args.kl_weight,
-                           adv_weight=args.adv_weight)
-    on_step = progress_callback(config.steps, f"train encoder ({config.kind})",
-                                ["loss", "mse_real_test", "mse_fake"])
-    logs = train_encoder(train_set, test_set, args.model, config, resume=args.resume,
-                         on_step=on_step)
+    config = EncoderConfig(
+        code_dim=args.m,
+        depth=args.depth,
+        width=args.width,
+        decoder_depth=args.decoder_depth,
+        decoder_width=args.decoder_width,
+        real_fraction=args.real_fraction,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+        kind=args.kind,
+        kl_weight=args.kl_weight,
+        adv_weight=args.adv_weight,
+    )
+    on_step = progress_callback(
+        config.steps, f"train encoder ({config.kind})", ["loss", "mse_real_test", "mse_fake"]
+    )
+    logs = train_encoder(
+        train_set, test_set, args.model, config, resume=args.resume, on_step=on_step
+    )
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
     if "mse_real_test" not in logs:  # --resume of a run already at --steps: no step ran
-        print(f"{config.kind} encoder in {args.model} already has {config.steps} steps; nothing "
-              "to do (a larger --steps continues it)")
+        print(
+            f"{config.kind} encoder in {args.model} already has {config.steps} steps; nothing "
+            "to do (a larger --steps continues it)"
+        )
         return
-    print(f"{config.kind} encoder m={config.code_dim}: reconstruction MSE "
-          f"{logs['mse_real_test']:.5f} on real test images, {logs['mse_fake']:.5f} on generator samples")
+    print(
+        f"{config.kind} encoder m={config.code_dim}: reconstruction MSE "
+        f"{logs['mse_real_test']:.5f} on real test images, "
+        f"{logs['mse_fake']:.5f} on generator samples"
+    )
 
 
 def print_table(rows) -> None:
@@ -128,11 +173,15 @@ def print_table(rows) -> None:
 def run_bench_cli(spec, model, out: str, overwrite: bool = False) -> None:
     from .apps.bench import finished_rows, resolve_methods, run_bench
 
-    total = sum(len(resolve_methods(spec, t.task, t.methods)) for t in spec.tasks) + len(spec.analyses)
+    total = sum(len(resolve_methods(spec, t.task, t.methods)) for t in spec.tasks) + len(
+        spec.analyses
+    )
     done = 0 if overwrite else len(finished_rows(spec, model, out))
     if done:
-        print(f"resuming: {done} of {total} (task, method) pairs are already in "
-              f"{out}/results.csv with this spec and model (--overwrite redoes them)")
+        print(
+            f"resuming: {done} of {total} (task, method) pairs are already in "
+            f"{out}/results.csv with this spec and model (--overwrite redoes them)"
+        )
     bars = []  # made at the first pair: an error before it is the only line printed
 
     def on_progress(label: str) -> None:
@@ -156,9 +205,11 @@ def cmd_demo(args) -> None:
     from .apps.demo import DEMO_SPEC, DEMO_STEPS
     from .io.zoo import shipped_model
 
-    print(f"genc demo: {DEMO_SPEC.n_images} held-out mnist5k digits, {len(DEMO_SPEC.tasks)} tasks; "
-          f"GE and CSGM with {DEMO_STEPS} Adam steps x 2 restarts (the paper's 500 steps: "
-          "genc bench experiments/mnist_tasks.json)")
+    print(
+        f"genc demo: {DEMO_SPEC.n_images} held-out mnist5k digits, {len(DEMO_SPEC.tasks)} tasks; "
+        f"GE and CSGM with {DEMO_STEPS} Adam steps x 2 restarts (the paper's 500 steps: "
+        "genc bench experiments/mnist_tasks.json)"
+    )
     t0 = time.perf_counter()
     run_bench_cli(DEMO_SPEC, shipped_model(), args.out, overwrite=args.overwrite)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
@@ -174,8 +225,10 @@ def cmd_bench(args) -> None:
         wanted = args.tasks.split(",")
         unknown = sorted(set(wanted) - {t.name for t in spec.tasks})
         if unknown:
-            raise ConfigError(f"--tasks names {unknown} not in {args.config}; it has "
-                              f"{', '.join(t.name for t in spec.tasks)}")
+            raise ConfigError(
+                f"--tasks names {unknown} not in {args.config}; it has "
+                f"{', '.join(t.name for t in spec.tasks)}"
+            )
         spec = dataclasses.replace(spec, tasks=tuple(t for t in spec.tasks if t.name in wanted))
     from .io.zoo import resolve_model
 
@@ -183,9 +236,8 @@ def cmd_bench(args) -> None:
 
 
 def cmd_restore(args) -> None:
-    from .io.images import read_image
     from .apps.restore_folder import FolderRestore, RestoreRequest, shard_from_env
-
+    from .io.images import read_image
     from .io.zoo import resolve_model
 
     model = resolve_model(args.model)
@@ -196,35 +248,62 @@ def cmd_restore(args) -> None:
     if args.latent_weight is not None:
         options["latent_weight"] = parse_value(args.latent_weight)
     rank, world = shard_from_env()
-    job = FolderRestore(RestoreRequest(
-        inputs=args.inputs, output=args.output, model=model,
-        model_name=str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
-        task=args.task, params=parse_options(args.param, "--param"), method=args.method,
-        options=options, mask=mask,
-        mask_file=args.mask_file and str(Path(args.mask_file).resolve()),
-        simulate=args.simulate, seed=args.seed, batch_size=args.batch_size,
-        overwrite=args.overwrite, candidates=args.candidates, min_distance=args.min_distance,
-        init_latents=args.init_latents and str(Path(args.init_latents).resolve()),
-        rank=rank, world=world))
-    where = f" (rank {rank} of {world}: {job.n_shard} of {len(job.files)} images)" \
-        if world > 1 else ""
+    job = FolderRestore(
+        RestoreRequest(
+            inputs=args.inputs,
+            output=args.output,
+            model=model,
+            model_name=str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+            task=args.task,
+            params=parse_options(args.param, "--param"),
+            method=args.method,
+            options=options,
+            mask=mask,
+            mask_file=args.mask_file and str(Path(args.mask_file).resolve()),
+            simulate=args.simulate,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+            candidates=args.candidates,
+            min_distance=args.min_distance,
+            init_latents=args.init_latents and str(Path(args.init_latents).resolve()),
+            rank=rank,
+            world=world,
+        )
+    )
+    where = (
+        f" (rank {rank} of {world}: {job.n_shard} of {len(job.files)} images)" if world > 1 else ""
+    )
     if job.skipped:
-        print(f"skipped {job.skipped} image(s) already restored in {job.out} by an earlier run "
-              f"(--overwrite redoes them){where}")
-    with tqdm(total=job.n_shard, initial=job.skipped, dynamic_ncols=True,
-              desc=f"restore {args.task} with {args.method}", disable=rank > 0) as bar:
+        print(
+            f"skipped {job.skipped} image(s) already restored in {job.out} by an earlier run "
+            f"(--overwrite redoes them){where}"
+        )
+    with tqdm(
+        total=job.n_shard,
+        initial=job.skipped,
+        dynamic_ncols=True,
+        desc=f"restore {args.task} with {args.method}",
+        disable=rank > 0,
+    ) as bar:
         summary = job.run(on_batch=bar.update)
     if summary.resized:
-        print(f"note: {summary.resized} image(s) were not {summary.side} x {summary.side} and "
-              "were center-cropped and resized")
+        print(
+            f"note: {summary.resized} image(s) were not {summary.side} x {summary.side} and "
+            "were center-cropped and resized"
+        )
     for key, (mean, std) in summary.scores.items():
         print(f"{key}: {mean:.4f} +- {std:.4f}")
     if summary.tau is not None:
-        print(f"flagged {summary.flagged} of {summary.rows} image(s): discrepancy ratio > "
-              f"{summary.tau:.3g} (fit.json; the 'flagged' column of metrics.csv)")
+        print(
+            f"flagged {summary.flagged} of {summary.rows} image(s): discrepancy ratio > "
+            f"{summary.tau:.3g} (fit.json; the 'flagged' column of metrics.csv)"
+        )
     extra = " and candidates/" if args.candidates else ""
-    print(f"restored {summary.restored} image(s) into {summary.out}/restored (grid.png, "
-          f"metrics.csv, latents/{extra}){where}")
+    print(
+        f"restored {summary.restored} image(s) into {summary.out}/restored (grid.png, "
+        f"metrics.csv, latents/{extra}){where}"
+    )
 
 
 def cmd_list(args) -> None:
@@ -246,7 +325,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
-        prog="genc", description="Generative Encoder: image restoration with GAN priors.")
+        prog="genc", description="Generative Encoder: image restoration with GAN priors."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="pre-training: a GAN, then an encoder")
@@ -255,41 +335,85 @@ def build_parser() -> argparse.ArgumentParser:
     gan = train_sub.add_parser("gan", help="train a GAN generator (GE pre-training step 1)")
     add_data_args(gan)
     gan.add_argument("--out", required=True, help="run / model folder")
-    gan.add_argument("--arch", default="dcgan",
-                     help="dcgan; began (autoencoder discriminator, equilibrium k_t; its "
-                     "encoder is GE0); pgan (progressive growing from 4x4)")
+    gan.add_argument(
+        "--arch",
+        default="dcgan",
+        help="dcgan; began (autoencoder discriminator, equilibrium k_t; its "
+        "encoder is GE0); pgan (progressive growing from 4x4)",
+    )
     gan.add_argument("--steps", type=int, default=4000)
     gan.add_argument("--batch-size", type=int, default=64)
     gan.add_argument("--latent-dim", type=int, default=64)
-    gan.add_argument("--latent-dist", default="normal",
-                     help="normal (N(0, I)), uniform (U[-1, 1]) or normal+catK (InfoGAN: the "
-                          "last K coordinates a one-hot category; dcgan only)")
-    gan.add_argument("--info-weight", type=float, default=1.0,
-                     help="InfoGAN: weight of the category loss (with --latent-dist normal+catK)")
-    gan.add_argument("--class-labels", action="store_true",
-                     help="AC-GAN: the category of --latent-dist normal+catK is the data's class "
-                          "label (needs a labelled set, e.g. mnist5k with normal+cat10)")
+    gan.add_argument(
+        "--latent-dist",
+        default="normal",
+        help="normal (N(0, I)), uniform (U[-1, 1]) or normal+catK (InfoGAN: the "
+        "last K coordinates a one-hot category; dcgan only)",
+    )
+    gan.add_argument(
+        "--info-weight",
+        type=float,
+        default=1.0,
+        help="InfoGAN: weight of the category loss (with --latent-dist normal+catK)",
+    )
+    gan.add_argument(
+        "--class-labels",
+        action="store_true",
+        help="AC-GAN: the category of --latent-dist normal+catK is the data's class "
+        "label (needs a labelled set, e.g. mnist5k with normal+cat10)",
+    )
     gan.add_argument("--width", type=int, default=64)
-    gan.add_argument("--refine", type=int, default=0,
-                     help="extra stride-1 conv layers per resolution in G and D")
-    gan.add_argument("--hidden", type=int, default=0,
-                     help="units of a fully connected layer in G after z (0 = none)")
-    gan.add_argument("--d-hidden", type=int, default=0,
-                     help="units of a fully connected layer in D before its logit (0 = none)")
-    gan.add_argument("--mbstd", action="store_true",
-                     help="minibatch standard-deviation channel in D (against mode collapse)")
+    gan.add_argument(
+        "--refine", type=int, default=0, help="extra stride-1 conv layers per resolution in G and D"
+    )
+    gan.add_argument(
+        "--hidden",
+        type=int,
+        default=0,
+        help="units of a fully connected layer in G after z (0 = none)",
+    )
+    gan.add_argument(
+        "--d-hidden",
+        type=int,
+        default=0,
+        help="units of a fully connected layer in D before its logit (0 = none)",
+    )
+    gan.add_argument(
+        "--mbstd",
+        action="store_true",
+        help="minibatch standard-deviation channel in D (against mode collapse)",
+    )
     gan.add_argument("--loss", default="nonsaturating", choices=["nonsaturating", "hinge"])
-    gan.add_argument("--r1", type=float, default=0.0,
-                     help="R1 penalty weight gamma on real images (helps small data sets)")
-    gan.add_argument("--augment", default="",
-                     help="differentiable augmentation seen by D: comma-separated of "
-                          "translation, cutout, brightness (DiffAugment; helps small data sets)")
-    gan.add_argument("--gamma", type=float, default=0.5,
-                     help="began: diversity ratio gamma = E L(G(z)) / E L(x) at equilibrium")
-    gan.add_argument("--lambda-k", type=float, default=1e-3,
-                     help="began: learning rate of the equilibrium control k_t")
-    gan.add_argument("--phase-steps", type=int, default=1000,
-                     help="pgan: steps of each fade-in and each stable phase per resolution")
+    gan.add_argument(
+        "--r1",
+        type=float,
+        default=0.0,
+        help="R1 penalty weight gamma on real images (helps small data sets)",
+    )
+    gan.add_argument(
+        "--augment",
+        default="",
+        help="differentiable augmentation seen by D: comma-separated of "
+        "translation, cutout, brightness (DiffAugment; helps small data sets)",
+    )
+    gan.add_argument(
+        "--gamma",
+        type=float,
+        default=0.5,
+        help="began: diversity ratio gamma = E L(G(z)) / E L(x) at equilibrium",
+    )
+    gan.add_argument(
+        "--lambda-k",
+        type=float,
+        default=1e-3,
+        help="began: learning rate of the equilibrium control k_t",
+    )
+    gan.add_argument(
+        "--phase-steps",
+        type=int,
+        default=1000,
+        help="pgan: steps of each fade-in and each stable phase per resolution",
+    )
     gan.add_argument("--checkpoint-every", type=int, default=500)
     gan.add_argument("--sample-every", type=int, default=500)
     gan.add_argument("--seed", type=int, default=0)
@@ -298,16 +422,21 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     gan.set_defaults(func=cmd_train_gan)
 
-    enc = train_sub.add_parser("encoder",
-                               help="train the autoencoder on real + generated images (step 2)")
+    enc = train_sub.add_parser(
+        "encoder", help="train the autoencoder on real + generated images (step 2)"
+    )
     add_data_args(enc)
     enc.add_argument("--model", required=True, help="model folder holding the generator")
-    enc.add_argument("--kind", default="ge1",
-                     help="encoder family: ge1 (encoder.*), vae (vae_encoder.*; E(x) = posterior "
-                     "mean), aegan (aegan_encoder.*: + adversarial loss on reconstructions)")
+    enc.add_argument(
+        "--kind",
+        default="ge1",
+        help="encoder family: ge1 (encoder.*), vae (vae_encoder.*; E(x) = posterior "
+        "mean), aegan (aegan_encoder.*: + adversarial loss on reconstructions)",
+    )
     enc.add_argument("--kl-weight", type=float, default=1.0, help="vae: weight of the KL term")
-    enc.add_argument("--adv-weight", type=float, default=0.01,
-                     help="aegan: weight of the adversarial loss")
+    enc.add_argument(
+        "--adv-weight", type=float, default=0.01, help="aegan: weight of the adversarial loss"
+    )
     enc.add_argument("--m", type=int, default=128, help="code size (measurements)")
     enc.add_argument("--depth", type=int, default=None, help="encoder blocks d")
     enc.add_argument("--width", type=int, default=16, help="encoder filters f")
@@ -326,34 +455,68 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("inputs", nargs="+", help="image files or folders")
     restore.add_argument("-o", "--output", required=True, help="output folder")
     restore.add_argument("--model", default="mnist5k", help="model folder or shipped model name")
-    restore.add_argument("--task", required=True,
-                         help="denoise, deblur, superres, inpaint, cs, encoder_cs")
-    restore.add_argument("--method", default="ge", help="ge, csgm, autoencoder, "
-                         "bm3d, tv, wiener, bicubic, biharmonic, ... (genc list)")
-    restore.add_argument("--param", action="append", metavar="KEY=VALUE",
-                         help="task parameter, repeatable: sigma=0.4, factor=4, mask=block, m=64")
-    restore.add_argument("--method-opt", action="append", metavar="KEY=VALUE",
-                         help="method option, repeatable: steps=500, restarts=2, lr=0.1")
+    restore.add_argument(
+        "--task", required=True, help="denoise, deblur, superres, inpaint, cs, encoder_cs"
+    )
+    restore.add_argument(
+        "--method",
+        default="ge",
+        help="ge, csgm, autoencoder, bm3d, tv, wiener, bicubic, biharmonic, ... (genc list)",
+    )
+    restore.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="task parameter, repeatable: sigma=0.4, factor=4, mask=block, m=64",
+    )
+    restore.add_argument(
+        "--method-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="method option, repeatable: steps=500, restarts=2, lr=0.1",
+    )
     restore.add_argument("--mask-file", help="inpainting: a mask image, white = known pixels")
-    restore.add_argument("--simulate", action="store_true",
-                         help="inputs are clean: degrade them first, then restore and score")
+    restore.add_argument(
+        "--simulate",
+        action="store_true",
+        help="inputs are clean: degrade them first, then restore and score",
+    )
     restore.add_argument("--batch-size", type=int, default=64)
     restore.add_argument("--seed", type=int, default=0)
-    restore.add_argument("--overwrite", action="store_true",
-                         help="redo every input; by default inputs that an earlier run into the "
-                         "same folder with the same settings finished are skipped")
-    restore.add_argument("--candidates", type=int, default=0, metavar="K",
-                         help="also keep the K best distinct restarts per image "
-                         "(candidates/NAME_k.png, candidates.png; needs restarts >= K)")
-    restore.add_argument("--min-distance", type=float, default=None,
-                         help="latent distance below which two restarts are the same candidate "
-                         "(default 0.1 sqrt(d))")
-    restore.add_argument("--init-latents", metavar="PATH",
-                         help="start restart 0 of each image from its saved z* "
-                         "(PATH/NAME.safetensors, or an earlier output folder's latents/)")
-    restore.add_argument("--lambda", dest="latent_weight", metavar="VALUE",
-                         help="latent prior weight of ge / csgm: a number, or 'auto' (chosen "
-                         "from the measurements: discrepancy principle or held-out pixels)")
+    restore.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo every input; by default inputs that an earlier run into the "
+        "same folder with the same settings finished are skipped",
+    )
+    restore.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also keep the K best distinct restarts per image "
+        "(candidates/NAME_k.png, candidates.png; needs restarts >= K)",
+    )
+    restore.add_argument(
+        "--min-distance",
+        type=float,
+        default=None,
+        help="latent distance below which two restarts are the same candidate "
+        "(default 0.1 sqrt(d))",
+    )
+    restore.add_argument(
+        "--init-latents",
+        metavar="PATH",
+        help="start restart 0 of each image from its saved z* "
+        "(PATH/NAME.safetensors, or an earlier output folder's latents/)",
+    )
+    restore.add_argument(
+        "--lambda",
+        dest="latent_weight",
+        metavar="VALUE",
+        help="latent prior weight of ge / csgm: a number, or 'auto' (chosen "
+        "from the measurements: discrepancy principle or held-out pixels)",
+    )
     restore.set_defaults(func=cmd_restore)
 
     demo = sub.add_parser("demo", help="every task on 16 held-out digits with the shipped model")
@@ -365,10 +528,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("config")
     bench.add_argument("--model", default="mnist5k")
     bench.add_argument("--out", required=True)
-    bench.add_argument("--tasks", help="comma-separated task names of the spec to run (default all)")
-    bench.add_argument("--overwrite", action="store_true",
-                       help="redo every pair; by default pairs already in OUT/results.csv with "
-                       "the same spec and model are kept")
+    bench.add_argument(
+        "--tasks", help="comma-separated task names of the spec to run (default all)"
+    )
+    bench.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo every pair; by default pairs already in OUT/results.csv with "
+        "the same spec and model are kept",
+    )
     bench.set_defaults(func=cmd_bench)
 
     lst = sub.add_parser("list", help="list datasets, tasks and methods")

@@ -203,10 +203,11 @@ class RockPatches(Dataset):
     slice (page) first, e.g. to take patches from the square inside the circle of a cylinder scan.
     The volume is split along ``axis``: its first part is train, its last ``test_fraction`` test.
     Slices are taken along ``axis`` only, or with ``all_axes=True`` along each of the three axes of
-    that part (three times the patches; no training patch touches the test part along any axis). A TIFF stored as min-is-white is inverted on loading. ``binary=None`` detects a
-    segmented volume (exactly 2 distinct values) and maps it to {0, 1}, the higher value (pore,
-    in the "0 = grain / 255 = pore" convention) to 1; other volumes are scaled from uint8 or uint16
-    to [0, 1] (stored with 8 bits). ``max_patches`` keeps a seeded random subset of the patches.
+    that part (three times the patches; no training patch touches the test part along any axis).
+    A TIFF stored as min-is-white is inverted on loading. ``binary=None`` detects a segmented
+    volume (exactly 2 distinct values) and maps it to {0, 1}, the higher value (pore, in the
+    "0 = grain / 255 = pore" convention) to 1; other volumes are scaled from uint8 or uint16 to
+    [0, 1] (stored with 8 bits). ``max_patches`` keeps a seeded random subset of the patches.
     """
 
     name = "rock"
@@ -241,8 +242,9 @@ class RockPatches(Dataset):
         self._views = [np.moveaxis(part, a, 0) for a in ((0, 1, 2) if all_axes else (0,))]
         for v in self._views:
             if patch > min(v.shape[1:]):
-                raise ConfigError(f"patch must fit in the {v.shape[1]} x {v.shape[2]} slices, "
-                                  f"got {patch!r}")
+                raise ConfigError(
+                    f"patch must fit in the {v.shape[1]} x {v.shape[2]} slices, got {patch!r}"
+                )
         self.image_size = patch
         self._stride = stride
         self._grids = [

@@ -59,34 +59,80 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..eval.attributes import (LabelledImages, RotatedImages, attribute_labels, kept, markdown_2x2,
-                               predict, preservation_table, read_attribute_file)
-from ..io.checkpoints import ModelBundle, load_metadata, load_tensors, save_tensors
-from ..eval.curves import Curve, curve_from_result, plot_convergence, save_figure
 from ..data import NO_LABEL, get_dataset, stack_images
 from ..errors import ConfigError
-from ..eval.fid import FEATURE_KINDS, FIDScorer, classifier_features, domain_classifier
-from ..eval.fid import inception_features
+from ..eval.attributes import (
+    LabelledImages,
+    RotatedImages,
+    attribute_labels,
+    kept,
+    markdown_2x2,
+    predict,
+    preservation_table,
+    read_attribute_file,
+)
+from ..eval.curves import Curve, curve_from_result, plot_convergence, save_figure
+from ..eval.fid import (
+    FEATURE_KINDS,
+    FIDScorer,
+    classifier_features,
+    domain_classifier,
+    inception_features,
+)
+from ..eval.latent_maps import (
+    error_split,
+    generator_samples,
+    interpolate,
+    nearest_neighbours,
+    neighbour_agreement,
+    pca,
+    plot_latent_pca,
+    recover_latents,
+    save_neighbour_grid,
+)
 from ..eval.metrics import format_mean_std, summarize
+from ..io.checkpoints import ModelBundle, load_metadata, load_tensors, save_tensors
 from ..io.files import atomic_path
 from ..io.images import save_grid
-from ..eval.latent_maps import (error_split, generator_samples, interpolate, nearest_neighbours,
-                                neighbour_agreement, pca, plot_latent_pca, recover_latents,
-                                save_neighbour_grid)
 from ..methods import METHODS
 from ..methods.latent import LatentSearch
 
 ANALYSES = ("fid", "convergence", "latent_map", "attributes")
 OPTIONS: dict[str, dict] = {
-    "classifier": {"dir": None, "steps": 1500, "seed": 0, "n_train": None,
-                   "attribute_file": None, "attribute": None, "rotation": False},
-    "fid": {"feature": "classifier", "inception_weights": None, "reference_split": "train",
-            "n_reference": 2000, "n_samples": None, "seed": 0},
+    "classifier": {
+        "dir": None,
+        "steps": 1500,
+        "seed": 0,
+        "n_train": None,
+        "attribute_file": None,
+        "attribute": None,
+        "rotation": False,
+    },
+    "fid": {
+        "feature": "classifier",
+        "inception_weights": None,
+        "reference_split": "train",
+        "n_reference": 2000,
+        "n_samples": None,
+        "seed": 0,
+    },
     "convergence": {"methods": ["ge", "csgm"], "every": 10, "tasks": None},
-    "latent_map": {"n_images": None, "n_fake": None, "method_options": None, "neighbours": 5,
-                   "queries": 4, "pair": [0, 1], "interpolation_steps": 8, "seed": 0},
-    "attributes": {"methods": ["ge", "csgm"], "tasks": None, "target": "label",
-                   "positives_only": False},
+    "latent_map": {
+        "n_images": None,
+        "n_fake": None,
+        "method_options": None,
+        "neighbours": 5,
+        "queries": 4,
+        "pair": [0, 1],
+        "interpolation_steps": 8,
+        "seed": 0,
+    },
+    "attributes": {
+        "methods": ["ge", "csgm"],
+        "tasks": None,
+        "target": "label",
+        "positives_only": False,
+    },
 }
 CACHE = Path("outputs") / "_analysis"
 CURVE_FORMAT = 1
@@ -101,21 +147,25 @@ def check_analyses(analyses, options: dict) -> None:
         raise ConfigError(f"analysis_options must be an object, got {options!r}")
     for name, opts in options.items():
         if name not in OPTIONS:
-            raise ConfigError(f"analysis_options has unknown entry {name!r}; known: "
-                              f"{sorted(OPTIONS)}")
+            raise ConfigError(
+                f"analysis_options has unknown entry {name!r}; known: {sorted(OPTIONS)}"
+            )
         if not isinstance(opts, dict):
             raise ConfigError(f"analysis_options[{name!r}] must be an object, got {opts!r}")
         bad = sorted(set(opts) - set(OPTIONS[name]))
         if bad:
-            raise ConfigError(f"analysis {name!r} has no option {bad}; options: "
-                              f"{sorted(OPTIONS[name])}")
+            raise ConfigError(
+                f"analysis {name!r} has no option {bad}; options: {sorted(OPTIONS[name])}"
+            )
     fid = resolved(options, "fid")
     if fid["feature"] not in FEATURE_KINDS:
         raise ConfigError(f"fid feature must be one of {FEATURE_KINDS}, got {fid['feature']!r}")
     if "fid" in analyses and fid["feature"] == "inception" and not fid["inception_weights"]:
-        raise ConfigError("fid with feature 'inception' needs inception_weights: the path of "
-                          "torchvision's inception_v3 weights as .safetensors (nothing is "
-                          "downloaded)")
+        raise ConfigError(
+            "fid with feature 'inception' needs inception_weights: the path of "
+            "torchvision's inception_v3 weights as .safetensors (nothing is "
+            "downloaded)"
+        )
     if resolved(options, "convergence")["every"] < 1:
         raise ConfigError("convergence every must be >= 1")
     if resolved(options, "attributes")["target"] not in ("label", "clean"):
@@ -157,18 +207,27 @@ def _curve_path(out: Path, task: str, method: str) -> Path:
 
 
 def _curve_record(spec, method: str, n: int) -> str:
-    return json.dumps({"format": CURVE_FORMAT, "n": n, "seed": spec.seed,
-                       "options": spec.method_options.get(method, {}),
-                       "every": resolved(spec.analysis_options, "convergence")["every"]},
-                      sort_keys=True, default=str)
+    return json.dumps(
+        {
+            "format": CURVE_FORMAT,
+            "n": n,
+            "seed": spec.seed,
+            "options": spec.method_options.get(method, {}),
+            "every": resolved(spec.analysis_options, "convergence")["every"],
+        },
+        sort_keys=True,
+        default=str,
+    )
 
 
 def save_curve(out: Path, spec, task: str, method: str, result, x: Tensor) -> Curve:
     """Score a bench solve's snapshots against the clean images (after solving) and cache it."""
     curve = curve_from_result(result, x)
-    save_tensors(_curve_path(out, task, method),
-                 {"steps": torch.tensor(curve.steps), "mse": curve.mse.float()},
-                 {"record": _curve_record(spec, method, len(x))})
+    save_tensors(
+        _curve_path(out, task, method),
+        {"steps": torch.tensor(curve.steps), "mse": curve.mse.float()},
+        {"record": _curve_record(spec, method, len(x))},
+    )
     return curve
 
 
@@ -202,8 +261,9 @@ class BenchRun:
         if "classifier" not in self.cache:
             o = resolved(self.spec.analysis_options, "classifier")
             folder = o["dir"] or self.out / CACHE / "classifier"
-            self.cache["classifier"] = domain_classifier(self._training_set(o), folder,
-                                                         steps=o["steps"], seed=o["seed"])
+            self.cache["classifier"] = domain_classifier(
+                self._training_set(o), folder, steps=o["steps"], seed=o["seed"]
+            )
         return self.cache["classifier"]
 
     def _training_set(self, o: dict):
@@ -214,14 +274,17 @@ class BenchRun:
             labels = attribute_labels(train, table, o["attribute"])
             train = LabelledImages(train, labels, o["attribute"])
         elif len(train) and train[0][1] == NO_LABEL and not o["rotation"]:
-            raise ConfigError(f"data set {spec.data!r} has no labels: give the classifier an "
-                              "attribute_file and attribute, set rotation (self-supervised), "
-                              "or use fid feature 'inception'")
+            raise ConfigError(
+                f"data set {spec.data!r} has no labels: give the classifier an "
+                "attribute_file and attribute, set rotation (self-supervised), "
+                "or use fid feature 'inception'"
+            )
         if o["n_train"] is not None:
             n = min(int(o["n_train"]), len(train))
             labels = torch.tensor([train[i][1] for i in range(n)])
-            train = LabelledImages(torch.utils.data.Subset(train, range(n)), labels,
-                                   f"first{n}", name=_name(train))
+            train = LabelledImages(
+                torch.utils.data.Subset(train, range(n)), labels, f"first{n}", name=_name(train)
+            )
         return RotatedImages(train) if o["rotation"] else train
 
     def labels(self) -> Tensor | None:
@@ -253,12 +316,17 @@ def run_analyses(run: BenchRun, on_progress: Callable[[str], None] | None = None
     for name in run.spec.analyses:
         if on_progress is not None:
             on_progress(f"analysis: {name}")
-        written += {"fid": run_fid, "convergence": run_convergence, "latent_map": run_latent_map,
-                    "attributes": run_attributes}[name](run)
+        written += {
+            "fid": run_fid,
+            "convergence": run_convergence,
+            "latent_map": run_latent_map,
+            "attributes": run_attributes,
+        }[name](run)
     return written
 
 
 # ---------------------------------------------------------------------------------------- FID
+
 
 def _fid_features(run: BenchRun):
     o = resolved(run.spec.analysis_options, "fid")
@@ -276,33 +344,65 @@ def run_fid(run: BenchRun) -> list[Path]:
     scorer = FIDScorer(features, reference)
     n_samples = o["n_samples"] or len(run.x)
     _, samples = generator_samples(run.model, n_samples, seed=o["seed"])
-    rows = [{"task": "-", "method": "clean images", "n": len(run.x), "mse": "", "ssim": "",
-             "ssim_std": "", "fid": scorer.score(run.x)},
-            {"task": "-", "method": "generator samples", "n": n_samples, "mse": "", "ssim": "",
-             "ssim_std": "", "fid": scorer.score(samples.cpu())}]
+    rows = [
+        {
+            "task": "-",
+            "method": "clean images",
+            "n": len(run.x),
+            "mse": "",
+            "ssim": "",
+            "ssim_std": "",
+            "fid": scorer.score(run.x),
+        },
+        {
+            "task": "-",
+            "method": "generator samples",
+            "n": n_samples,
+            "mse": "",
+            "ssim": "",
+            "ssim_std": "",
+            "fid": scorer.score(samples.cpu()),
+        },
+    ]
     for r in run.rows:
-        rows.append({"task": r.task, "method": r.method, "n": r.n, "mse": r.mse, "ssim": r.ssim,
-                     "ssim_std": r.ssim_std, "fid": scorer.score(run.restored(r.task, r.method))})
+        rows.append(
+            {
+                "task": r.task,
+                "method": r.method,
+                "n": r.n,
+                "mse": r.mse,
+                "ssim": r.ssim,
+                "ssim_std": r.ssim_std,
+                "fid": scorer.score(run.restored(r.task, r.method)),
+            }
+        )
     out = run.out
     _write_csv(out / "fid.csv", rows)
-    lines = [f"{label} against {n_ref} {spec.data} {o['reference_split']} images "
-             f"({features.num_features}-d features{_feature_note(o)}); lower is better. "
-             "Domain FIDs compare only with domain FIDs of the same classifier.", "",
-             f"| task | method | n | MSE | SSIM | {label} |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"{label} against {n_ref} {spec.data} {o['reference_split']} images "
+        f"({features.num_features}-d features{_feature_note(o)}); lower is better. "
+        "Domain FIDs compare only with domain FIDs of the same classifier.",
+        "",
+        f"| task | method | n | MSE | SSIM | {label} |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         mse = f"{r['mse']:.5f}" if r["mse"] != "" else ""
         ssim = format_mean_std(r["ssim"], r["ssim_std"], 3) if r["ssim"] != "" else ""
-        lines.append(f"| {r['task']} | {r['method']} | {r['n']} | {mse} | {ssim} | "
-                     f"{r['fid']:.2f} |")
+        lines.append(
+            f"| {r['task']} | {r['method']} | {r['n']} | {mse} | {ssim} | {r['fid']:.2f} |"
+        )
     _write_text(out / "fid.md", "\n".join(lines) + "\n")
     _plot_fid(rows, out / "fid.png", label)
     return [out / "fid.csv", out / "fid.md", out / "fid.png"]
 
 
 def _feature_note(o: dict) -> str:
-    return ", torchvision Inception v3" if o["feature"] == "inception" else \
-        ", the domain classifier's hidden layer"
+    return (
+        ", torchvision Inception v3"
+        if o["feature"] == "inception"
+        else ", the domain classifier's hidden layer"
+    )
 
 
 def _plot_fid(rows: list[dict], path: Path, label: str) -> None:
@@ -320,7 +420,7 @@ def _plot_fid(rows: list[dict], path: Path, label: str) -> None:
         xs = [i + j * width for i, t in enumerate(tasks) if (t, m) in fid]
         ys = [fid[t, m] for t in tasks if (t, m) in fid]
         ax.bar(xs, ys, width, label=m)
-    for (name, style) in (("generator samples", "--"), ("clean images", ":")):
+    for name, style in (("generator samples", "--"), ("clean images", ":")):
         ax.axhline(fid["-", name], color="k", linestyle=style, linewidth=1, label=name)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(tasks))], tasks, rotation=20)
     ax.set_ylabel(label)
@@ -332,6 +432,7 @@ def _plot_fid(rows: list[dict], path: Path, label: str) -> None:
 
 # -------------------------------------------------------------------------------- convergence
 
+
 def run_convergence(run: BenchRun) -> list[Path]:
     spec = run.spec
     curves: dict[str, dict[str, Curve]] = {}
@@ -340,28 +441,40 @@ def run_convergence(run: BenchRun) -> list[Path]:
             curve = _load_curve(run.out, spec, t.name, method, len(run.x))
             if curve is None:  # the pair was finished by an earlier run: solve it again
                 physics, y = run.measured[t.name]
-                solver = METHODS.build(method, model=run.model,
-                                       **(spec.method_options.get(method, {})
-                                          | solve_options(spec, t.name, method)))
-                curve = save_curve(run.out, spec, t.name, method,
-                                   solver.solve(y, physics, seeds=run.seeds), run.x)
+                solver = METHODS.build(
+                    method,
+                    model=run.model,
+                    **(spec.method_options.get(method, {}) | solve_options(spec, t.name, method)),
+                )
+                curve = save_curve(
+                    run.out, spec, t.name, method, solver.solve(y, physics, seeds=run.seeds), run.x
+                )
             curves.setdefault(t.name, {})[method] = curve
     wanted = resolved(spec.analysis_options, "convergence")["tasks"]
     if not curves and wanted is not None and not set(wanted) & {t.name for t in spec.tasks}:
         return []  # a run of other tasks of the spec (genc bench --tasks): nothing to draw
     if not curves:
-        raise ConfigError("the convergence analysis found no latent-search method (ge, csgm) "
-                          "among the spec's methods")
-    rows = [{"task": task, "method": m, "step": s, "mean_mse": mean, "log10_mean_mse": log}
-            for task, by in curves.items() for m, c in by.items()
-            for s, mean, log in zip(c.steps, c.mean().tolist(), c.log10_mean().tolist())]
+        raise ConfigError(
+            "the convergence analysis found no latent-search method (ge, csgm) "
+            "among the spec's methods"
+        )
+    rows = [
+        {"task": task, "method": m, "step": s, "mean_mse": mean, "log10_mean_mse": log}
+        for task, by in curves.items()
+        for m, c in by.items()
+        for s, mean, log in zip(c.steps, c.mean().tolist(), c.log10_mean().tolist())
+    ]
     _write_csv(run.out / "convergence.csv", rows)
-    plot_convergence(curves, run.out / "convergence.png",
-                     title=f"log10 mean MSE to the clean images, {len(run.x)} images")
+    plot_convergence(
+        curves,
+        run.out / "convergence.png",
+        title=f"log10 mean MSE to the clean images, {len(run.x)} images",
+    )
     return [run.out / "convergence.csv", run.out / "convergence.png"]
 
 
 # --------------------------------------------------------------------------------- latent map
+
 
 def run_latent_map(run: BenchRun) -> list[Path]:
     spec, model, out = run.spec, run.model, run.out
@@ -369,13 +482,17 @@ def run_latent_map(run: BenchRun) -> list[Path]:
     model.require("generator", "encoder")
     n = min(o["n_images"] or len(run.x), len(run.x))
     n_fake = o["n_fake"] or n
-    options = spec.method_options.get("ge", {}) if o["method_options"] is None \
-        else o["method_options"]
+    options = (
+        spec.method_options.get("ge", {}) if o["method_options"] is None else o["method_options"]
+    )
     x = run.x[:n]
     z0, fake = generator_samples(model, n_fake, seed=o["seed"])
     path = out / CACHE / "latent_map.safetensors"
-    record = json.dumps({"n": n, "n_fake": n_fake, "options": options, "seed": o["seed"],
-                         "model": model.info}, sort_keys=True, default=str)
+    record = json.dumps(
+        {"n": n, "n_fake": n_fake, "options": options, "seed": o["seed"], "model": model.info},
+        sort_keys=True,
+        default=str,
+    )
     if path.is_file() and load_metadata(path).get("record") == record:
         t = load_tensors(path)
         z_real, z_fake = t["z_real"], t["z_fake"]
@@ -390,12 +507,18 @@ def run_latent_map(run: BenchRun) -> list[Path]:
     split = error_split(x, x_real_hat, fake.cpu(), x_fake_hat, z0.cpu(), z_fake)
     labels = run.labels()
     labels_n = labels[:n] if labels is not None else torch.zeros(n, dtype=torch.long)
-    spaces = {"GE latent z*": pca(z_real), "encoder code E(x)": pca(codes),
-              "pixels x": pca(x.flatten(1))}
+    spaces = {
+        "GE latent z*": pca(z_real),
+        "encoder code E(x)": pca(codes),
+        "pixels x": pca(x.flatten(1)),
+    }
     plot_latent_pca(spaces, labels_n, out / "latent_pca.png", run.label_name())
     k = min(o["neighbours"], n - 1)
-    neighbours = {"z*": nearest_neighbours(z_real, k), "E(x)": nearest_neighbours(codes, k),
-                  "pixels": nearest_neighbours(x.flatten(1), k)}
+    neighbours = {
+        "z*": nearest_neighbours(z_real, k),
+        "E(x)": nearest_neighbours(codes, k),
+        "pixels": nearest_neighbours(x.flatten(1), k),
+    }
     queries = list(range(min(o["queries"], n)))
     save_neighbour_grid(out / "latent_neighbours.png", x, neighbours, queries)
     a, b = o["pair"]
@@ -416,47 +539,73 @@ def run_latent_map(run: BenchRun) -> list[Path]:
     ends[0], ends[-1] = x[a], x[b]
     save_grid(out / "latent_interpolation.png", [ends] + rows, ["x_a ... x_b"] + labels_rows)
     summary = split.summary()
-    agreement = ({name: neighbour_agreement(idx, labels_n) for name, idx in neighbours.items()}
-                 if labels is not None else {})
-    lines = [f"GE latents recovered from the codes E(x) of {n} real {spec.data} images and of "
-             f"{n_fake} generator samples G(z0) (fake), method options {json.dumps(options)}.",
-             "", "| set | n | MSE of G(z*) (mean ± std) |", "| --- | ---: | ---: |",
-             f"| real | {n} | {_mean_std(split.real_mse, 5)} |",
-             f"| fake | {n_fake} | {_mean_std(split.fake_mse, 5)} |", "",
-             f"- solver error (MSE on fakes, which G can make): {summary['solver_error']:.5f}",
-             f"- representation error (real minus fake): {summary['representation_error']:.5f} "
-             f"({100 * summary['representation_share']:.0f} % of the error on real images)",
-             f"- on fakes, ||z* - z0|| = {_mean_std(split.fake_latent_distance, 3)} (||z0|| = "
-             f"{z0.norm(dim=1).mean():.3f} on average)", ""]
-    lines += ["| space | dims | variance in PC1 + PC2 | neighbours sharing the "
-              f"{run.label_name()} (k = {k}) |", "| --- | ---: | ---: | ---: |"]
+    agreement = (
+        {name: neighbour_agreement(idx, labels_n) for name, idx in neighbours.items()}
+        if labels is not None
+        else {}
+    )
+    lines = [
+        f"GE latents recovered from the codes E(x) of {n} real {spec.data} images and of "
+        f"{n_fake} generator samples G(z0) (fake), method options {json.dumps(options)}.",
+        "",
+        "| set | n | MSE of G(z*) (mean ± std) |",
+        "| --- | ---: | ---: |",
+        f"| real | {n} | {_mean_std(split.real_mse, 5)} |",
+        f"| fake | {n_fake} | {_mean_std(split.fake_mse, 5)} |",
+        "",
+        f"- solver error (MSE on fakes, which G can make): {summary['solver_error']:.5f}",
+        f"- representation error (real minus fake): {summary['representation_error']:.5f} "
+        f"({100 * summary['representation_share']:.0f} % of the error on real images)",
+        f"- on fakes, ||z* - z0|| = {_mean_std(split.fake_latent_distance, 3)} (||z0|| = "
+        f"{z0.norm(dim=1).mean():.3f} on average)",
+        "",
+    ]
+    lines += [
+        "| space | dims | variance in PC1 + PC2 | neighbours sharing the "
+        f"{run.label_name()} (k = {k}) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for (name, p), key in zip(spaces.items(), neighbours):
         share = f"{agreement[key]:.3f}" if agreement else "-"
         dims = {"z*": z_real.shape[1], "E(x)": codes.shape[1], "pixels": x[0].numel()}[key]
         lines.append(f"| {name} | {dims} | {p.explained[:2].sum():.3f} | {share} |")
     _write_text(out / "latent_map.md", "\n".join(lines) + "\n")
-    _write_csv(out / "latent_map.csv", [{"set": "real", "index": i, "mse": v} for i, v in
-                                        enumerate(split.real_mse.tolist())]
-               + [{"set": "fake", "index": i, "mse": v} for i, v in
-                  enumerate(split.fake_mse.tolist())])
-    return [out / f for f in ("latent_pca.png", "latent_neighbours.png",
-                              "latent_interpolation.png", "latent_map.md", "latent_map.csv")]
+    _write_csv(
+        out / "latent_map.csv",
+        [{"set": "real", "index": i, "mse": v} for i, v in enumerate(split.real_mse.tolist())]
+        + [{"set": "fake", "index": i, "mse": v} for i, v in enumerate(split.fake_mse.tolist())],
+    )
+    return [
+        out / f
+        for f in (
+            "latent_pca.png",
+            "latent_neighbours.png",
+            "latent_interpolation.png",
+            "latent_map.md",
+            "latent_map.csv",
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------- attributes
 
+
 def run_attributes(run: BenchRun) -> list[Path]:
     spec, o = run.spec, resolved(run.spec.analysis_options, "attributes")
     if resolved(spec.analysis_options, "classifier")["rotation"]:
-        raise ConfigError("attributes needs a classifier of labels or of an attribute; "
-                          "the rotation classifier predicts no class of the image")
+        raise ConfigError(
+            "attributes needs a classifier of labels or of an attribute; "
+            "the rotation classifier predicts no class of the image"
+        )
     labels = run.labels()
     classifier = run.classifier()
     if o["target"] == "clean":
         targets = predict(classifier, run.x)
     elif labels is None:
-        raise ConfigError(f"data set {spec.data!r} has no labels: give the classifier an "
-                          "attribute_file and attribute, or use target 'clean'")
+        raise ConfigError(
+            f"data set {spec.data!r} has no labels: give the classifier an "
+            "attribute_file and attribute, or use target 'clean'"
+        )
     else:
         targets = labels
     keep = torch.ones(len(run.x), dtype=torch.bool)
@@ -471,41 +620,67 @@ def run_attributes(run: BenchRun) -> list[Path]:
     ran = {(r.task, r.method) for r in run.rows}
     what = "kept" if run.label_name() == "class" else f"kept {run.label_name()}"
     clean_kept = kept(classifier, run.x[keep], targets[keep])
-    lines = [f"Does the classifier put each restoration in its {run.label_name()} "
-             f"({'the data set label' if o['target'] == 'label' else 'the clean image'}'s)? "
-             f"{int(keep.sum())} images; the classifier keeps {int(clean_kept.sum())} of the "
-             "clean images themselves.", ""]
+    lines = [
+        f"Does the classifier put each restoration in its {run.label_name()} "
+        f"({'the data set label' if o['target'] == 'label' else 'the clean image'}'s)? "
+        f"{int(keep.sum())} images; the classifier keeps {int(clean_kept.sum())} of the "
+        "clean images themselves.",
+        "",
+    ]
     csv_rows, fractions = [], {}
     for task in tasks:
         verdicts = {}
         for r in run.rows:
             if r.task == task:
-                verdicts[r.method] = kept(classifier, run.restored(task, r.method)[keep],
-                                          targets[keep])
+                verdicts[r.method] = kept(
+                    classifier, run.restored(task, r.method)[keep], targets[keep]
+                )
                 v = verdicts[r.method]
                 fractions[task, r.method] = v.double().mean().item()
-                csv_rows.append({"task": task, "method": r.method, "n": len(v),
-                                 "kept": int(v.sum()), "lost": int((~v).sum()),
-                                 "kept_fraction": fractions[task, r.method]})
+                csv_rows.append(
+                    {
+                        "task": task,
+                        "method": r.method,
+                        "n": len(v),
+                        "kept": int(v.sum()),
+                        "lost": int((~v).sum()),
+                        "kept_fraction": fractions[task, r.method],
+                    }
+                )
         if (task, a) in ran and (task, b) in ran:
             table = preservation_table(verdicts[a], verdicts[b])
             lines += [f"### {task}", "", markdown_2x2(table, a, b, what)]
-    lines += ["Kept fraction per method:", "",
-              "| task | " + " | ".join(dict.fromkeys(m for _, m in fractions)) + " |"]
+    lines += [
+        "Kept fraction per method:",
+        "",
+        "| task | " + " | ".join(dict.fromkeys(m for _, m in fractions)) + " |",
+    ]
     methods = list(dict.fromkeys(m for _, m in fractions))
     lines.append("| --- |" + " ---: |" * len(methods))
     for task in tasks:
-        lines.append(f"| {task} | " + " | ".join(
-            f"{fractions[task, m]:.3f}" if (task, m) in fractions else "" for m in methods) + " |")
+        lines.append(
+            f"| {task} | "
+            + " | ".join(
+                f"{fractions[task, m]:.3f}" if (task, m) in fractions else "" for m in methods
+            )
+            + " |"
+        )
     _write_text(run.out / "attributes.md", "\n".join(lines) + "\n")
     _write_csv(run.out / "attributes.csv", csv_rows)
-    _plot_fractions(fractions, tasks, methods, clean_kept.double().mean().item(),
-                    run.out / "attributes.png", what)
+    _plot_fractions(
+        fractions,
+        tasks,
+        methods,
+        clean_kept.double().mean().item(),
+        run.out / "attributes.png",
+        what,
+    )
     return [run.out / "attributes.md", run.out / "attributes.csv", run.out / "attributes.png"]
 
 
-def _plot_fractions(fractions: dict, tasks: list[str], methods: list[str], clean: float,
-                    path: Path, what: str) -> None:
+def _plot_fractions(
+    fractions: dict, tasks: list[str], methods: list[str], clean: float, path: Path, what: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -527,6 +702,7 @@ def _plot_fractions(fractions: dict, tasks: list[str], methods: list[str], clean
 
 
 # ------------------------------------------------------------------------------------- files
+
 
 def _width(n_tasks: int, n_methods: int) -> float:
     """Figure width (inches) of a grouped bar chart with its legend on the right."""

@@ -22,7 +22,8 @@ Optional analyses run after the methods and write PNG plots and tables beside th
     "analysis_options": {"classifier": {"dir": "runs/classifier"}, "convergence": {"every": 10}}
 
 (domain or Inception FID in the journal's Table 2 layout, MSE-vs-iteration curves, latent-space
-pictures, attribute preservation; every key is documented in :mod:`generative_encoder.apps.analyses`).
+pictures, attribute preservation; every key is documented in
+:mod:`generative_encoder.apps.analyses`).
 A spec without them writes exactly what it did before; adding them to a finished run does not
 run its methods again.
 """
@@ -40,18 +41,24 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..data import get_dataset, stack_images
 from ..errors import ConfigError
+from ..eval.metrics import (
+    format_mean_std,
+    measurement_residual,
+    paired_difference,
+    psnr,
+    score,
+    summarize,
+)
+from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..io.files import atomic_path, ensure_folder
 from ..io.images import save_grid
-from .analyses import BenchRun, check_analyses, run_analyses, save_curve, solve_options
 from ..methods import METHODS
 from ..methods.classical import BASELINE_FOR_TASK
-from ..eval.metrics import (format_mean_std, measurement_residual, paired_difference, psnr,
-                            score, summarize)
 from ..methods.latent import LatentSearch
 from ..physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seeds
+from .analyses import BenchRun, check_analyses, run_analyses, save_curve, solve_options
 from .restore import simulate_each, task_physics, viewable
 
 GRID_IMAGES = 16  # images shown per row of a comparison grid
@@ -105,17 +112,30 @@ def spec_from_dict(d: dict) -> BenchSpec:
     for t in d.get("tasks", []):
         try:
             methods = t.get("methods")
-            tasks.append(TaskSpec(name=t.get("name", t["task"]), task=t["task"],
-                                  params=t.get("params", {}),
-                                  methods=None if methods is None else tuple(methods)))
+            tasks.append(
+                TaskSpec(
+                    name=t.get("name", t["task"]),
+                    task=t["task"],
+                    params=t.get("params", {}),
+                    methods=None if methods is None else tuple(methods),
+                )
+            )
         except (KeyError, AttributeError, TypeError):
-            raise ConfigError(f"each task needs a 'task' name and optional 'params' and "
-                              f"'methods', got {t!r}")
+            raise ConfigError(
+                f"each task needs a 'task' name and optional 'params' and 'methods', got {t!r}"
+            )
     if not isinstance(d.get("analyses", []), list):
         raise ConfigError(f"analyses must be a list of names, got {d['analyses']!r}")
-    return BenchSpec(**(d | {"tasks": tuple(tasks), "methods": tuple(d.get("methods",
-                                                                         BenchSpec.methods)),
-                             "analyses": tuple(d.get("analyses", ()))}))
+    return BenchSpec(
+        **(
+            d
+            | {
+                "tasks": tuple(tasks),
+                "methods": tuple(d.get("methods", BenchSpec.methods)),
+                "analyses": tuple(d.get("analyses", ())),
+            }
+        )
+    )
 
 
 def load_spec(path: str | Path) -> BenchSpec:
@@ -144,8 +164,9 @@ class ResultRow:
     seconds: float
 
 
-def resolve_methods(spec: BenchSpec, task: str, methods: tuple[str, ...] | None = None
-                    ) -> list[str]:
+def resolve_methods(
+    spec: BenchSpec, task: str, methods: tuple[str, ...] | None = None
+) -> list[str]:
     """The methods for one task (``methods``, else the spec's): "baseline" becomes the task's
     classical baseline, and methods that cannot take this task are dropped (no baseline senses
     with a learned encoder)."""
@@ -159,9 +180,14 @@ def resolve_methods(spec: BenchSpec, task: str, methods: tuple[str, ...] | None 
     return list(dict.fromkeys(names))
 
 
-def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
-              on_progress: Callable[[str], None] | None = None, *,
-              overwrite: bool = False) -> list[ResultRow]:
+def run_bench(
+    spec: BenchSpec,
+    model: ModelBundle,
+    out: str | Path,
+    on_progress: Callable[[str], None] | None = None,
+    *,
+    overwrite: bool = False,
+) -> list[ResultRow]:
     """Run every (task, method) pair of ``spec`` on the same images; write the result files into
     ``out`` and return the rows. ``on_progress(label)`` is called before each pair that runs.
 
@@ -174,9 +200,12 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
     last = min(len(dataset), spec.first_image + spec.n_images)
     x = stack_images(dataset, range(spec.first_image, last))  # (B, C, S, S)
     if x.shape[1:] != model.image_shape:
-        raise ConfigError(f"spec data are {tuple(x.shape[1:])} images but the model makes "
-                          f"{model.image_shape}")
-    pairs = [(t.name, name) for t in spec.tasks for name in resolve_methods(spec, t.task, t.methods)]
+        raise ConfigError(
+            f"spec data are {tuple(x.shape[1:])} images but the model makes {model.image_shape}"
+        )
+    pairs = [
+        (t.name, name) for t in spec.tasks for name in resolve_methods(spec, t.task, t.methods)
+    ]
     # every degradation first: a bad task option fails before any pair runs
     physics_of = {t.name: task_physics(t.task, model, t.params, seed=spec.seed) for t in spec.tasks}
     done, kept, kept_tasks = _split_stored(spec, *_stored_run(spec, model, out))
@@ -205,8 +234,9 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
                 if on_progress is not None:
                     on_progress(f"{t.name}: {name}")
                 extra = solve_options(spec, t.name, name)  # snapshots for a convergence curve
-                method = METHODS.build(name, model=model,
-                                       **(spec.method_options.get(name, {}) | extra))
+                method = METHODS.build(
+                    name, model=model, **(spec.method_options.get(name, {}) | extra)
+                )
                 t0 = time.perf_counter()
                 seeds = {"seeds": start_seeds} if isinstance(method, LatentSearch) else {}
                 if extra:
@@ -223,37 +253,57 @@ def run_bench(spec: BenchSpec, model: ModelBundle, out: str | Path,
             per_image[t.name, name] = psnr(x_hat, x)
             grid.append(x_hat[shown])
             labels.append(name)
-        if not all((t.name, name) in done for name in labels[2:]) or \
-                not (out / f"grid_{t.name}.png").exists():
+        if (
+            not all((t.name, name) in done for name in labels[2:])
+            or not (out / f"grid_{t.name}.png").exists()
+        ):
             save_grid(out / f"grid_{t.name}.png", grid, labels)
     with atomic_path(out / "paired.md") as tmp:
         tmp.write_text(paired_table(per_image))
     if spec.analyses:
         restored = lambda task, name: (  # noqa: E731
-            load_tensors(_output_path(out, task, name))["x_hat"].float() / MAX_8BIT)
-        run_analyses(BenchRun(spec=spec, model=model, out=out, x=x, dataset=dataset,
-                              indices=indices, measured=measured, seeds=start_seeds,
-                              rows=[results[p] for p in pairs], restored=restored), on_progress)
+            load_tensors(_output_path(out, task, name))["x_hat"].float() / MAX_8BIT
+        )
+        run_analyses(
+            BenchRun(
+                spec=spec,
+                model=model,
+                out=out,
+                x=x,
+                dataset=dataset,
+                indices=indices,
+                measured=measured,
+                seeds=start_seeds,
+                rows=[results[p] for p in pairs],
+                restored=restored,
+            ),
+            on_progress,
+        )
     from .report import write_report
 
     write_report(out)  # report.html: the table, grids, plots and spec in one page
     return [results[p] for p in pairs]
 
 
-def finished_rows(spec: BenchSpec, model: ModelBundle,
-                  out: str | Path) -> dict[tuple[str, str], ResultRow]:
+def finished_rows(
+    spec: BenchSpec, model: ModelBundle, out: str | Path
+) -> dict[tuple[str, str], ResultRow]:
     """Rows of ``out/results.csv`` that a run of the same spec with the same model finished for
     the tasks of ``spec`` (same name, task and parameters), by (task name, method)."""
     return _split_stored(spec, *_stored_run(spec, model, Path(out)))[0]
 
 
-def _split_stored(spec: BenchSpec, rows: list[ResultRow], stored: dict
-                  ) -> tuple[dict[tuple[str, str], ResultRow], list[ResultRow], list]:
+def _split_stored(
+    spec: BenchSpec, rows: list[ResultRow], stored: dict
+) -> tuple[dict[tuple[str, str], ResultRow], list[ResultRow], list]:
     """(finished rows of ``spec``'s tasks by (task, method), rows and task records of the tasks
     ``spec`` does not run, kept as they are: ``genc bench --tasks`` runs a subset)."""
     current = {t["name"]: _task_key(t) for t in _spec_record(spec)["tasks"]}
-    done = {(r.task, r.method): r for r in rows
-            if r.task in current and _task_key(stored.get(r.task, {})) == current[r.task]}
+    done = {
+        (r.task, r.method): r
+        for r in rows
+        if r.task in current and _task_key(stored.get(r.task, {})) == current[r.task]
+    }
     others = [t for name, t in stored.items() if name not in current]
     return done, [r for r in rows if r.task not in current], others
 
@@ -265,18 +315,20 @@ def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[Re
     if not (out / "spec.json").is_file() or not (out / MODEL_RECORD).is_file():
         return [], {}
     stored = read_json(out / "spec.json")
-    base = lambda record: {k: v for k, v in _without_analyses(record).items()  # noqa: E731
-                           if k != "tasks"}
-    if base(stored) != base(_spec_record(spec)) or \
-            read_json(out / MODEL_RECORD) != _record(model.info):
+
+    def base(record: dict) -> dict:
+        return {k: v for k, v in _without_analyses(record).items() if k != "tasks"}
+
+    if base(stored) != base(_spec_record(spec)) or read_json(out / MODEL_RECORD) != _record(
+        model.info
+    ):
         return [], {}
     if not (out / "results.csv").is_file():
         return [], {}
     types = typing.get_type_hints(ResultRow)
     try:
         with (out / "results.csv").open(newline="") as f:
-            rows = [ResultRow(**{k: types[k](v) for k, v in r.items()})
-                    for r in csv.DictReader(f)]
+            rows = [ResultRow(**{k: types[k](v) for k, v in r.items()}) for r in csv.DictReader(f)]
         tasks = {t["name"]: t for t in stored["tasks"]}
     except (KeyError, TypeError, ValueError):  # edited by hand: run it all again
         return [], {}
@@ -321,25 +373,40 @@ def _to_uint8(x: Tensor) -> Tensor:
     return (x.clamp(0, 1) * MAX_8BIT).round().to(torch.uint8)
 
 
-def _row(t: TaskSpec, method: str, x_hat: Tensor, x: Tensor, y: Tensor, physics,
-         seconds: float) -> ResultRow:
+def _row(
+    t: TaskSpec, method: str, x_hat: Tensor, x: Tensor, y: Tensor, physics, seconds: float
+) -> ResultRow:
     s = {k: summarize(v) for k, v in score(x_hat, x).items()}
     with torch.no_grad():
         residual = measurement_residual(y, physics.A(x_hat)).mean().item()
-    return ResultRow(task=t.name, params=json.dumps(t.params, sort_keys=True), method=method,
-                     n=len(x), mse=s["mse"]["mean"], mse_std=s["mse"]["std"],
-                     psnr=s["psnr"]["mean"], psnr_std=s["psnr"]["std"], ssim=s["ssim"]["mean"],
-                     ssim_std=s["ssim"]["std"], residual=residual, seconds=round(seconds, 3))
+    return ResultRow(
+        task=t.name,
+        params=json.dumps(t.params, sort_keys=True),
+        method=method,
+        n=len(x),
+        mse=s["mse"]["mean"],
+        mse_std=s["mse"]["std"],
+        psnr=s["psnr"]["mean"],
+        psnr_std=s["psnr"]["std"],
+        ssim=s["ssim"]["mean"],
+        ssim_std=s["ssim"]["std"],
+        residual=residual,
+        seconds=round(seconds, 3),
+    )
 
 
 def markdown_table(rows: list[ResultRow]) -> str:
-    lines = ["| task | method | n | MSE | PSNR (dB) | SSIM | residual | seconds |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| task | method | n | MSE | PSNR (dB) | SSIM | residual | seconds |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
-        lines.append(f"| {r.task} | {r.method} | {r.n} | {format_mean_std(r.mse, r.mse_std, 5)} | "
-                     f"{format_mean_std(r.psnr, r.psnr_std, 2)} | "
-                     f"{format_mean_std(r.ssim, r.ssim_std, 3)} | "
-                     f"{r.residual:.2e} | {r.seconds:.1f} |")
+        lines.append(
+            f"| {r.task} | {r.method} | {r.n} | {format_mean_std(r.mse, r.mse_std, 5)} | "
+            f"{format_mean_std(r.psnr, r.psnr_std, 2)} | "
+            f"{format_mean_std(r.ssim, r.ssim_std, 3)} | "
+            f"{r.residual:.2e} | {r.seconds:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -347,8 +414,10 @@ def paired_table(per_image: dict[tuple[str, str], Tensor]) -> str:
     """Markdown: per task, the method of best mean PSNR against each other method, as the paired
     difference over the same images with its 95 % confidence interval; "within noise" when the
     interval contains 0."""
-    lines = ["| task | best | other | PSNR gain (dB) | 95 % CI | t | n | |",
-             "| --- | --- | --- | ---: | --- | ---: | ---: | --- |"]
+    lines = [
+        "| task | best | other | PSNR gain (dB) | 95 % CI | t | n | |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | --- |",
+    ]
     for task in dict.fromkeys(t for t, _ in per_image):
         methods = {m: v for (t, m), v in per_image.items() if t == task}
         best = max(methods, key=lambda m: methods[m].mean().item())
@@ -357,9 +426,11 @@ def paired_table(per_image: dict[tuple[str, str], Tensor]) -> str:
                 continue
             d = paired_difference(methods[best], values)
             verdict = "within noise" if d["low"] <= 0 else ""
-            lines.append(f"| {task} | {best} | {other} | {d['mean']:.2f} | "
-                         f"[{d['low']:.2f}, {d['high']:.2f}] | {d['t']:.1f} | {d['n']} | "
-                         f"{verdict} |")
+            lines.append(
+                f"| {task} | {best} | {other} | {d['mean']:.2f} | "
+                f"[{d['low']:.2f}, {d['high']:.2f}] | {d['t']:.1f} | {d['n']} | "
+                f"{verdict} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,11 @@ DEMO_TASKS = (
 # Half the paper's 500 iterations keeps the demo near two minutes on a 2-core CPU; the
 # experiments (experiments/mnist_tasks.json) use the paper's settings.
 DEMO_STEPS = 250
-DEMO_SPEC = BenchSpec(data="mnist5k", split="test", n_images=16, tasks=DEMO_TASKS,
-                      methods=("ge", "csgm", "autoencoder", "baseline"),
-                      method_options={"ge": {"steps": DEMO_STEPS}, "csgm": {"steps": DEMO_STEPS}})
-
+DEMO_SPEC = BenchSpec(
+    data="mnist5k",
+    split="test",
+    n_images=16,
+    tasks=DEMO_TASKS,
+    methods=("ge", "csgm", "autoencoder", "baseline"),
+    method_options={"ge": {"steps": DEMO_STEPS}, "csgm": {"steps": DEMO_STEPS}},
+)

@@ -23,11 +23,11 @@ from deepinv.models import Reconstructor
 from deepinv.physics import LinearPhysics, Physics
 from torch import Tensor
 
-from ..io.checkpoints import ModelBundle
-from ..eval.diagnostics import discrepancy_ratio, flag
 from ..errors import ConfigError
-from ..methods.latent import LatentSearch, select_autoencoder
+from ..eval.diagnostics import discrepancy_ratio, flag
 from ..eval.metrics import measurement_residual
+from ..io.checkpoints import ModelBundle
+from ..methods.latent import LatentSearch, select_autoencoder
 from ..physics import make_physics
 from ..solve import SearchResult
 
@@ -51,8 +51,15 @@ class Restoration:
     search: SearchResult | None = None
 
 
-def task_physics(task: str, model: ModelBundle, params: dict | None = None, *, seed: int = 0,
-                 mask: Tensor | None = None, device: str = "cpu") -> Physics:
+def task_physics(
+    task: str,
+    model: ModelBundle,
+    params: dict | None = None,
+    *,
+    seed: int = 0,
+    mask: Tensor | None = None,
+    device: str = "cpu",
+) -> Physics:
     """The degradation for ``task`` at the model's image shape. ``mask`` (H, W) of 0/1 (1 = kept)
     replaces the generated inpainting mask: the real-use case of a user's own missing region.
     For ``encoder_cs``, ``params["encoder"]`` names whose code is measured: "ge1" (default), "ge0",
@@ -68,8 +75,9 @@ def task_physics(task: str, model: ModelBundle, params: dict | None = None, *, s
         if task != "inpaint":
             raise ConfigError(f"a mask file only applies to the inpaint task, not {task!r}")
         if mask.shape != model.image_shape[1:]:
-            raise ConfigError(f"mask is {tuple(mask.shape)} but the model's images are "
-                              f"{model.image_shape[1:]}")
+            raise ConfigError(
+                f"mask is {tuple(mask.shape)} but the model's images are {model.image_shape[1:]}"
+            )
         if mask.min() == 1 or mask.max() == 0:
             raise ConfigError("the mask must keep some pixels and hide some (white = kept)")
         physics.update_parameters(mask=mask.to(physics.mask)[None, None].expand_as(physics.mask))
@@ -90,12 +98,18 @@ def simulate_each(physics: Physics, x: Tensor, seeds: Sequence[int]) -> Tensor:
     ``seeds[i]``: an image's measurement does not depend on its batch-mates."""
     if len(seeds) != len(x):
         raise ConfigError(f"simulate_each needs one seed per image ({len(x)}), got {len(seeds)}")
-    return torch.cat([simulate(physics, x[i:i + 1], s) for i, s in enumerate(seeds)])
+    return torch.cat([simulate(physics, x[i : i + 1], s) for i, s in enumerate(seeds)])
 
 
-def restore(y: Tensor, physics: Physics, method: Reconstructor, *,
-            seeds: Sequence[int] | None = None, init: Tensor | None = None,
-            tau: float | None = None) -> Restoration:
+def restore(
+    y: Tensor,
+    physics: Physics,
+    method: Reconstructor,
+    *,
+    seeds: Sequence[int] | None = None,
+    init: Tensor | None = None,
+    tau: float | None = None,
+) -> Restoration:
     """Restore measurements y (B, ...) with a method (``METHODS.build(name, model=..., ...)``,
     built once for a run and used for every batch of it).
 
@@ -111,16 +125,23 @@ def restore(y: Tensor, physics: Physics, method: Reconstructor, *,
         x, z, objective = search.x, search.z, search.objective
     else:
         if init is not None:
-            raise ConfigError(f"method {type(method).__name__} does not search a latent space: "
-                              "no init")
+            raise ConfigError(
+                f"method {type(method).__name__} does not search a latent space: no init"
+            )
         x = method(y, physics)
     x = x.detach()
     with torch.no_grad():
         residual = measurement_residual(y, physics.A(x))
     ratio = discrepancy_ratio(y, physics, x)
-    return Restoration(x=x, residual=residual, discrepancy=ratio,
-                       flagged=None if tau is None else flag(ratio, tau), z=z,
-                       objective=objective, search=search)
+    return Restoration(
+        x=x,
+        residual=residual,
+        discrepancy=ratio,
+        flagged=None if tau is None else flag(ratio, tau),
+        z=z,
+        objective=objective,
+        search=search,
+    )
 
 
 def viewable(y: Tensor, physics: Physics, like: Tensor) -> Tensor:

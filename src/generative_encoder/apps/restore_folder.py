@@ -34,18 +34,18 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..eval.candidates import Candidates, distinct_candidates
-from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
-from ..eval.diagnostics import Calibration, calibrate
 from ..errors import ConfigError
+from ..eval.candidates import Candidates, distinct_candidates
+from ..eval.diagnostics import Calibration, calibrate
+from ..eval.metrics import score
+from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..io.files import atomic_path, ensure_folder
 from ..io.images import list_images, read_image, resize_image, save_grid, write_image
 from ..methods import METHODS
 from ..methods.latent import LatentSearch
-from ..eval.metrics import score
 from ..physics import TASKS
-from .restore import IMAGE_TASKS, restore, simulate_each, task_physics, viewable
 from ..physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seed
+from .restore import IMAGE_TASKS, restore, simulate_each, task_physics, viewable
 
 RESTORE_SETTINGS = "restore.json"  # in the output folder: what made its results
 FIT_RECORD = "fit.json"
@@ -59,8 +59,10 @@ def shard_from_env(env: dict | None = None) -> tuple[int, int]:
     try:
         rank, world = int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1))
     except ValueError:
-        raise ConfigError(f"RANK and WORLD_SIZE must be integers, got {env.get('RANK')!r}, "
-                          f"{env.get('WORLD_SIZE')!r}") from None
+        raise ConfigError(
+            f"RANK and WORLD_SIZE must be integers, got {env.get('RANK')!r}, "
+            f"{env.get('WORLD_SIZE')!r}"
+        ) from None
     if not 0 <= rank < world:
         raise ConfigError(f"need 0 <= RANK < WORLD_SIZE, got RANK={rank}, WORLD_SIZE={world}")
     return rank, world
@@ -83,8 +85,10 @@ def gather_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
     by_stem: dict[str, Path] = {}
     for f in files:
         if f.stem in by_stem:
-            raise ConfigError(f"inputs {by_stem[f.stem]} and {f} would both be written to "
-                              f"restored/{f.stem}.png; rename one")
+            raise ConfigError(
+                f"inputs {by_stem[f.stem]} and {f} would both be written to "
+                f"restored/{f.stem}.png; rename one"
+            )
         by_stem[f.stem] = f
     return files
 
@@ -110,14 +114,17 @@ def finished_rows(out: Path, settings: dict, latent: bool) -> dict[str, dict]:
     before = read_json(out / RESTORE_SETTINGS)
     changed = [k for k in settings if before.get(k) != settings[k]]
     if changed:
-        raise ConfigError(f"{out} holds the results of a restore with different "
-                          f"{', '.join(changed)}; pass --overwrite to replace them, or choose "
-                          "another -o")
+        raise ConfigError(
+            f"{out} holds the results of a restore with different "
+            f"{', '.join(changed)}; pass --overwrite to replace them, or choose "
+            "another -o"
+        )
 
     def complete(name: str) -> bool:
         stem = Path(name).stem
         return (out / "restored" / f"{stem}.png").exists() and (
-            not latent or (out / "latents" / f"{stem}.safetensors").exists())
+            not latent or (out / "latents" / f"{stem}.safetensors").exists()
+        )
 
     rows = {}
     for path in [out / METRICS] + _rank_files(out):
@@ -159,15 +166,19 @@ def load_init_latents(path: str | os.PathLike, files: Sequence[Path], latent_dim
         raise ConfigError(f"--init-latents {path} is not a folder of NAME.safetensors latents")
     missing = [f.name for f in files if not (folder / f"{f.stem}.safetensors").is_file()]
     if missing:
-        raise ConfigError(f"no saved latent in {folder} for {len(missing)} input(s), e.g. "
-                          f"{missing[0]} (expected {Path(missing[0]).stem}.safetensors)")
+        raise ConfigError(
+            f"no saved latent in {folder} for {len(missing)} input(s), e.g. "
+            f"{missing[0]} (expected {Path(missing[0]).stem}.safetensors)"
+        )
     zs = []
     for f in files:
         tensors = load_tensors(folder / f"{f.stem}.safetensors")
         z = tensors.get("z")
         if z is None or z.shape != (latent_dim,):
-            raise ConfigError(f"{folder / f.stem}.safetensors must hold z of shape "
-                              f"({latent_dim},), got {None if z is None else tuple(z.shape)}")
+            raise ConfigError(
+                f"{folder / f.stem}.safetensors must hold z of shape "
+                f"({latent_dim},), got {None if z is None else tuple(z.shape)}"
+            )
         zs.append(z.float())
     return torch.stack(zs)
 
@@ -229,31 +240,52 @@ class FolderRestore:
         model = r.model
         TASKS.get(r.task)  # an unknown task fails here, with the list of known ones
         if not r.simulate and r.task not in IMAGE_TASKS:
-            raise ConfigError(f"task {r.task!r} measures vectors, not images: use --simulate to "
-                              f"measure clean images (image tasks: {', '.join(IMAGE_TASKS)})")
+            raise ConfigError(
+                f"task {r.task!r} measures vectors, not images: use --simulate to "
+                f"measure clean images (image tasks: {', '.join(IMAGE_TASKS)})"
+            )
         self.physics = task_physics(r.task, model, r.params, seed=r.seed, mask=r.mask)
         # options and the networks the method needs are checked now, before any image is solved
         self.method = METHODS.build(r.method, model=model, **r.options)
         self.latent = isinstance(self.method, LatentSearch)
         method = self.method
         if (r.candidates or r.init_latents) and not self.latent:
-            raise ConfigError(f"--candidates and --init-latents need a latent-search method "
-                              f"(ge, csgm), not {r.method!r}")
+            raise ConfigError(
+                f"--candidates and --init-latents need a latent-search method "
+                f"(ge, csgm), not {r.method!r}"
+            )
         if self.latent and r.candidates > method.config.restarts:
-            raise ConfigError(f"--candidates {r.candidates} needs at least as many restarts: "
-                              f"add --method-opt restarts={r.candidates} (or more)")
+            raise ConfigError(
+                f"--candidates {r.candidates} needs at least as many restarts: "
+                f"add --method-opt restarts={r.candidates} (or more)"
+            )
         self.files = gather_inputs(r.inputs)
         if r.init_latents:  # every input needs its latent: checked now
             load_init_latents(r.init_latents, self.files, model.generator.latent_dim)
         self.out = ensure_folder(r.output)
-        self.settings = json.loads(json.dumps({
-            "model": r.model_name, "task": r.task, "params": r.params, "method": r.method,
-            "options": r.options, "mask_file": r.mask_file, "simulate": r.simulate,
-            "seed": r.seed, "batch_size": r.batch_size, "candidates": r.candidates,
-            "min_distance": r.min_distance, "init_latents": r.init_latents}))
+        self.settings = json.loads(
+            json.dumps(
+                {
+                    "model": r.model_name,
+                    "task": r.task,
+                    "params": r.params,
+                    "method": r.method,
+                    "options": r.options,
+                    "mask_file": r.mask_file,
+                    "simulate": r.simulate,
+                    "seed": r.seed,
+                    "batch_size": r.batch_size,
+                    "candidates": r.candidates,
+                    "min_distance": r.min_distance,
+                    "init_latents": r.init_latents,
+                }
+            )
+        )
         self.rows = {} if r.overwrite else finished_rows(self.out, self.settings, self.latent)
-        batches = [(first, self.files[first:first + r.batch_size])
-                   for first in range(0, len(self.files), r.batch_size)]
+        batches = [
+            (first, self.files[first : first + r.batch_size])
+            for first in range(0, len(self.files), r.batch_size)
+        ]
         self.shard = [b for i, b in enumerate(batches) if i % r.world == r.rank]
         self.todo = [b for b in self.shard if not all(f.name in self.rows for f in b[1])]
         for _, batch in self.todo:  # a bad file fails now, not after hours of solving
@@ -271,8 +303,11 @@ class FolderRestore:
 
     def calibration(self) -> Calibration:
         """The flag threshold of this run (the same in every rank and rerun: seeded)."""
-        return calibrate(lambda y: restore(y, self.physics, self.method).x,
-                         self.physics, self.request.model.generator)
+        return calibrate(
+            lambda y: restore(y, self.physics, self.method).x,
+            self.physics,
+            self.request.model.generator,
+        )
 
     def run(self, on_batch: Callable[[int], None] | None = None) -> RestoreSummary:
         """Restore this shard's unfinished batches; ``on_batch(n)`` after each (n images)."""
@@ -282,8 +317,10 @@ class FolderRestore:
         if self.todo:
             cal = self.calibration()
             tau = cal.tau
-            write_json(out / FIT_RECORD, {"tau": cal.tau, "chi2_bound": cal.chi2,
-                                          "calibration_ratios": cal.ratios.tolist()})
+            write_json(
+                out / FIT_RECORD,
+                {"tau": cal.tau, "chi2_bound": cal.chi2, "calibration_ratios": cal.ratios.tolist()},
+            )
         elif (out / FIT_RECORD).is_file():
             tau = read_json(out / FIT_RECORD).get("tau")
         metrics = out / (f"metrics.rank{r.rank}.csv" if self.sharded else METRICS)
@@ -294,8 +331,8 @@ class FolderRestore:
             self.rows |= new_rows
             rows = {k: v for k, v in self.rows.items() if k in mine} if self.sharded else self.rows
             write_metrics(metrics, rows, self.files)  # after the images: a row = done
-            shown += pictures[:GRID_IMAGES - len(shown)]
-            cand_shown += cand_pictures[:GRID_IMAGES - len(cand_shown)]
+            shown += pictures[: GRID_IMAGES - len(shown)]
+            cand_shown += cand_pictures[: GRID_IMAGES - len(cand_shown)]
             resized += n_resized
             if on_batch is not None:
                 on_batch(len(batch))
@@ -314,10 +351,18 @@ class FolderRestore:
                 values = torch.tensor([float(row[key]) for row in done])
                 scores[key] = (values.mean().item(), values.std(unbiased=False).item())
         return RestoreSummary(
-            out=out, restored=self.n_shard - self.skipped, skipped=self.skipped,
-            shard=self.n_shard, total=len(self.files),
-            flagged=sum(int(row.get("flagged") or 0) for row in done), rows=len(done),
-            resized=resized, side=self.side, scores=scores, tau=tau)
+            out=out,
+            restored=self.n_shard - self.skipped,
+            skipped=self.skipped,
+            shard=self.n_shard,
+            total=len(self.files),
+            flagged=sum(int(row.get("flagged") or 0) for row in done),
+            rows=len(done),
+            resized=resized,
+            side=self.side,
+            scores=scores,
+            tau=tau,
+        )
 
     def _batch(self, files: Sequence[Path], tau: float | None):
         """Restore one batch and write its files. Returns (metrics rows by image name, the
@@ -329,52 +374,68 @@ class FolderRestore:
         clean, y = None, x
         if r.simulate:
             clean = x
-            y = simulate_each(physics, x, [image_seed(r.seed, f.stem, NOISE_STREAM)
-                                           for f in files])
+            y = simulate_each(physics, x, [image_seed(r.seed, f.stem, NOISE_STREAM) for f in files])
         seeds = [image_seed(r.seed, f.stem, LATENT_STREAM) for f in files]
-        init = (load_init_latents(r.init_latents, files, model.generator.latent_dim)
-                if r.init_latents else None)
-        result = restore(y, physics, self.method, seeds=seeds if self.latent else None,
-                         init=init, tau=tau)
+        init = (
+            load_init_latents(r.init_latents, files, model.generator.latent_dim)
+            if r.init_latents
+            else None
+        )
+        result = restore(
+            y, physics, self.method, seeds=seeds if self.latent else None, init=init, tau=tau
+        )
         cands = None
         if r.candidates:
-            cands = distinct_candidates(result.search.restart_z, result.search.restart_objective,
-                                        r.candidates, r.min_distance)
+            cands = distinct_candidates(
+                result.search.restart_z,
+                result.search.restart_objective,
+                r.candidates,
+                r.min_distance,
+            )
             with torch.no_grad():
                 cand_x = model.generator(cands.z.flatten(0, 1)).view(
-                    len(files), r.candidates, *model.image_shape)       # (B, K, C, H, W)
+                    len(files), r.candidates, *model.image_shape
+                )  # (B, K, C, H, W)
         scores = score(result.x, clean) if clean is not None else None
         rows = {}
         for i, f in enumerate(files):
             write_image(out / "restored" / f"{f.stem}.png", result.x[i])
-            row = {"image": f.name, "residual": result.residual[i].item(),
-                   "discrepancy": result.discrepancy[i].item()}
+            row = {
+                "image": f.name,
+                "residual": result.residual[i].item(),
+                "discrepancy": result.discrepancy[i].item(),
+            }
             if result.flagged is not None:
                 row["flagged"] = int(result.flagged[i])
             if result.z is not None:
                 tensors = {"z": result.z[i], "objective": result.objective[i]}
                 if cands is not None:
                     found = int(cands.count[i])
-                    tensors |= {"candidates_z": cands.z[i, :found],
-                                "candidates_objective": cands.objective[i, :found]}
+                    tensors |= {
+                        "candidates_z": cands.z[i, :found],
+                        "candidates_objective": cands.objective[i, :found],
+                    }
                     for k in range(found):
                         write_image(out / "candidates" / f"{f.stem}_{k}.png", cand_x[i, k])
                     row["candidate_objectives"] = ";".join(
-                        f"{v:.6g}" for v in cands.objective[i, :found].tolist())
+                        f"{v:.6g}" for v in cands.objective[i, :found].tolist()
+                    )
                 save_tensors(out / "latents" / f"{f.stem}.safetensors", tensors)
                 row["objective"] = result.objective[i].item()
             if scores is not None:
                 row |= {k: v[i].item() for k, v in scores.items()}
             rows[f.name] = row
         picture = viewable(y, physics, result.x)
-        shown = [([] if clean is None else [clean[i]]) + [picture[i], result.x[i]]
-                 for i in range(len(files))]
+        shown = [
+            ([] if clean is None else [clean[i]]) + [picture[i], result.x[i]]
+            for i in range(len(files))
+        ]
         cand_shown = [] if cands is None else _candidate_pictures(picture, cand_x, cands)
         return rows, shown, cand_shown, resized
 
 
 def _candidate_pictures(picture: Tensor, cand_x: Tensor, cands: Candidates) -> list[list[Tensor]]:
     """Per image: [degraded, candidate 0, ..., K-1], a missing candidate shown black."""
-    found = (cands.index >= 0).to(cand_x.dtype)[..., None, None, None]      # (B, K, 1, 1, 1)
+    found = (cands.index >= 0).to(cand_x.dtype)[..., None, None, None]  # (B, K, 1, 1, 1)
     cand_x = cand_x * found
     return [[picture[i]] + list(cand_x[i]) for i in range(len(picture))]

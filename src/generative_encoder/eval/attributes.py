@@ -39,8 +39,10 @@ class AttributeTable:
     def column(self, attribute: str) -> dict[str, int]:
         """{file name: 1 if the image has the attribute else 0}."""
         if attribute not in self.names:
-            raise ConfigError(f"attribute {attribute!r} is not in the attribute file; it has "
-                              f"{', '.join(self.names)}")
+            raise ConfigError(
+                f"attribute {attribute!r} is not in the attribute file; it has "
+                f"{', '.join(self.names)}"
+            )
         j = self.names.index(attribute)
         return dict(zip(self.files, (self.values[:, j] > 0).long().tolist()))
 
@@ -62,8 +64,10 @@ def read_attribute_file(path: str | Path) -> AttributeTable:
     files, rows = [], []
     for i, parts in enumerate(lines[2:], start=3):
         if len(parts) != len(names) + 1:
-            raise DataError(f"{path}, line {i}: expected a file name and {len(names)} values, "
-                            f"got {len(parts)} fields")
+            raise DataError(
+                f"{path}, line {i}: expected a file name and {len(names)} values, "
+                f"got {len(parts)} fields"
+            )
         try:
             values = [int(v) for v in parts[1:]]
         except ValueError:
@@ -85,13 +89,17 @@ def attribute_labels(dataset, table: AttributeTable, attribute: str) -> Tensor:
     ``folder`` data set), matched to the table by file name."""
     files = getattr(dataset, "files", None)
     if files is None:
-        raise ConfigError(f"data set {dataset_name(dataset)} is not made of files; attribute "
-                          "files label image folders")
+        raise ConfigError(
+            f"data set {dataset_name(dataset)} is not made of files; attribute "
+            "files label image folders"
+        )
     column = table.column(attribute)
     missing = [Path(f).name for f in files if Path(f).name not in column]
     if missing:
-        raise DataError(f"{len(missing)} image(s) of the data set are not in the attribute file, "
-                        f"e.g. {missing[0]!r}")
+        raise DataError(
+            f"{len(missing)} image(s) of the data set are not in the attribute file, "
+            f"e.g. {missing[0]!r}"
+        )
     return torch.tensor([column[Path(f).name] for f in files])
 
 
@@ -151,8 +159,9 @@ def preservation_table(kept_a: Tensor, kept_b: Tensor) -> Tensor:
     """2 x 2 counts (long): [[A kept & B kept, A kept & B lost], [A lost & B kept, A lost & B
     lost]]; they add up to the number of images."""
     if kept_a.shape != kept_b.shape or kept_a.ndim != 1:
-        raise ConfigError(f"two (N,) verdicts needed, got {tuple(kept_a.shape)} and "
-                          f"{tuple(kept_b.shape)}")
+        raise ConfigError(
+            f"two (N,) verdicts needed, got {tuple(kept_a.shape)} and {tuple(kept_b.shape)}"
+        )
     a, b = kept_a.bool(), kept_b.bool()
     return torch.tensor([[(a & b).sum(), (a & ~b).sum()], [(~a & b).sum(), (~a & ~b).sum()]])
 
@@ -160,10 +169,15 @@ def preservation_table(kept_a: Tensor, kept_b: Tensor) -> Tensor:
 def markdown_2x2(table: Tensor, name_a: str, name_b: str, what: str = "kept") -> str:
     """The table in the journal's Table 4 layout: rows method A, columns method B."""
     lost = "lost"
-    return "\n".join([
-        f"| | {name_b} {what} | {name_b} {lost} | total |",
-        "| --- | ---: | ---: | ---: |",
-        f"| **{name_a} {what}** | {table[0, 0]} | {table[0, 1]} | {table[0].sum()} |",
-        f"| **{name_a} {lost}** | {table[1, 0]} | {table[1, 1]} | {table[1].sum()} |",
-        f"| total | {table[:, 0].sum()} | {table[:, 1].sum()} | {table.sum()} |",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"| | {name_b} {what} | {name_b} {lost} | total |",
+                "| --- | ---: | ---: | ---: |",
+                f"| **{name_a} {what}** | {table[0, 0]} | {table[0, 1]} | {table[0].sum()} |",
+                f"| **{name_a} {lost}** | {table[1, 0]} | {table[1, 1]} | {table[1].sum()} |",
+                f"| total | {table[:, 0].sum()} | {table[:, 1].sum()} | {table.sum()} |",
+            ]
+        )
+        + "\n"
+    )

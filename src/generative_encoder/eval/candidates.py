@@ -41,23 +41,26 @@ def default_min_distance(latent_dim: int) -> float:
     return MIN_DISTANCE_PER_SQRT_D * math.sqrt(latent_dim)
 
 
-def distinct_candidates(restart_z: Tensor, restart_objective: Tensor, k: int,
-                        min_distance: float | None = None) -> Candidates:
+def distinct_candidates(
+    restart_z: Tensor, restart_objective: Tensor, k: int, min_distance: float | None = None
+) -> Candidates:
     """The ``k`` lowest-objective restarts per problem that are pairwise at least ``min_distance``
     apart. restart_z (B, R, d), restart_objective (B, R) (a SearchResult's); NaN never wins.
     min_distance None: ``default_min_distance(d)``."""
     if k < 1:
         raise ConfigError(f"the number of candidates must be >= 1, got {k}")
     if restart_z.ndim != 3 or restart_objective.shape != restart_z.shape[:2]:
-        raise ConfigError(f"need restart_z (B, R, d) and restart_objective (B, R), got "
-                          f"{tuple(restart_z.shape)} and {tuple(restart_objective.shape)}")
+        raise ConfigError(
+            f"need restart_z (B, R, d) and restart_objective (B, R), got "
+            f"{tuple(restart_z.shape)} and {tuple(restart_objective.shape)}"
+        )
     b, r, d = restart_z.shape
     if min_distance is None:
         min_distance = default_min_distance(d)
     if min_distance < 0:
         raise ConfigError(f"min_distance must be >= 0, got {min_distance}")
     order = restart_objective.nan_to_num(nan=float("inf")).argsort(dim=1, stable=True)  # (B, R)
-    distance = torch.cdist(restart_z.float(), restart_z.float())                      # (B, R, R)
+    distance = torch.cdist(restart_z.float(), restart_z.float())  # (B, R, R)
     index = torch.full((b, k), -1, dtype=torch.long)
     for i in range(b):  # B x R x K, tiny: plain loops read best
         kept: list[int] = []
@@ -66,11 +69,14 @@ def distinct_candidates(restart_z: Tensor, restart_objective: Tensor, k: int,
                 break
             if all(distance[i, j, q] >= min_distance for q in kept):
                 kept.append(j)
-        index[i, :len(kept)] = torch.tensor(kept, dtype=torch.long)
+        index[i, : len(kept)] = torch.tensor(kept, dtype=torch.long)
     found = index >= 0
     safe = index.clamp_min(0).to(restart_z.device)
     rows = torch.arange(b, device=restart_z.device)[:, None]
-    objective = torch.where(found.to(restart_z.device), restart_objective[rows, safe],
-                            torch.full_like(restart_objective[rows, safe], float("inf")))
+    objective = torch.where(
+        found.to(restart_z.device),
+        restart_objective[rows, safe],
+        torch.full_like(restart_objective[rows, safe], float("inf")),
+    )
     z = restart_z[rows, safe] * found.to(restart_z.device)[..., None]
     return Candidates(index=index, objective=objective, z=z, count=found.sum(1))

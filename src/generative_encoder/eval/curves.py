@@ -17,8 +17,8 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..io.files import atomic_path
-from .metrics import mse
 from ..solve import SearchResult
+from .metrics import mse
 
 
 @dataclass
@@ -43,17 +43,21 @@ def curve_from_result(result: SearchResult, x: Tensor) -> Curve:
     ``snapshot_every > 0``."""
     if result.snapshots is None:
         raise ConfigError("the search kept no snapshots: solve with snapshot_every > 0")
-    snaps = result.snapshots.detach()                                          # (S, B, C, H, W)
+    snaps = result.snapshots.detach()  # (S, B, C, H, W)
     if snaps.shape[1:] != x.shape:
-        raise ConfigError(f"snapshots of {tuple(snaps.shape[1:])} do not match the clean images "
-                          f"{tuple(x.shape)}")
+        raise ConfigError(
+            f"snapshots of {tuple(snaps.shape[1:])} do not match the clean images {tuple(x.shape)}"
+        )
     x = x.to(snaps.device, snaps.dtype)
-    errors = torch.stack([mse(s.clamp(0, 1), x) for s in snaps]).cpu()        # (S, B)
+    errors = torch.stack([mse(s.clamp(0, 1), x) for s in snaps]).cpu()  # (S, B)
     return Curve(steps=list(result.snapshot_steps), mse=errors)
 
 
-def plot_convergence(curves: dict[str, dict[str, Curve]], path: str | Path,
-                     title: str = "log10 of mean MSE against iteration") -> None:
+def plot_convergence(
+    curves: dict[str, dict[str, Curve]],
+    path: str | Path,
+    title: str = "log10 of mean MSE against iteration",
+) -> None:
     """One panel per task (the keys of ``curves``), one line per method; written as a PNG."""
     if not curves:
         raise ConfigError("plot_convergence needs at least one task's curves")
@@ -73,7 +77,7 @@ def plot_convergence(curves: dict[str, dict[str, Curve]], path: str | Path,
         ax.set_ylabel("log10 mean MSE")
         ax.grid(alpha=0.3)
         ax.legend()
-    for ax in list(axes.flat)[len(curves):]:
+    for ax in list(axes.flat)[len(curves) :]:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()

@@ -40,13 +40,13 @@ from scipy.stats import chi2
 from torch import Tensor
 
 from ..models.priors import sample_latent
-from ..physics.seeds import CALIBRATION_SEED
 from ..physics.noise import n_measurements, noise_sigma, residual
+from ..physics.seeds import CALIBRATION_SEED
 
-SIGMA_FLOOR = 1 / 255        # sigma_ref of noise-free measurements: one 8-bit level
-CHI2_P = 1e-3                # the chi-square bound's tail probability
-FLAG_FACTOR = 3.0            # flagged: FLAG_FACTOR x the residual of a typical in-range image
-CALIBRATION_SAMPLES = 16     # generator samples measured and solved to calibrate tau
+SIGMA_FLOOR = 1 / 255  # sigma_ref of noise-free measurements: one 8-bit level
+CHI2_P = 1e-3  # the chi-square bound's tail probability
+FLAG_FACTOR = 3.0  # flagged: FLAG_FACTOR x the residual of a typical in-range image
+CALIBRATION_SAMPLES = 16  # generator samples measured and solved to calibrate tau
 
 
 def sigma_ref(physics: Physics) -> float:
@@ -75,9 +75,14 @@ class Calibration:
     chi2: float
 
 
-def calibrate(solve: Callable[[Tensor], Tensor], physics: Physics, generator: torch.nn.Module,
-              n: int = CALIBRATION_SAMPLES, seed: int = CALIBRATION_SEED,
-              factor: float = FLAG_FACTOR) -> Calibration:
+def calibrate(
+    solve: Callable[[Tensor], Tensor],
+    physics: Physics,
+    generator: torch.nn.Module,
+    n: int = CALIBRATION_SAMPLES,
+    seed: int = CALIBRATION_SEED,
+    factor: float = FLAG_FACTOR,
+) -> Calibration:
     """tau from ``n`` in-range images: x = G(z), y = physics(x) with noise seeded by ``seed``,
     x_hat = solve(y) (the method under test, (K, ...) -> (K, C, H, W)). The same arguments give
     the same tau. The physics' noise generator is reseeded (and left in that state)."""
@@ -97,5 +102,3 @@ def calibrate(solve: Callable[[Tensor], Tensor], physics: Physics, generator: to
 def flag(ratio: Tensor, tau: float) -> Tensor:
     """(B,) bool: True where the ratio exceeds tau, or is not finite."""
     return ~(ratio <= tau)
-
-

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from ..io.checkpoints import load_network, load_tensors, read_json
 from ..errors import ConfigError
+from ..io.checkpoints import load_network, load_tensors, read_json
 from ..training.classifier import train_classifier
 from ..training.loop import dataset_name
 
@@ -62,7 +62,8 @@ class FeatureNet(nn.Module):
 
 
 def classifier_features(classifier: nn.Module) -> FeatureNet:
-    """The domain feature network: a :class:`~generative_encoder.models.classifier.CNNClassifier`'s hidden
+    """The domain feature network: a
+    :class:`~generative_encoder.models.classifier.CNNClassifier`'s hidden
     layer (``features()``)."""
     return FeatureNet(classifier, classifier.kwargs["hidden"], label="domain")
 
@@ -78,8 +79,13 @@ class _Inception(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        x = F.interpolate(x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
-                          align_corners=False, antialias=True)
+        x = F.interpolate(
+            x,
+            size=(INCEPTION_SIZE, INCEPTION_SIZE),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         return self.net((x - self.mean) / self.std)
 
 
@@ -93,19 +99,23 @@ def inception_features(weights: str | Path) -> FeatureNet:
         raise ConfigError(
             f"Inception weights must be a .safetensors file, got {str(weights)!r}; pickled .pth "
             "files are refused. Convert torchvision's file once with safetensors.torch.save_file("
-            "torch.load(PTH, weights_only=True), 'inception_v3.safetensors')")
+            "torch.load(PTH, weights_only=True), 'inception_v3.safetensors')"
+        )
     if not weights.is_file():
-        raise ConfigError(f"Inception weights file {str(weights)!r} does not exist (nothing is "
-                          "downloaded: give the path of torchvision's inception_v3 weights "
-                          "converted to .safetensors)")
+        raise ConfigError(
+            f"Inception weights file {str(weights)!r} does not exist (nothing is "
+            "downloaded: give the path of torchvision's inception_v3 weights "
+            "converted to .safetensors)"
+        )
     net = inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=False)
     state = load_tensors(weights)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = " ".join(str(e).strip().splitlines()[:2])
-        raise ConfigError(f"{weights} is not torchvision's inception_v3 state dict: {first}") \
-            from None
+        raise ConfigError(
+            f"{weights} is not torchvision's inception_v3 state dict: {first}"
+        ) from None
     net.fc = nn.Identity()
     return FeatureNet(_Inception(net.eval()), INCEPTION_FEATURES, label="inception")
 
@@ -121,9 +131,11 @@ def domain_classifier(dataset, folder: str | Path, *, steps: int = 1500, seed: i
     if config.is_file():
         meta = read_json(config).get("meta", {})
         if {k: meta.get(k) for k in wanted} != wanted:
-            raise ConfigError(f"{folder} holds a classifier trained with "
-                              f"{ {k: meta.get(k) for k in wanted} }, not {wanted}; point "
-                              "classifier_dir elsewhere or delete it")
+            raise ConfigError(
+                f"{folder} holds a classifier trained with "
+                f"{ {k: meta.get(k) for k in wanted} }, not {wanted}; point "
+                "classifier_dir elsewhere or delete it"
+            )
         return load_network(folder, CLASSIFIER_NAME)
     return train_classifier(dataset, folder, steps=steps, seed=seed)
 
@@ -134,8 +146,9 @@ class FIDScorer:
 
     def __init__(self, features: FeatureNet, reference: Tensor, batch_size: int = 256):
         self.batch_size = batch_size
-        self.metric = FrechetInceptionDistance(feature=features, reset_real_features=False,
-                                               normalize=True)
+        self.metric = FrechetInceptionDistance(
+            feature=features, reset_real_features=False, normalize=True
+        )
         self.n_reference = len(reference)
         _check_set(reference, "reference")
         for batch in reference.split(batch_size):
@@ -149,8 +162,9 @@ class FIDScorer:
         return float(self.metric.compute())
 
 
-def frechet_distance(real: Tensor, fake: Tensor, features: FeatureNet,
-                     batch_size: int = 256) -> float:
+def frechet_distance(
+    real: Tensor, fake: Tensor, features: FeatureNet, batch_size: int = 256
+) -> float:
     """The Frechet distance between the feature statistics of two image sets (N, C, H, W) in
     [0, 1], each of at least 2 images."""
     return FIDScorer(features, real, batch_size).score(fake)
@@ -158,5 +172,7 @@ def frechet_distance(real: Tensor, fake: Tensor, features: FeatureNet,
 
 def _check_set(images: Tensor, what: str) -> None:
     if images.ndim != 4 or len(images) < 2:
-        raise ConfigError(f"FID needs a (N, C, H, W) set of at least 2 {what} images, got shape "
-                          f"{tuple(images.shape)}")
+        raise ConfigError(
+            f"FID needs a (N, C, H, W) set of at least 2 {what} images, got shape "
+            f"{tuple(images.shape)}"
+        )

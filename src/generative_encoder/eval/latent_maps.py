@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..io.checkpoints import ModelBundle
 from ..errors import ConfigError
+from ..io.checkpoints import ModelBundle
 from ..io.images import save_grid
 from ..methods import METHODS
-from .metrics import mse
 from ..physics import make_physics
 from ..solve import SearchResult
+from .metrics import mse
 
 
 @dataclass
@@ -45,8 +45,10 @@ def pca(points: Tensor, k: int = 2) -> PCA:
     sign is fixed so that its largest-magnitude loading is positive (the same data always give
     the same picture)."""
     if points.ndim != 2 or len(points) < 2 or not 1 <= k <= min(points.shape):
-        raise ConfigError(f"pca needs (N >= 2, D) points and 1 <= k <= min(N, D), got shape "
-                          f"{tuple(points.shape)} and k={k}")
+        raise ConfigError(
+            f"pca needs (N >= 2, D) points and 1 <= k <= min(N, D), got shape "
+            f"{tuple(points.shape)} and k={k}"
+        )
     x = points.detach().double()
     mean = x.mean(0)
     _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
@@ -55,15 +57,21 @@ def pca(points: Tensor, k: int = 2) -> PCA:
     components = components * torch.where(signs == 0, 1.0, signs)
     variance = s.square()
     total = variance.sum().clamp_min(torch.finfo(x.dtype).tiny)
-    return PCA(projection=(x - mean) @ components.T, components=components, mean=mean,
-               explained=variance[:k] / total)
+    return PCA(
+        projection=(x - mean) @ components.T,
+        components=components,
+        mean=mean,
+        explained=variance[:k] / total,
+    )
 
 
 def nearest_neighbours(points: Tensor, k: int) -> Tensor:
     """(N, k) indices of each point's k nearest other points (Euclidean), nearest first."""
     if points.ndim != 2 or not 1 <= k < len(points):
-        raise ConfigError(f"nearest_neighbours needs (N, D) points and 1 <= k < N, got shape "
-                          f"{tuple(points.shape)} and k={k}")
+        raise ConfigError(
+            f"nearest_neighbours needs (N, D) points and 1 <= k < N, got shape "
+            f"{tuple(points.shape)} and k={k}"
+        )
     d = torch.cdist(points.double(), points.double())
     d.fill_diagonal_(float("inf"))
     return d.topk(k, dim=1, largest=False).indices
@@ -104,9 +112,13 @@ class ErrorSplit:
 
     def summary(self) -> dict[str, float]:
         real, fake = self.real_mse.double().mean().item(), self.fake_mse.double().mean().item()
-        return {"real_mse": real, "fake_mse": fake, "solver_error": fake,
-                "representation_error": real - fake,
-                "representation_share": (real - fake) / real if real > 0 else float("nan")}
+        return {
+            "real_mse": real,
+            "fake_mse": fake,
+            "solver_error": fake,
+            "representation_error": real - fake,
+            "representation_share": (real - fake) / real if real > 0 else float("nan"),
+        }
 
 
 def generator_samples(model: ModelBundle, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -117,17 +129,21 @@ def generator_samples(model: ModelBundle, n: int, seed: int = 0) -> tuple[Tensor
         return z0, g.eval()(z0)
 
 
-def error_split(real: Tensor, real_hat: Tensor, fake: Tensor, fake_hat: Tensor, z0: Tensor,
-                z_fake: Tensor) -> ErrorSplit:
+def error_split(
+    real: Tensor, real_hat: Tensor, fake: Tensor, fake_hat: Tensor, z0: Tensor, z_fake: Tensor
+) -> ErrorSplit:
     """The :class:`ErrorSplit` of GE's G(z*) on real images (real_hat) and on generator samples
     fake = G(z0) (fake_hat = G(z_fake))."""
-    return ErrorSplit(real_mse=mse(real_hat.clamp(0, 1), real).cpu(),
-                      fake_mse=mse(fake_hat.clamp(0, 1), fake).cpu(),
-                      fake_latent_distance=(z_fake - z0.to(z_fake)).norm(dim=1).cpu())
+    return ErrorSplit(
+        real_mse=mse(real_hat.clamp(0, 1), real).cpu(),
+        fake_mse=mse(fake_hat.clamp(0, 1), fake).cpu(),
+        fake_latent_distance=(z_fake - z0.to(z_fake)).norm(dim=1).cpu(),
+    )
 
 
-def plot_latent_pca(spaces: dict[str, PCA], labels: Tensor, path: str | Path,
-                    label_name: str = "class") -> None:
+def plot_latent_pca(
+    spaces: dict[str, PCA], labels: Tensor, path: str | Path, label_name: str = "class"
+) -> None:
     """One scatter panel per space (e.g. "GE latent z*", "encoder code E(x)"), points coloured by
     their label; written as a PNG."""
     import matplotlib
@@ -150,18 +166,18 @@ def plot_latent_pca(spaces: dict[str, PCA], labels: Tensor, path: str | Path,
         ax.set_ylabel(f"PC2 ({100 * ev[1]:.0f} %)" if len(ev) > 1 else "")
         ax.set_title(name)
         ax.grid(alpha=0.3)
-    axes.flat[-1].legend(title=label_name, fontsize=7, loc="center left",
-                         bbox_to_anchor=(1.0, 0.5))
+    axes.flat[-1].legend(title=label_name, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def save_neighbour_grid(path: str | Path, images: Tensor, neighbours: dict[str, Tensor],
-                        queries: list[int]) -> None:
+def save_neighbour_grid(
+    path: str | Path, images: Tensor, neighbours: dict[str, Tensor], queries: list[int]
+) -> None:
     """For each query image, one row per space: the query, then its nearest neighbours there."""
     rows, labels = [], []
     for q in queries:
         for name, idx in neighbours.items():
-            rows.append(torch.cat([images[q:q + 1], images[idx[q]]]))
+            rows.append(torch.cat([images[q : q + 1], images[idx[q]]]))
             labels.append(f"#{q} {name}")
     save_grid(path, rows, labels)

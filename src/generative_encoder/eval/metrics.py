@@ -102,14 +102,15 @@ def paired_difference(a: Tensor, b: Tensor, confidence: float = 0.95) -> dict[st
     statistic and n. An interval that contains 0 means the difference is within the noise of
     these images."""
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ConfigError(f"paired_difference needs two (B,) tensors of one shape with B >= 2, "
-                          f"got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ConfigError(
+            f"paired_difference needs two (B,) tensors of one shape with B >= 2, "
+            f"got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
-    d = (a.detach().double() - b.detach().double())
+    d = a.detach().double() - b.detach().double()
     n, mean = len(d), d.mean().item()
     sem = d.std(correction=1).item() / math.sqrt(n)
     half = float(scipy.stats.t.ppf(0.5 + confidence / 2, n - 1)) * sem
     t = mean / sem if sem > 0 else math.copysign(math.inf, mean) if mean else 0.0
     return {"mean": mean, "low": mean - half, "high": mean + half, "t": t, "n": n}
-

@@ -31,9 +31,9 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError
-from .files import atomic_path
 from ..models.families import EXTRA_NETWORK_NAMES
 from ..models.registry import NETWORKS
+from .files import atomic_path
 
 NETWORK_FORMAT = "generative-encoder/network"
 MODEL_FORMAT = "generative-encoder/model"
@@ -60,13 +60,19 @@ def read_json(path: str | os.PathLike) -> dict:
     return obj
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
-                 metadata: dict[str, str] | None = None) -> None:
+def save_tensors(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Write a flat dict of tensors (and optional string metadata in the header) as safetensors,
     atomically (tensors are made contiguous)."""
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-                  metadata=metadata)
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+            str(tmp),
+            metadata=metadata,
+        )
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -96,21 +102,31 @@ def refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
             f"refusing to load {path}: {path.suffix} files are pickles that can run code; "
-            "generative-encoder reads only .safetensors weights with .json configs")
+            "generative-encoder reads only .safetensors weights with .json configs"
+        )
 
 
-def save_network(folder: str | os.PathLike, name: str, net: nn.Module,
-                 meta: dict | None = None) -> None:
+def save_network(
+    folder: str | os.PathLike, name: str, net: nn.Module, meta: dict | None = None
+) -> None:
     """Write ``folder/name.safetensors`` and ``folder/name.json`` for a registered network."""
     folder = Path(folder)
     save_tensors(folder / f"{name}.safetensors", net.state_dict())
-    write_json(folder / f"{name}.json", {"format": NETWORK_FORMAT, "version": FORMAT_VERSION,
-                                         "arch": net.arch, "kwargs": net.kwargs,
-                                         "meta": meta or {}})
+    write_json(
+        folder / f"{name}.json",
+        {
+            "format": NETWORK_FORMAT,
+            "version": FORMAT_VERSION,
+            "arch": net.arch,
+            "kwargs": net.kwargs,
+            "meta": meta or {},
+        },
+    )
 
 
-def load_network(folder: str | os.PathLike, name: str,
-                 device: torch.device | str = "cpu") -> nn.Module:
+def load_network(
+    folder: str | os.PathLike, name: str, device: torch.device | str = "cpu"
+) -> nn.Module:
     """Rebuild ``folder/name`` from its JSON and load its weights (eval mode, on ``device``)."""
     folder = Path(folder)
     config = read_json(folder / f"{name}.json")
@@ -120,22 +136,25 @@ def load_network(folder: str | os.PathLike, name: str,
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
-        raise CheckpointError(f"{folder / name}.safetensors does not fit its JSON config: "
-                              f"{' '.join(first[:2])}") from None
+        raise CheckpointError(
+            f"{folder / name}.safetensors does not fit its JSON config: {' '.join(first[:2])}"
+        ) from None
     return net.to(device).eval()
 
 
 def build_from_config(config: dict, where: Path) -> nn.Module:
     """Validate a network JSON config and build the (untrained) network it describes."""
     if config.get("format") != NETWORK_FORMAT:
-        raise CheckpointError(f"{where}: 'format' must be {NETWORK_FORMAT!r}, "
-                              f"got {config.get('format')!r}")
+        raise CheckpointError(
+            f"{where}: 'format' must be {NETWORK_FORMAT!r}, got {config.get('format')!r}"
+        )
     if config.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{where}: unsupported version {config.get('version')!r}")
     arch, kwargs = config.get("arch"), config.get("kwargs")
     if arch not in NETWORKS:
-        raise CheckpointError(f"{where}: unknown architecture {arch!r}; known: "
-                              f"{', '.join(NETWORKS.names())}")
+        raise CheckpointError(
+            f"{where}: unknown architecture {arch!r}; known: {', '.join(NETWORKS.names())}"
+        )
     if not isinstance(kwargs, dict):
         raise CheckpointError(f"{where}: 'kwargs' must be an object, got {type(kwargs).__name__}")
     builder = NETWORKS.get(arch)
@@ -145,10 +164,15 @@ def build_from_config(config: dict, where: Path) -> nn.Module:
         raise CheckpointError(f"{where}: bad kwargs for {arch}: {e}") from None
     for key, value in kwargs.items():
         default = inspect.signature(builder).parameters[key].default
-        if default is not None and default is not inspect.Parameter.empty and value is not None \
-                and type(value) is not type(default):
-            raise CheckpointError(f"{where}: kwarg {key!r} must be {type(default).__name__}, "
-                                  f"got {value!r}")
+        if (
+            default is not None
+            and default is not inspect.Parameter.empty
+            and value is not None
+            and type(value) is not type(default)
+        ):
+            raise CheckpointError(
+                f"{where}: kwarg {key!r} must be {type(default).__name__}, got {value!r}"
+            )
     try:
         return builder(**kwargs)
     except ConfigError as e:
@@ -186,9 +210,11 @@ class ModelBundle:
     def require(self, *names: str) -> None:
         missing = [n for n in names if self.network(n) is None]
         if missing:
-            raise CheckpointError(f"model folder {self.folder} has no {', '.join(missing)} "
-                                  f"(expected {', '.join(f'{n}.safetensors' for n in missing)}); "
-                                  "train it with `genc train`")
+            raise CheckpointError(
+                f"model folder {self.folder} has no {', '.join(missing)} "
+                f"(expected {', '.join(f'{n}.safetensors' for n in missing)}); "
+                "train it with `genc train`"
+            )
 
     def to(self, device: torch.device | str) -> "ModelBundle":
         for name in NETWORK_NAMES + tuple(self.extras):
@@ -198,15 +224,21 @@ class ModelBundle:
         return self
 
 
-MODEL_KEYS = {"dataset": str, "image_size": int, "channels": int, "latent_dim": int,
-              "latent_dist": str}
+MODEL_KEYS = {
+    "dataset": str,
+    "image_size": int,
+    "channels": int,
+    "latent_dim": int,
+    "latent_dist": str,
+}
 
 
 def write_model_info(folder: str | os.PathLike, **info: Any) -> dict:
     """Create or update ``folder/model.json`` with the given keys (merged into what is there)."""
     path = Path(folder) / "model.json"
-    current = read_json(path) if path.exists() else {"format": MODEL_FORMAT,
-                                                      "version": FORMAT_VERSION}
+    current = (
+        read_json(path) if path.exists() else {"format": MODEL_FORMAT, "version": FORMAT_VERSION}
+    )
     current.update(info, package_version=__version__)
     write_json(path, current)
     return current
@@ -214,28 +246,38 @@ def write_model_info(folder: str | os.PathLike, **info: Any) -> dict:
 
 def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") -> ModelBundle:
     """Load every network present in a model folder (eval mode). Missing folder, missing or
-    malformed ``model.json``, or a pickle file instead of a folder raise :class:`CheckpointError`."""
+    malformed ``model.json``, or a pickle file instead of a folder raise
+    :class:`CheckpointError`."""
     folder = Path(folder)
     refuse_pickle(folder)
     if not folder.is_dir():
         raise CheckpointError(f"model folder {folder} does not exist (or is not a folder)")
     info = read_json(folder / "model.json")
     if info.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{folder / 'model.json'}: 'format' must be {MODEL_FORMAT!r}, "
-                              f"got {info.get('format')!r}")
+        raise CheckpointError(
+            f"{folder / 'model.json'}: 'format' must be {MODEL_FORMAT!r}, "
+            f"got {info.get('format')!r}"
+        )
     for key, typ in MODEL_KEYS.items():
         if not isinstance(info.get(key), typ):
-            raise CheckpointError(f"{folder / 'model.json'}: key {key!r} must be "
-                                  f"{typ.__name__}, got {info.get(key)!r}")
-    nets = {name: load_network(folder, name, device) for name in NETWORK_NAMES
-            + EXTRA_NETWORK_NAMES if (folder / f"{name}.json").exists()}
+            raise CheckpointError(
+                f"{folder / 'model.json'}: key {key!r} must be "
+                f"{typ.__name__}, got {info.get(key)!r}"
+            )
+    nets = {
+        name: load_network(folder, name, device)
+        for name in NETWORK_NAMES + EXTRA_NETWORK_NAMES
+        if (folder / f"{name}.json").exists()
+    }
     extras = {name: nets.pop(name) for name in EXTRA_NETWORK_NAMES if name in nets}
     bundle = ModelBundle(info=info, folder=folder, extras=extras, **nets)
     bundle.require("generator")
     for name, net in (nets | extras).items():
         shape = (net.kwargs.get("channels"), net.kwargs.get("image_size"))
         if shape != (info["channels"], info["image_size"]):
-            raise CheckpointError(f"{folder}: {name} is for {shape[0]}-channel {shape[1]} px "
-                                  f"images but model.json says {info['channels']}-channel "
-                                  f"{info['image_size']} px")
+            raise CheckpointError(
+                f"{folder}: {name} is for {shape[0]}-channel {shape[1]} px "
+                f"images but model.json says {info['channels']}-channel "
+                f"{info['image_size']} px"
+            )
     return bundle

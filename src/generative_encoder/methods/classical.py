@@ -24,8 +24,15 @@ import torch
 import torch.nn.functional as F
 from deepinv.models import Reconstructor
 from deepinv.optim import L2, PGD, TVPrior
-from deepinv.physics import (Blur, CompressedSensing, Decolorize, Denoising, Downsampling,
-                             Inpainting, Physics)
+from deepinv.physics import (
+    Blur,
+    CompressedSensing,
+    Decolorize,
+    Denoising,
+    Downsampling,
+    Inpainting,
+    Physics,
+)
 from skimage import restoration
 from torch import Tensor
 
@@ -378,8 +385,9 @@ class SparseDCT(LassoDCT):
     learned dictionary there, DCT here). The physics must be the same for every image of a batch.
     """
 
-    def __init__(self, alpha: float = LASSO_ALPHA, max_iter: int = LASSO_MAX_ITER,
-                 patch: int | None = None):
+    def __init__(
+        self, alpha: float = LASSO_ALPHA, max_iter: int = LASSO_MAX_ITER, patch: int | None = None
+    ):
         super().__init__(alpha, max_iter)
         if patch is not None and not (isinstance(patch, int) and patch >= 2):
             raise ConfigError(f"patch must be an integer >= 2 or None, got {patch!r}")
@@ -400,22 +408,27 @@ class SparseDCT(LassoDCT):
         for top in _window_starts(H, patch, stride):
             for left in _window_starts(W, patch, stride):
                 # solve on the window grown by the operator's footprint, keep the window
-                (rows_i, r0), (cols_i, c0) = (_grown(top, patch, halo, H),
-                                              _grown(left, patch, halo, W))
+                (rows_i, r0), (cols_i, c0) = (
+                    _grown(top, patch, halo, H),
+                    _grown(left, patch, halo, W),
+                )
                 if C * len(rows_i) * len(cols_i) > LASSO_MAX_PIXELS:
                     raise ConfigError(
                         f"method 'sparse_dct' codes at most {LASSO_MAX_PIXELS} values at once; a "
                         f"{patch}-pixel patch grown by the operator's footprint ({halo} pixels) "
-                        f"has {C * len(rows_i) * len(cols_i)}: pass a smaller patch")
+                        f"has {C * len(rows_i) * len(cols_i)}: pass a smaller patch"
+                    )
                 sensing, rows = _local_operator(physics, (C, H, W), rows_i, cols_i, y)
                 code = self._code(sensing, targets[:, rows], (C, len(rows_i), len(cols_i)))
-                total[:, :, top:top + patch, left:left + patch] += \
-                    code[:, :, r0:r0 + patch, c0:c0 + patch]
-                count[top:top + patch, left:left + patch] += 1
+                total[:, :, top : top + patch, left : left + patch] += code[
+                    :, :, r0 : r0 + patch, c0 : c0 + patch
+                ]
+                count[top : top + patch, left : left + patch] += 1
         return _to_image(total / count, y)
 
-    def _code(self, sensing: np.ndarray, targets: np.ndarray,
-              shape: tuple[int, int, int]) -> np.ndarray:
+    def _code(
+        self, sensing: np.ndarray, targets: np.ndarray, shape: tuple[int, int, int]
+    ) -> np.ndarray:
         """Lasso codes of ``targets`` (B, m) under ``sensing`` (m, C, h, w) -> images (B, C, h, w);
         zeros where there is no measurement."""
         from sklearn.linear_model import Lasso  # here: slow to import, as bm3d
@@ -443,8 +456,9 @@ def _footprint_radius(physics: Physics, shape: tuple[int, int, int], y: Tensor) 
     pixel-wise physics), read off ``A_adjoint`` of that entry."""
     C, H, W = shape
     with torch.no_grad():
-        impulse = torch.zeros_like(physics.A(torch.zeros(1, C, H, W, dtype=y.dtype,
-                                                         device=y.device)))
+        impulse = torch.zeros_like(
+            physics.A(torch.zeros(1, C, H, W, dtype=y.dtype, device=y.device))
+        )
         impulse[(0, slice(None), *(n // 2 for n in impulse.shape[2:]))] = 1
         support = (physics.A_adjoint(impulse).abs().amax(1)[0] > LOCAL_TOL).cpu().numpy()
     rows, cols = np.nonzero(support)
@@ -462,8 +476,9 @@ def _grown(start: int, patch: int, halo: int, size: int) -> tuple[np.ndarray, in
     return np.arange(start - halo, start + patch + halo) % size, halo
 
 
-def _local_operator(physics: Physics, shape: tuple[int, int, int], rows_i: np.ndarray,
-                    cols_i: np.ndarray, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _local_operator(
+    physics: Physics, shape: tuple[int, int, int], rows_i: np.ndarray, cols_i: np.ndarray, y: Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """``physics.A`` restricted to the pixels rows_i x cols_i: (sensing (m_w, C, h, w), rows
     (m_w,)), the measurement entries that depend on those pixels only (no response to a random
     image that is zero on them, some response to one of them)."""

@@ -9,7 +9,8 @@
 - ``autoencoder``: decoder(E(x_dagger)), the journal's ConvAE row.
 
 ``ge`` and ``autoencoder`` take ``encoder=``: which encoder (and decoder) of the model folder,
-one of :mod:`~generative_encoder.models.families`. ``ge0`` and ``aegan`` are ``ge`` with ``encoder="ge0"`` and
+one of :mod:`~generative_encoder.models.families`. ``ge0`` and ``aegan`` are ``ge`` with
+``encoder="ge0"`` and
 ``autoencoder`` with ``encoder="aegan"`` under their own names, the journal's rows: a benchmark
 spec keys its options by method name, so GE0 beside GE1 (or AEGAN beside ConvAE) in one table
 needs two names.
@@ -28,15 +29,26 @@ from deepinv.models import Reconstructor
 from deepinv.physics import Blur, Physics
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..io.checkpoints import ModelBundle
 from ..models.families import family
-from ..errors import ConfigError
 from ..physics import EncoderSensing, lift, match
 from ..registry import check_arguments
+from ..solve import (
+    LossFn,
+    SearchResult,
+    SolveConfig,
+    combine,
+    encoder_fidelity,
+    expand_targets,
+    image_fidelity,
+    latent_l2,
+    latent_search,
+    rowwise,
+)
 from ..solve.weight import AutoWeight, choose_weight
-from ..solve import (LossFn, SearchResult, SolveConfig, combine, encoder_fidelity,
-                     expand_targets, image_fidelity, latent_l2, latent_search, rowwise)
 from .registry import METHODS
+
 
 class LatentSearch(Reconstructor):
     """Base of the latent-search methods: builds a per-row loss, runs the engine, returns G(z*).
@@ -56,23 +68,30 @@ class LatentSearch(Reconstructor):
     default_latent_weight: float | None = None
     hides_any_measurement = False  # "auto" may hold out entries of any measurement (A(x) only)
 
-    def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
-                 latent_weight: float | str | None = None, **config_overrides):
+    def __init__(
+        self,
+        model: ModelBundle,
+        config: SolveConfig | None = None,
+        latent_weight: float | str | None = None,
+        **config_overrides,
+    ):
         super().__init__()
         model.require(*self.needs)
         options = set(SolveConfig.__dataclass_fields__)
         unknown = sorted(set(config_overrides) - options)
         if unknown:
-            raise ConfigError(f"method {self.name!r} has no option {unknown}; options: "
-                              f"{sorted(options | {'latent_weight'})}")
+            raise ConfigError(
+                f"method {self.name!r} has no option {unknown}; options: "
+                f"{sorted(options | {'latent_weight'})}"
+            )
         check_arguments(SolveConfig, f"method {self.name!r}", **config_overrides)
         self.model = model
         self.config = replace(config or SolveConfig(), **config_overrides)
         if isinstance(latent_weight, str) and latent_weight != "auto":
-            raise ConfigError(f"latent_weight must be a number >= 0 or 'auto', got "
-                              f"{latent_weight!r}")
-        self.latent_weight = (self.default_latent_weight if latent_weight is None
-                              else latent_weight)
+            raise ConfigError(
+                f"latent_weight must be a number >= 0 or 'auto', got {latent_weight!r}"
+            )
+        self.latent_weight = self.default_latent_weight if latent_weight is None else latent_weight
         if self.latent_weight != "auto" and self.latent_weight < 0:
             raise ConfigError(f"latent_weight must be >= 0, got {self.latent_weight}")
         self.last_auto: AutoWeight | None = None
@@ -81,20 +100,32 @@ class LatentSearch(Reconstructor):
         """The measurement term as a per-row loss, and the networks it runs (to be frozen)."""
         raise NotImplementedError
 
-    def solve(self, y: Tensor, physics: Physics, *, seeds=None, init: Tensor | None = None,
-              on_step=None) -> SearchResult:
+    def solve(
+        self, y: Tensor, physics: Physics, *, seeds=None, init: Tensor | None = None, on_step=None
+    ) -> SearchResult:
         """Run the latent search for a batch of measurements y (B, ...); the result's ``x`` is
         the method's output, every step after the search (``finish``) applied."""
         y = y.detach()
         self.check_physics(physics)
         if self.latent_weight == "auto":
             if self.default_latent_weight is None:
-                raise ConfigError(f"latent_weight='auto' is for methods with a default lambda "
-                                  f"(ge, ge0, csgm), not {self.name!r}")
+                raise ConfigError(
+                    f"latent_weight='auto' is for methods with a default lambda "
+                    f"(ge, ge0, csgm), not {self.name!r}"
+                )
             seeds = range(self.config.seed, self.config.seed + len(y)) if seeds is None else seeds
             result, self.last_auto = choose_weight(
-                self._search, y, physics, self.default_latent_weight, self.config.restarts,
-                list(seeds), init, on_step, self.hides_any_measurement, self.name)
+                self._search,
+                y,
+                physics,
+                self.default_latent_weight,
+                self.config.restarts,
+                list(seeds),
+                init,
+                on_step,
+                self.hides_any_measurement,
+                self.name,
+            )
         else:
             result = self._search(y, physics, self.latent_weight, seeds, init, on_step)
         return replace(result, x=self.finish(result, y, physics).detach())
@@ -107,13 +138,28 @@ class LatentSearch(Reconstructor):
         (Yeh's blend, LVR-SA's shift) override it."""
         return result.x
 
-    def _search(self, y: Tensor, physics: Physics, weight: float | Tensor, seeds=None,
-                init: Tensor | None = None, on_step=None) -> SearchResult:
+    def _search(
+        self,
+        y: Tensor,
+        physics: Physics,
+        weight: float | Tensor,
+        seeds=None,
+        init: Tensor | None = None,
+        on_step=None,
+    ) -> SearchResult:
         """The engine on y (B, ...); weight: lambda, or one per row (B*R,)."""
         data, networks = self.data_term(y, physics, self.config.restarts)
         loss = combine(data, _prior(weight))
-        return latent_search(self.model.generator, loss, y.shape[0], self.config,
-                             networks=networks, seeds=seeds, init=init, on_step=on_step)
+        return latent_search(
+            self.model.generator,
+            loss,
+            y.shape[0],
+            self.config,
+            networks=networks,
+            seeds=seeds,
+            init=init,
+            on_step=on_step,
+        )
 
     def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
         """``solve(y, physics).x``: the one path of every latent method."""
@@ -127,8 +173,9 @@ def _prior(weight: float | Tensor):
     return latent_l2(weight)
 
 
-def select_autoencoder(model: ModelBundle, encoder: str, with_decoder: bool = False
-                       ) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+def select_autoencoder(
+    model: ModelBundle, encoder: str, with_decoder: bool = False
+) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     """(encoder, decoder or None) of the encoder family ``encoder`` of the model
     (:mod:`~generative_encoder.models.families`; "ge0": BEGAN's discriminator halves).
     with_decoder: the decoder must be there too."""
@@ -137,9 +184,11 @@ def select_autoencoder(model: ModelBundle, encoder: str, with_decoder: bool = Fa
         model.require("discriminator")
         disc = model.discriminator
         if getattr(disc, "arch", None) != "began_discriminator":
-            raise ConfigError("encoder='ge0' is the encoder of a BEGAN discriminator (genc train "
-                              f"gan --arch began); this model's discriminator is "
-                              f"{getattr(disc, 'arch', type(disc).__name__)!r}")
+            raise ConfigError(
+                "encoder='ge0' is the encoder of a BEGAN discriminator (genc train "
+                f"gan --arch began); this model's discriminator is "
+                f"{getattr(disc, 'arch', type(disc).__name__)!r}"
+            )
         return disc.encoder, disc.decoder
     model.require(chosen.encoder, *([chosen.decoder] if with_decoder else []))
     return model.network(chosen.encoder), model.network(chosen.decoder)
@@ -150,9 +199,11 @@ def _encoder_target(encoder: torch.nn.Module, y: Tensor, physics: Physics, blind
     deblurring (the preprint's setting) instead of the known blur."""
     if isinstance(physics, EncoderSensing):
         if physics.encoder is not encoder:  # another family's code: matching it is meaningless
-            raise ConfigError("this encoder_cs measurement is the code of another encoder than "
-                              "the method's; measure with the method's own family (the task's "
-                              "encoder: ge1, ge0, vae or aegan)")
+            raise ConfigError(
+                "this encoder_cs measurement is the code of another encoder than "
+                "the method's; measure with the method's own family (the task's "
+                "encoder: ge1, ge0, vae or aegan)"
+            )
         return physics.encoder, (lambda x: x), y
     with torch.no_grad():
         target = rowwise(encoder, lift(y, physics))
@@ -166,7 +217,8 @@ class GenerativeEncoder(LatentSearch):
     """GE: z* = argmin ||E(S(G(z))) - E(x_dagger)||^2 + lambda ||z||^2, x_hat = G(z*).
 
     encoder: "ge1" (the separately trained conv autoencoder's, default), "ge0" (BEGAN's
-    discriminator's), "vae" or "aegan" (see :mod:`~generative_encoder.models.families`). blind: for deblurring, S =
+    discriminator's), "vae" or "aegan" (see :mod:`~generative_encoder.models.families`). blind:
+    for deblurring, S =
     identity (the preprint: the code of a sharp G(z) is matched to that of the blurred image, the
     kernel unused) instead of S = the known blur (the default)."""
 
@@ -174,17 +226,24 @@ class GenerativeEncoder(LatentSearch):
     # the best mean PSNR over four tasks on 32 TRAINING digits (experiments/lambda_sweep.py)
     default_latent_weight = 1e-1
 
-    def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
-                 latent_weight: float | str | None = None, encoder: str = "ge1",
-                 blind: bool = False, **config_overrides):
+    def __init__(
+        self,
+        model: ModelBundle,
+        config: SolveConfig | None = None,
+        latent_weight: float | str | None = None,
+        encoder: str = "ge1",
+        blind: bool = False,
+        **config_overrides,
+    ):
         super().__init__(model, config, latent_weight, **config_overrides)
         select_autoencoder(model, encoder)  # fails now, not at the first call
         self.encoder_kind, self.blind = encoder, bool(blind)
 
     def check_physics(self, physics: Physics) -> None:
         if self.blind and not isinstance(physics, Blur):
-            raise ConfigError(f"blind=True applies to deblurring only, got "
-                              f"{type(physics).__name__}")
+            raise ConfigError(
+                f"blind=True applies to deblurring only, got {type(physics).__name__}"
+            )
 
     def data_term(self, y, physics, restarts):
         own, _ = select_autoencoder(self.model, self.encoder_kind)
@@ -198,11 +257,17 @@ class GE0(GenerativeEncoder):
 
     name = "ge0"
 
-    def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
-                 latent_weight: float | str | None = None, blind: bool = False,
-                 **config_overrides):
-        super().__init__(model, config, latent_weight, encoder="ge0", blind=blind,
-                         **config_overrides)
+    def __init__(
+        self,
+        model: ModelBundle,
+        config: SolveConfig | None = None,
+        latent_weight: float | str | None = None,
+        blind: bool = False,
+        **config_overrides,
+    ):
+        super().__init__(
+            model, config, latent_weight, encoder="ge0", blind=blind, **config_overrides
+        )
 
 
 @METHODS.register("csgm")
@@ -220,7 +285,8 @@ class CSGM(LatentSearch):
 @METHODS.register("autoencoder")
 class AutoEncoderBaseline(Reconstructor):
     """ConvAE: x_hat = decoder(E(x_dagger)); for encoder sensing, decoder(y). ``encoder``
-    picks the autoencoder (see :mod:`~generative_encoder.models.families`; "ge0": BEGAN's discriminator itself)."""
+    picks the autoencoder (see :mod:`~generative_encoder.models.families`; "ge0": BEGAN's
+    discriminator itself)."""
 
     def __init__(self, model: ModelBundle, encoder: str = "ge1"):
         super().__init__()

@@ -29,8 +29,8 @@ import torch
 from deepinv.physics import Denoising, GaussianNoise, Physics
 from torch import Tensor
 
-from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..errors import CheckpointError, ConfigError
+from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..models.priors import sample_latent
 from ..physics import make_physics
 from ..physics.seeds import ATTRIBUTE_STREAM, stream_seed
@@ -63,17 +63,25 @@ class LVR(LatentSearch):
 
     name = "lvr"
 
-    def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
-                 latent_weight: float = 0.0, clip: str | None = "stochastic",
-                 **config_overrides):
+    def __init__(
+        self,
+        model: ModelBundle,
+        config: SolveConfig | None = None,
+        latent_weight: float = 0.0,
+        clip: str | None = "stochastic",
+        **config_overrides,
+    ):
         model.require("generator")
         dist = model.generator.latent_dist
         if dist != "uniform":
-            raise ConfigError(f"method {self.name!r} needs a generator trained with uniform "
-                              f"latents in [-1, 1] (genc train gan --latent-dist uniform); this "
-                              f"model's latents are {dist!r}")
-        super().__init__(model, config, latent_weight=latent_weight, clip=_lvr_clip(clip),
-                         **config_overrides)
+            raise ConfigError(
+                f"method {self.name!r} needs a generator trained with uniform "
+                f"latents in [-1, 1] (genc train gan --latent-dist uniform); this "
+                f"model's latents are {dist!r}"
+            )
+        super().__init__(
+            model, config, latent_weight=latent_weight, clip=_lvr_clip(clip), **config_overrides
+        )
 
     def data_term(self, y, physics, restarts):
         return image_fidelity(physics.A, expand_targets(y, restarts)), []
@@ -90,12 +98,19 @@ class LVRSharpness(LVR):
 
     name = "lvr_sa"
 
-    def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
-                 latent_weight: float = 0.0, clip: str | None = "stochastic",
-                 sigma: float | None = None, n_attribute: int = SHARPNESS_N,
-                 attribute_seed: int = 0, cache: str | None = None, **config_overrides):
-        super().__init__(model, config, latent_weight=latent_weight, clip=clip,
-                         **config_overrides)
+    def __init__(
+        self,
+        model: ModelBundle,
+        config: SolveConfig | None = None,
+        latent_weight: float = 0.0,
+        clip: str | None = "stochastic",
+        sigma: float | None = None,
+        n_attribute: int = SHARPNESS_N,
+        attribute_seed: int = 0,
+        cache: str | None = None,
+        **config_overrides,
+    ):
+        super().__init__(model, config, latent_weight=latent_weight, clip=clip, **config_overrides)
         if sigma is not None and not sigma >= 0:
             raise ConfigError(f"sigma must be >= 0, got {sigma}")
         if n_attribute < 1:
@@ -111,7 +126,7 @@ class LVRSharpness(LVR):
     def finish(self, result: SearchResult, y: Tensor, physics: Physics) -> Tensor:
         """G(clamp(z* + s, -1, 1)), s the sharpness attribute of the noise level."""
         sigma = self.sigma if self.sigma is not None else _gaussian_sigma(physics)
-        s = self.sharpness_attribute(sigma).to(result.z)                            # (d,)
+        s = self.sharpness_attribute(sigma).to(result.z)  # (d,)
         with torch.no_grad():
             return rowwise(self.model.generator, (result.z + s).clamp(-1, 1))
 
@@ -142,21 +157,24 @@ class LVRSharpness(LVR):
         """mean(true z) - mean(LVR-recovered z) over N generated images at noise sigma; (d,)."""
         generator, d = self.model.generator, self.model.generator.latent_dim
         rng = torch.Generator().manual_seed(self.attribute_seed)
-        z_true = sample_latent(self.n_attribute, d, generator.latent_dist, rng)      # (N, d)
-        physics = make_physics("denoise", self.model.image_shape, sigma=sigma,
-                               seed=self.attribute_seed)
+        z_true = sample_latent(self.n_attribute, d, generator.latent_dist, rng)  # (N, d)
+        physics = make_physics(
+            "denoise", self.model.image_shape, sigma=sigma, seed=self.attribute_seed
+        )
         param = next(generator.parameters())
         physics = physics.to(param.device)
         recovered = []
         for start in range(0, self.n_attribute, SHARPNESS_CHUNK):
-            chunk = z_true[start:start + SHARPNESS_CHUNK].to(param)
+            chunk = z_true[start : start + SHARPNESS_CHUNK].to(param)
             with torch.no_grad():
                 y = physics(generator(chunk))
-            seeds = [stream_seed(self.attribute_seed * self.n_attribute + start + j,
-                                 ATTRIBUTE_STREAM) for j in range(len(chunk))]
+            seeds = [
+                stream_seed(self.attribute_seed * self.n_attribute + start + j, ATTRIBUTE_STREAM)
+                for j in range(len(chunk))
+            ]
             search = self._search(y, physics, self.latent_weight, seeds)  # plain LVR
             recovered.append(search.z.detach().cpu())
-        z_rec = torch.cat(recovered)                                               # (N, d)
+        z_rec = torch.cat(recovered)  # (N, d)
         return (z_true.mean(0) - z_rec.mean(0)).float()
 
     def _record(self, sigma: float) -> dict:
@@ -166,10 +184,14 @@ class LVRSharpness(LVR):
         for name in sorted(state):
             digest.update(name.encode())
             digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
-        return {"generator_sha256": digest.hexdigest(), "sigma": sigma,
-                "n": self.n_attribute, "seed": self.attribute_seed,
-                "latent_weight": self.latent_weight,
-                "solver": json.loads(json.dumps(asdict(self.config)))}
+        return {
+            "generator_sha256": digest.hexdigest(),
+            "sigma": sigma,
+            "n": self.n_attribute,
+            "seed": self.attribute_seed,
+            "latent_weight": self.latent_weight,
+            "solver": json.loads(json.dumps(asdict(self.config))),
+        }
 
     def _folders(self) -> list[Path]:
         """Where attribute files are looked for, in order; the first writable one gets new ones."""
@@ -187,9 +209,10 @@ class LVRSharpness(LVR):
         for folder in self._folders():
             try:
                 save_tensors(folder / f"sharpness_{key}.safetensors", {"attribute": attribute})
-                write_json(folder / f"sharpness_{key}.json",
-                           {"format": ATTRIBUTE_FORMAT, "record": record,
-                            "norm": float(attribute.norm())})
+                write_json(
+                    folder / f"sharpness_{key}.json",
+                    {"format": ATTRIBUTE_FORMAT, "record": record, "norm": float(attribute.norm())},
+                )
                 return
             except OSError:
                 continue  # read-only model folder: try the cache
@@ -199,8 +222,10 @@ class LVRSharpness(LVR):
 def _gaussian_sigma(physics: Physics) -> float:
     noise = getattr(physics, "noise_model", None)
     if not isinstance(physics, Denoising) or not isinstance(noise, GaussianNoise):
-        raise ConfigError("method 'lvr_sa' applies to denoising with Gaussian noise (its "
-                          f"attribute is made at a Gaussian sigma), got {type(physics).__name__}"
-                          " physics; or give the option sigma")
+        raise ConfigError(
+            "method 'lvr_sa' applies to denoising with Gaussian noise (its "
+            f"attribute is made at a Gaussian sigma), got {type(physics).__name__}"
+            " physics; or give the option sigma"
+        )
     sigma = float(torch.as_tensor(noise.sigma).flatten()[0])
     return float(f"{sigma:.6g}")  # the float32 buffer's 0.20000000298 is the 0.2 it was made with

@@ -1,6 +1,7 @@
 """Yeh et al.'s restoration with a GAN's own discriminator as its prior (ICASSP 2018).
 
-    z* = argmin_z  sum_i W_i |y - A(G(z))|_i^p  +  lambda [log(1 - D(G(z))) - log D(G(z)) - log p_z(z)]
+    z* = argmin_z  sum_i W_i |y - A(G(z))|_i^p
+                   + lambda [log(1 - D(G(z))) - log D(G(z)) - log p_z(z)]
 
 and x_hat = G(z*), optionally Poisson-blended into the known pixels for inpainting. The bracket is
 -log p_X(G(z)) up to a constant (the seed's derivation from the optimal discriminator), so lambda
@@ -31,8 +32,8 @@ import torch.nn.functional as F
 from deepinv.physics import Inpainting, Physics
 from torch import Tensor
 
-from ..io.checkpoints import ModelBundle
 from ..errors import ConfigError
+from ..io.checkpoints import ModelBundle
 from ..solve import SearchResult, SolveConfig, combine, expand_targets
 from ..solve.terms import RowLoss
 from .latent import LatentSearch
@@ -59,10 +60,10 @@ def importance_weights(mask: Tensor, window: int = CONTEXT_WINDOW) -> Tensor:
         raise ConfigError(f"window must be an odd integer >= 1, got {window}")
     flat = mask.reshape(-1, 1, *mask.shape[-2:]).to(torch.float64)
     pad = window // 2
-    missing = F.avg_pool2d(F.pad(1 - flat, (pad,) * 4), window, stride=1,
-                           count_include_pad=True)
-    inside = F.avg_pool2d(F.pad(torch.ones_like(flat), (pad,) * 4), window, stride=1,
-                          count_include_pad=True)
+    missing = F.avg_pool2d(F.pad(1 - flat, (pad,) * 4), window, stride=1, count_include_pad=True)
+    inside = F.avg_pool2d(
+        F.pad(torch.ones_like(flat), (pad,) * 4), window, stride=1, count_include_pad=True
+    )
     weights = flat * missing / inside  # neighbourhoods cut by the border count pixels inside it
     return weights.reshape(mask.shape).to(mask.dtype)
 
@@ -76,14 +77,14 @@ def p_norm_fidelity(forward, y: Tensor, p: int, weights: Tensor | None = None) -
         r = r.square() if p == 2 else r.abs()
         if weights is not None:
             r = r * weights
-        return r.flatten(1).sum(1)                                              # (N,)
+        return r.flatten(1).sum(1)  # (N,)
 
     return RowLoss(loss, y)
 
 
 @METHODS.register("yeh")
 class Yeh(LatentSearch):
-    """Yeh et al.: sum_i W_i |y - A(G(z))|_i^p + lambda [log(1 - D(G(z))) - log D(G(z)) - log p_z(z)].
+    """Yeh et al.: sum_i W_i |y - A(G(z))|_i^p + lambda [log(1 - D) - log D - log p_z(z)].
 
     p: 1 or 2 (the data term's power and norm). disc_weight: lambda >= 0; for N(0, I) latents
     -log p_z(z) = ||z||^2 / 2, so the prior's weight is lambda / 2 (``latent_weight`` overrides
@@ -97,10 +98,18 @@ class Yeh(LatentSearch):
     name = "yeh"
     needs = ("generator", "discriminator")
 
-    def __init__(self, model: ModelBundle, config: SolveConfig | None = None,
-                 latent_weight: float | None = None, p: int = 2,
-                 disc_weight: float = YEH_DISCRIMINATOR_WEIGHT, weighting: str = "importance",
-                 window: int = CONTEXT_WINDOW, blend: bool = False, **config_overrides):
+    def __init__(
+        self,
+        model: ModelBundle,
+        config: SolveConfig | None = None,
+        latent_weight: float | None = None,
+        p: int = 2,
+        disc_weight: float = YEH_DISCRIMINATOR_WEIGHT,
+        weighting: str = "importance",
+        window: int = CONTEXT_WINDOW,
+        blend: bool = False,
+        **config_overrides,
+    ):
         model.require(*self.needs)
         if not disc_weight >= 0:
             raise ConfigError(f"disc_weight must be >= 0, got {disc_weight}")
@@ -131,8 +140,9 @@ class Yeh(LatentSearch):
 
     def check_physics(self, physics: Physics) -> None:
         if self.blend and not isinstance(physics, Inpainting):
-            raise ConfigError("blend=True applies to inpainting only, got "
-                              f"{type(physics).__name__}")
+            raise ConfigError(
+                f"blend=True applies to inpainting only, got {type(physics).__name__}"
+            )
 
     def finish(self, result: SearchResult, y: Tensor, physics: Physics) -> Tensor:
         if self.blend:
@@ -140,8 +150,14 @@ class Yeh(LatentSearch):
         return result.x
 
 
-def poisson_blend(generated: Tensor, known: Tensor, mask: Tensor, *, tol: float = BLEND_TOL,
-                  max_iter: int = BLEND_MAX_ITER) -> Tensor:
+def poisson_blend(
+    generated: Tensor,
+    known: Tensor,
+    mask: Tensor,
+    *,
+    tol: float = BLEND_TOL,
+    max_iter: int = BLEND_MAX_ITER,
+) -> Tensor:
     """Blend ``generated`` into ``known`` by solving Poisson's equation in the hole.
 
     generated, known (B, C, H, W); mask broadcastable to them, 1 = known pixel, 0 = hole. Returns f
@@ -151,7 +167,7 @@ def poisson_blend(generated: Tensor, known: Tensor, mask: Tensor, *, tol: float 
     Solved by conjugate gradient on the hole's Laplacian, all B x C planes at once. A hole plane
     with no known pixel around it has no boundary and keeps ``generated``.
     """
-    hole = (mask.expand_as(generated) == 0)
+    hole = mask.expand_as(generated) == 0
     g = generated.detach().double()
     y = known.detach().double().expand_as(g)
     inside = torch.ones_like(g)
@@ -162,17 +178,17 @@ def poisson_blend(generated: Tensor, known: Tensor, mask: Tensor, *, tol: float 
         p = F.pad(t, (1, 1, 1, 1))
         return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
 
-    degree = neighbours(inside)                                                    # 2, 3 or 4
-    guidance = degree * g - neighbours(g)                                          # Laplacian of g
-    rhs = hole_f * (guidance + neighbours((1 - hole_f) * y))                       # boundary moves
+    degree = neighbours(inside)  # 2, 3 or 4
+    guidance = degree * g - neighbours(g)  # Laplacian of g
+    rhs = hole_f * (guidance + neighbours((1 - hole_f) * y))  # boundary moves
 
     def apply(v: Tensor) -> Tensor:  # the Laplacian restricted to the hole (SPD), v zero outside
         return hole_f * (degree * v - neighbours(hole_f * v))
 
-    has_boundary = (hole & (neighbours(1 - hole_f) > 0)).flatten(2).any(2)         # (B, C)
+    has_boundary = (hole & (neighbours(1 - hole_f) > 0)).flatten(2).any(2)  # (B, C)
     solvable = has_boundary[..., None, None].double()
     rhs = rhs * solvable
-    f = hole_f * g * solvable                                                      # warm start
+    f = hole_f * g * solvable  # warm start
     r = rhs - apply(f)
     d = r.clone()
     rr = _dot(r, r)

@@ -7,5 +7,11 @@ from . import autoencoders, began, classifier, dcgan, pgan  # noqa: F401  (regis
 from .priors import LATENT_DISTS, LatentGenerator, latent_parts, sample_latent
 from .registry import NETWORKS, build_network
 
-__all__ = ["LATENT_DISTS", "LatentGenerator", "NETWORKS", "build_network", "latent_parts",
-           "sample_latent"]
+__all__ = [
+    "LATENT_DISTS",
+    "LatentGenerator",
+    "NETWORKS",
+    "build_network",
+    "latent_parts",
+    "sample_latent",
+]

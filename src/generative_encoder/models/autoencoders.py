@@ -31,9 +31,14 @@ class ConvEncoder(nn.Module):
     (depth=4, width=16, code_dim=128).
     """
 
-
-    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 128,
-                 depth: int | None = None, width: int = 16):
+    def __init__(
+        self,
+        channels: int = 1,
+        image_size: int = 28,
+        code_dim: int = 128,
+        depth: int | None = None,
+        width: int = 16,
+    ):
         super().__init__()
         check_geometry(channels, image_size)
         depth = default_encoder_depth(image_size) if depth is None else depth
@@ -62,9 +67,14 @@ class VAEEncoder(ConvEncoder):
     autoencoder baseline need), never a random sample.
     """
 
-
-    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 128,
-                 depth: int | None = None, width: int = 16):
+    def __init__(
+        self,
+        channels: int = 1,
+        image_size: int = 28,
+        code_dim: int = 128,
+        depth: int | None = None,
+        width: int = 16,
+    ):
         super().__init__(channels, image_size, code_dim, depth, width)
         self.logvar = RowLinear(self.fc.in_features, code_dim)
 
@@ -86,12 +96,20 @@ class ConvDecoder(nn.Module):
     encoder must carry more of the information.
     """
 
-
-    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 128,
-                 encoder_depth: int | None = None, depth: int | None = None, width: int = 16):
+    def __init__(
+        self,
+        channels: int = 1,
+        image_size: int = 28,
+        code_dim: int = 128,
+        encoder_depth: int | None = None,
+        depth: int | None = None,
+        width: int = 16,
+    ):
         super().__init__()
         check_geometry(channels, image_size)
-        encoder_depth = default_encoder_depth(image_size) if encoder_depth is None else encoder_depth
+        encoder_depth = (
+            default_encoder_depth(image_size) if encoder_depth is None else encoder_depth
+        )
         depth = encoder_depth if depth is None else depth
         if depth < 1:
             raise ConfigError(f"decoder depth must be >= 1, got {depth}")
@@ -99,8 +117,9 @@ class ConvDecoder(nn.Module):
         ratio = image_size / s0
         self.sizes = [round(s0 * ratio ** ((j + 1) / depth)) for j in range(depth)]
         c = width * 2 ** (depth - 1)
-        self.stem = nn.Sequential(RowLinear(code_dim, c * s0 * s0), nn.ReLU(True),
-                                  nn.Unflatten(1, (c, s0, s0)))
+        self.stem = nn.Sequential(
+            RowLinear(code_dim, c * s0 * s0), nn.ReLU(True), nn.Unflatten(1, (c, s0, s0))
+        )
         self.convs = nn.ModuleList()
         for j in range(depth):
             c_out = width * 2 ** max(depth - 2 - j, 0)

@@ -46,23 +46,28 @@ def _check(channels: int, image_size: int, width: int, code_dim: int) -> None:
 
 
 def _conv_pair(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, 1, 1), nn.ELU(True), nn.Conv2d(c_out, c_out, 3, 1, 1),
-            nn.ELU(True)]
+    return [
+        nn.Conv2d(c_in, c_out, 3, 1, 1),
+        nn.ELU(True),
+        nn.Conv2d(c_out, c_out, 3, 1, 1),
+        nn.ELU(True),
+    ]
 
 
 @network("began_decoder")
 class BEGANDecoder(nn.Module):
     """BEGAN's decoder: code (N, code_dim) -> image (N, C, S, S), linear output (about [0, 1])."""
 
-
-    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 64,
-                 width: int = 64):
+    def __init__(
+        self, channels: int = 1, image_size: int = 28, code_dim: int = 64, width: int = 64
+    ):
         super().__init__()
         _check(channels, image_size, width, code_dim)
         self.channels, self.image_size, self.code_dim = channels, image_size, code_dim
         s0 = began_base_size(image_size)
-        self.stem = nn.Sequential(RowLinear(code_dim, width * s0 * s0),
-                                  nn.Unflatten(1, (width, s0, s0)))
+        self.stem = nn.Sequential(
+            RowLinear(code_dim, width * s0 * s0), nn.Unflatten(1, (width, s0, s0))
+        )
         layers: list[nn.Module] = []
         for i in range(_n_scales(image_size) + 1):
             if i > 0:
@@ -79,9 +84,9 @@ class BEGANDecoder(nn.Module):
 class BEGANEncoder(nn.Module):
     """BEGAN's encoder, the GE journal's GE0: image (N, C, S, S) in [0, 1] -> code (N, code_dim)."""
 
-
-    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 64,
-                 width: int = 64):
+    def __init__(
+        self, channels: int = 1, image_size: int = 28, code_dim: int = 64, width: int = 64
+    ):
         super().__init__()
         _check(channels, image_size, width, code_dim)
         self.code_dim = code_dim
@@ -112,9 +117,9 @@ class BEGANDiscriminator(nn.Module):
     Yeh's bracket -logit = energy on the scale of Yeh's data term, itself a sum over pixels.
     """
 
-
-    def __init__(self, channels: int = 1, image_size: int = 28, code_dim: int = 64,
-                 width: int = 64):
+    def __init__(
+        self, channels: int = 1, image_size: int = 28, code_dim: int = 64, width: int = 64
+    ):
         super().__init__()
         self.encoder = BEGANEncoder(channels, image_size, code_dim, width)
         self.decoder = BEGANDecoder(channels, image_size, code_dim, width)
@@ -136,9 +141,14 @@ class BEGANGenerator(LatentGenerator):
     training uses). ``latent_dist`` as in the DCGAN generator (the paper draws z uniformly in
     [-1, 1])."""
 
-
-    def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28,
-                 width: int = 64, latent_dist: str = "uniform"):
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        channels: int = 1,
+        image_size: int = 28,
+        width: int = 64,
+        latent_dist: str = "uniform",
+    ):
         super().__init__()
         if latent_dist not in LATENT_DISTS:  # InfoGAN's categories are DCGAN's only
             raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")

@@ -17,16 +17,28 @@ class CNNClassifier(nn.Module):
     through ``features(x)`` (N, hidden), is the domain feature network for FID.
     """
 
-
-    def __init__(self, channels: int = 1, image_size: int = 28, n_classes: int = 10,
-                 width: int = 32, hidden: int = 128):
+    def __init__(
+        self,
+        channels: int = 1,
+        image_size: int = 28,
+        n_classes: int = 10,
+        width: int = 32,
+        hidden: int = 128,
+    ):
         super().__init__()
         check_geometry(channels, image_size)
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.3),
-            nn.Linear(2 * width * (image_size // 4) ** 2, hidden), nn.ReLU(True))
+            nn.Conv2d(channels, width, 3, 1, 1),
+            nn.ReLU(True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, 1, 1),
+            nn.ReLU(True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(2 * width * (image_size // 4) ** 2, hidden),
+            nn.ReLU(True),
+        )
         self.head = nn.Linear(hidden, n_classes)
 
     def features(self, x: Tensor) -> Tensor:

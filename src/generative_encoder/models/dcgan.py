@@ -29,27 +29,47 @@ class DCGANGenerator(LatentGenerator):
     (N, latent_dim, 1, 1), as deepinv's ``CSGMGenerator`` passes it.
     """
 
-
-    def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28,
-                 width: int = 64, latent_dist: str = "normal", refine: int = 0, hidden: int = 0):
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        channels: int = 1,
+        image_size: int = 28,
+        width: int = 64,
+        latent_dist: str = "normal",
+        refine: int = 0,
+        hidden: int = 0,
+    ):
         super().__init__()
         check_geometry(channels, image_size)
         if latent_dim < 1 or width < 1 or refine < 0 or hidden < 0:
-            raise ConfigError(f"latent_dim and width must be >= 1, refine and hidden >= 0, got "
-                              f"{latent_dim}, {width}, {refine}, {hidden}")
+            raise ConfigError(
+                f"latent_dim and width must be >= 1, refine and hidden >= 0, got "
+                f"{latent_dim}, {width}, {refine}, {hidden}"
+            )
         latent_parts(latent_dist, latent_dim)
         self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size = channels, image_size
         k, s0 = n_doublings(image_size), base_size(image_size)
         c = width * 2 ** (k - 1)
-        mlp = [RowLinear(latent_dim, hidden, bias=False), nn.BatchNorm1d(hidden),
-               nn.ReLU(True)] if hidden else []
-        self.stem = nn.Sequential(*mlp, RowLinear(hidden or latent_dim, c * s0 * s0, bias=False),
-                                  nn.Unflatten(1, (c, s0, s0)), nn.BatchNorm2d(c), nn.ReLU(True))
+        mlp = (
+            [RowLinear(latent_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(True)]
+            if hidden
+            else []
+        )
+        self.stem = nn.Sequential(
+            *mlp,
+            RowLinear(hidden or latent_dim, c * s0 * s0, bias=False),
+            nn.Unflatten(1, (c, s0, s0)),
+            nn.BatchNorm2d(c),
+            nn.ReLU(True),
+        )
         blocks = refine_layers(c, refine, nn.BatchNorm2d(c), nn.ReLU(True))
         for _ in range(k - 1):
-            blocks += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2),
-                       nn.ReLU(True)]
+            blocks += [
+                nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c // 2),
+                nn.ReLU(True),
+            ]
             c //= 2
             blocks += refine_layers(c, refine, nn.BatchNorm2d(c), nn.ReLU(True))
         blocks += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Sigmoid()]
@@ -73,15 +93,22 @@ class DCGANDiscriminator(nn.Module):
     ``features(x)`` returns the flattened last map.
     """
 
-
-    def __init__(self, channels: int = 1, image_size: int = 28, width: int = 64,
-                 refine: int = 0, hidden: int = 0, mbstd: bool = False,
-                 n_categories: int = 0):
+    def __init__(
+        self,
+        channels: int = 1,
+        image_size: int = 28,
+        width: int = 64,
+        refine: int = 0,
+        hidden: int = 0,
+        mbstd: bool = False,
+        n_categories: int = 0,
+    ):
         super().__init__()
         check_geometry(channels, image_size)
         if width < 1 or refine < 0 or hidden < 0:
-            raise ConfigError(f"width must be >= 1, refine and hidden >= 0, got {width}, "
-                              f"{refine}, {hidden}")
+            raise ConfigError(
+                f"width must be >= 1, refine and hidden >= 0, got {width}, {refine}, {hidden}"
+            )
         k, s0 = n_doublings(image_size), base_size(image_size)
         layers, c_in, c = [], channels, width
         for i in range(k):
@@ -96,8 +123,13 @@ class DCGANDiscriminator(nn.Module):
             layers += [MinibatchStdDev()]
         self.convs = nn.Sequential(*layers, nn.Flatten())
         n_features = (c_in + mbstd) * s0 * s0
-        self.head = nn.Sequential(RowLinear(n_features, hidden), nn.LeakyReLU(0.2, True),
-                                  RowLinear(hidden, 1)) if hidden else RowLinear(n_features, 1)
+        self.head = (
+            nn.Sequential(
+                RowLinear(n_features, hidden), nn.LeakyReLU(0.2, True), RowLinear(hidden, 1)
+            )
+            if hidden
+            else RowLinear(n_features, 1)
+        )
         if n_categories:
             self.q_head = RowLinear(n_features, n_categories)
 

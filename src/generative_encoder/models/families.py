@@ -29,20 +29,24 @@ class Family:
 
     @property
     def prefix(self) -> str:
-        """File-name prefix of the family's networks: "" for ``encoder``, "vae_" for ``vae_encoder``."""
+        """File-name prefix of the family's networks: "" (``encoder``), "vae_" (``vae_encoder``)."""
         return self.encoder.removesuffix("encoder") if self.encoder else ""
 
 
-FAMILIES = {f.name: f for f in (
-    Family("ge1", "encoder", "decoder", "conv_encoder", "encoder"),
-    Family("vae", "vae_encoder", "vae_decoder", "vae_encoder", "vae"),
-    Family("aegan", "aegan_encoder", "aegan_decoder", "conv_encoder", "aegan"),
-    Family("ge0", None, None, None, None),
-)}
+FAMILIES = {
+    f.name: f
+    for f in (
+        Family("ge1", "encoder", "decoder", "conv_encoder", "encoder"),
+        Family("vae", "vae_encoder", "vae_decoder", "vae_encoder", "vae"),
+        Family("aegan", "aegan_encoder", "aegan_decoder", "conv_encoder", "aegan"),
+        Family("ge0", None, None, None, None),
+    )
+}
 TRAINABLE = tuple(name for name, f in FAMILIES.items() if f.arch)
 # networks of the trainable families besides GE1's, which a model folder may hold
-EXTRA_NETWORK_NAMES = tuple(n for f in FAMILIES.values() if f.prefix
-                            for n in (f.encoder, f.decoder))
+EXTRA_NETWORK_NAMES = tuple(
+    n for f in FAMILIES.values() if f.prefix for n in (f.encoder, f.decoder)
+)
 
 
 def family(name: str, trainable: bool = False) -> Family:

@@ -52,6 +52,6 @@ class RowLinear(nn.Linear):
         if self.training or x.dim() != 2:
             return super().forward(x)
         # one (1, in) x (in, out) product per row: the same kernel whatever the batch size
-        weight = self.weight.t().unsqueeze(0).expand(len(x), -1, -1)           # (N, in, out)
-        out = torch.bmm(x.unsqueeze(1), weight).squeeze(1)                      # (N, out)
+        weight = self.weight.t().unsqueeze(0).expand(len(x), -1, -1)  # (N, in, out)
+        out = torch.bmm(x.unsqueeze(1), weight).squeeze(1)  # (N, out)
         return out if self.bias is None else out + self.bias

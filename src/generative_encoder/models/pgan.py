@@ -89,7 +89,7 @@ class MinibatchStdDev(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.training and len(x) > 1:
-            std = torch.sqrt(x.var(0, unbiased=False) + 1e-8).mean()             # ()
+            std = torch.sqrt(x.var(0, unbiased=False) + 1e-8).mean()  # ()
             with torch.no_grad():
                 self.running_std.lerp_(std.detach().to(self.running_std), self.momentum)
         else:
@@ -120,8 +120,9 @@ class _Progressive(nn.Module):
         """Run up to ``stage`` (0 .. n_stages - 1), its block faded in with weight alpha in
         [0, 1]."""
         if not 0 <= stage < self.n_stages or not 0 <= alpha <= 1:
-            raise ConfigError(f"stage must be in 0..{self.n_stages - 1} and alpha in [0, 1], got "
-                              f"{stage}, {alpha}")
+            raise ConfigError(
+                f"stage must be in 0..{self.n_stages - 1} and alpha in [0, 1], got {stage}, {alpha}"
+            )
         self.stage.fill_(stage)
         self.alpha.fill_(alpha)
 
@@ -139,20 +140,26 @@ class PGANGenerator(LatentGenerator, _Progressive):
     "toRGB" per stage, then a sigmoid. ``width`` is the channel count at the image size.
     """
 
-
-    def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28,
-                 width: int = 16, latent_dist: str = "normal"):
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        channels: int = 1,
+        image_size: int = 28,
+        width: int = 16,
+        latent_dist: str = "normal",
+    ):
         super().__init__()
         if latent_dist not in LATENT_DISTS:  # InfoGAN's categories are DCGAN's only
             raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
         self.s0, widths = _geometry(channels, image_size, width)
         self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size, self.n_stages = channels, image_size, len(widths)
-        self.stem = EqualizedLinear(latent_dim, widths[0] * self.s0 ** 2, gain=math.sqrt(2) / 4)
+        self.stem = EqualizedLinear(latent_dim, widths[0] * self.s0**2, gain=math.sqrt(2) / 4)
         self.blocks = nn.ModuleList([nn.ModuleList([EqualizedConv2d(widths[0], widths[0], 3)])])
         for c_in, c_out in zip(widths, widths[1:]):
-            self.blocks.append(nn.ModuleList([EqualizedConv2d(c_in, c_out, 3),
-                                              EqualizedConv2d(c_out, c_out, 3)]))
+            self.blocks.append(
+                nn.ModuleList([EqualizedConv2d(c_in, c_out, 3), EqualizedConv2d(c_out, c_out, 3)])
+            )
         self.to_rgb = nn.ModuleList([EqualizedConv2d(c, channels, 1, gain=1.0) for c in widths])
         self._init_progress()
 
@@ -169,14 +176,14 @@ class PGANGenerator(LatentGenerator, _Progressive):
         stage, alpha = int(self.stage), self.alpha.to(z.dtype)
         for i in range(stage):
             h = self._block(i, h)
-        new = self.to_rgb[stage](self._block(stage, h))                      # (N, C, r, r)
+        new = self.to_rgb[stage](self._block(stage, h))  # (N, C, r, r)
         if stage > 0 and alpha < 1:  # fade in: blend with the upsampled previous stage
             old = F.interpolate(self.to_rgb[stage - 1](h), scale_factor=2, mode="nearest")
             new = torch.lerp(old, new, alpha)
         x = torch.sigmoid(new)
         if x.shape[-1] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="nearest")
-        return x                                                              # (N, C, S, S)
+        return x  # (N, C, S, S)
 
 
 @network("pgan_discriminator")
@@ -189,7 +196,6 @@ class PGANDiscriminator(_Progressive):
     linear layers; LeakyReLU(0.2) throughout, no normalisation.
     """
 
-
     def __init__(self, channels: int = 1, image_size: int = 28, width: int = 16):
         super().__init__()
         self.s0, widths = _geometry(channels, image_size, width)
@@ -197,11 +203,14 @@ class PGANDiscriminator(_Progressive):
         self.from_rgb = nn.ModuleList([EqualizedConv2d(channels, c, 1) for c in widths])
         self.blocks = nn.ModuleList([nn.Identity()])  # stage 0's block is the head below
         for c_low, c_high in zip(widths, widths[1:]):
-            self.blocks.append(nn.ModuleList([EqualizedConv2d(c_high, c_high, 3),
-                                              EqualizedConv2d(c_high, c_low, 3)]))
+            self.blocks.append(
+                nn.ModuleList(
+                    [EqualizedConv2d(c_high, c_high, 3), EqualizedConv2d(c_high, c_low, 3)]
+                )
+            )
         self.mbstd = MinibatchStdDev()
         self.head_conv = EqualizedConv2d(widths[0] + 1, widths[0], 3)
-        self.head_fc = EqualizedLinear(widths[0] * self.s0 ** 2, widths[0])
+        self.head_fc = EqualizedLinear(widths[0] * self.s0**2, widths[0])
         self.head_out = EqualizedLinear(widths[0], 1, gain=1.0)
         self._init_progress()
 
@@ -211,9 +220,9 @@ class PGANDiscriminator(_Progressive):
         return F.avg_pool2d(h, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x * 2 - 1                                                        # centred to [-1, 1]
+        x = x * 2 - 1  # centred to [-1, 1]
         stage, alpha = int(self.stage), self.alpha.to(x.dtype)
-        r = self.s0 * 2 ** stage
+        r = self.s0 * 2**stage
         if x.shape[-1] != r:
             x = F.adaptive_avg_pool2d(x, r)
         h = F.leaky_relu(self.from_rgb[stage](x), LEAK)
@@ -226,4 +235,4 @@ class PGANDiscriminator(_Progressive):
             h = self._block(i, h)
         h = F.leaky_relu(self.head_conv(self.mbstd(h)), LEAK)
         h = F.leaky_relu(self.head_fc(h.flatten(1)), LEAK)
-        return self.head_out(h).squeeze(1)                                   # (N,)
+        return self.head_out(h).squeeze(1)  # (N,)

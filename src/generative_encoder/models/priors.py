@@ -25,15 +25,18 @@ def latent_parts(dist: str, latent_dim: int | None = None) -> tuple[str, int]:
     base, _, cat = dist.partition("+cat")
     k = int(cat) if cat.isdigit() else -1 if cat or "+" in dist else 0
     if base not in LATENT_DISTS or k == -1 or 0 < k < 2:
-        raise ConfigError(f"latent_dist must be one of {LATENT_DISTS} or e.g. 'normal+cat10' "
-                          f"(InfoGAN's one-hot category in the last 10 coordinates), got {dist!r}")
+        raise ConfigError(
+            f"latent_dist must be one of {LATENT_DISTS} or e.g. 'normal+cat10' "
+            f"(InfoGAN's one-hot category in the last 10 coordinates), got {dist!r}"
+        )
     if latent_dim is not None and k >= latent_dim:
         raise ConfigError(f"latent_dist {dist!r} needs latent_dim > {k}, got {latent_dim}")
     return base, k
 
 
-def sample_latent(n: int, latent_dim: int, dist: str,
-                  generator: torch.Generator | None = None) -> Tensor:
+def sample_latent(
+    n: int, latent_dim: int, dist: str, generator: torch.Generator | None = None
+) -> Tensor:
     """(n, latent_dim) draws on CPU from N(0, I) (``dist="normal"``) or U[-1, 1] (``"uniform"``);
     with "+catK" the last K coordinates are then replaced by a uniformly drawn one-hot category."""
     base, k = latent_parts(dist, latent_dim)
@@ -57,8 +60,13 @@ class LatentGenerator(nn.Module):
     def nz(self) -> int:
         return self.latent_dim
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> Tensor:
-        """Draw n latents (n, latent_dim) from the training prior, on CPU then moved to ``device``."""
+    def sample_latent(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """n latents (n, latent_dim) from the training prior, drawn on the CPU, on ``device``."""
         return sample_latent(n, self.latent_dim, self.latent_dist, generator).to(
-            device or next(self.parameters()).device)
+            device or next(self.parameters()).device
+        )

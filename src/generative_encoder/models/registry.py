@@ -33,9 +33,11 @@ def network(name: str, *, omit_defaults: tuple[str, ...] = ()) -> Callable[[type
         def __init__(self, *args, **kwargs):
             bound = signature.bind(self, *args, **kwargs)
             bound.apply_defaults()
-            record = {key: value for key, value in list(bound.arguments.items())[1:]
-                      if not (key in omit_defaults
-                              and value == signature.parameters[key].default)}
+            record = {
+                key: value
+                for key, value in list(bound.arguments.items())[1:]
+                if not (key in omit_defaults and value == signature.parameters[key].default)
+            }
             init(self, *args, **kwargs)
             self.kwargs = record
 

@@ -8,8 +8,8 @@
 
 from .lift import lift, match, register_lift
 from .masks import block_mask, freeform_mask, random_mask
-from .tasks import TASKS, EncoderSensing, Quantization, make_physics, measurement_rate
 from .noise import QuantizationNoise, SpeckleNoise
+from .tasks import TASKS, EncoderSensing, Quantization, make_physics, measurement_rate
 
 __all__ = [
     "TASKS",

@@ -16,8 +16,15 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from deepinv.physics import (Blur, CompressedSensing, Decolorize, Denoising, Downsampling,
-                             Inpainting, Physics)
+from deepinv.physics import (
+    Blur,
+    CompressedSensing,
+    Decolorize,
+    Denoising,
+    Downsampling,
+    Inpainting,
+    Physics,
+)
 
 from ..errors import ConfigError
 from .tasks import EncoderSensing, Quantization
@@ -88,8 +95,11 @@ register_lift(
 # channels, and S makes G(z) the same kind of image: its own gray (the observation's luma
 # A(G(z))) replicated. Comparing E(gray) with E(colour G(z)) instead (S = identity) would push G(z)
 # towards gray images, which is what the encoder sees on the other side.
-register_lift(Decolorize, lift=_gray_to_channels,
-              match=lambda x, physics: _gray_to_channels(physics.A(x), physics))
+register_lift(
+    Decolorize,
+    lift=_gray_to_channels,
+    match=lambda x, physics: _gray_to_channels(physics.A(x), physics),
+)
 # Quantization (A = identity, as Yeh et al. fit it): compared directly, as denoising. S = the
 # quantizer would have zero gradient almost everywhere.
 register_lift(Quantization, lift=_identity, match=_identity)

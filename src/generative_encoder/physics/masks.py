@@ -51,9 +51,7 @@ def random_mask(h: int, w: int, missing: float, generator: torch.Generator) -> t
     return (torch.rand(h, w, generator=generator) >= missing).float()
 
 
-def freeform_mask(
-    h: int, w: int, generator: torch.Generator, missing: float = 0.2
-) -> torch.Tensor:
+def freeform_mask(h: int, w: int, generator: torch.Generator, missing: float = 0.2) -> torch.Tensor:
     """(H, W) hand-drawn-looking mask: 1 to 3 random characters, then random brush strokes until
     at least ``missing`` (in (0, 0.5]) of the pixels are covered (a stroke segment may overshoot
     by a few percent)."""

@@ -13,13 +13,13 @@ import hashlib
 
 import numpy as np
 
-OPERATOR_STREAM = 0   # a physics' operator: masks, sensing matrices
+OPERATOR_STREAM = 0  # a physics' operator: masks, sensing matrices
 PHYSICS_NOISE_STREAM = 1  # a physics' own noise generator
-NOISE_STREAM = 3      # an image's simulated noise
-LATENT_STREAM = 4     # an image's random starts
-CLIP_STREAM = 5       # a problem's stochastic-clipping redraws (keyed by its start seed)
+NOISE_STREAM = 3  # an image's simulated noise
+LATENT_STREAM = 4  # an image's random starts
+CLIP_STREAM = 5  # a problem's stochastic-clipping redraws (keyed by its start seed)
 ATTRIBUTE_STREAM = 6  # LVR-SA's generated problems (keyed by the attribute seed and index)
-HELD_OUT_SEED = 0     # which measured entries latent_weight="auto" holds out
+HELD_OUT_SEED = 0  # which measured entries latent_weight="auto" holds out
 CALIBRATION_SEED = 12345  # the fit flag's calibration samples and their noise
 
 
@@ -32,7 +32,7 @@ def image_seed(seed: int, name: str, stream: int) -> int:
     """A seed for the input called ``name`` (a file stem, or an image's index as text) in a run
     seeded ``seed``: ``NOISE_STREAM`` (simulated noise) or ``LATENT_STREAM`` (random starts)."""
     digest = hashlib.sha256(name.encode("utf-8")).digest()
-    words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
+    words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
     return int(np.random.SeedSequence([seed, stream, *words]).generate_state(1)[0])
 
 

@@ -35,9 +35,9 @@ from deepinv.physics.functional import gaussian_blur
 
 from ..errors import ConfigError
 from ..registry import Registry, check_arguments
-from .seeds import OPERATOR_STREAM, PHYSICS_NOISE_STREAM, stream_seed
-from .noise import QuantizationNoise, SpeckleNoise, check_sigma, gaussian
 from .masks import block_mask, check_mask, default_block, freeform_mask, random_mask
+from .noise import QuantizationNoise, SpeckleNoise, check_sigma, gaussian
+from .seeds import OPERATOR_STREAM, PHYSICS_NOISE_STREAM, stream_seed
 
 # A builder takes (img_shape, operator_rng on the CPU, noise_rng on the target device, **params);
 # make_physics moves what it returns to the device.
@@ -165,8 +165,10 @@ def _superres(img_shape, operator_rng, noise_rng, *, factor: int = 2, sigma: flo
     if h % factor or w % factor:
         raise ConfigError(f"factor must divide the image size {h}x{w}, got {factor}")
     if min(h, w) < 2 * factor:  # the bicubic filter is 4 factor wide: its circular padding wraps
-        raise ConfigError(f"factor {factor} needs images of at least {2 * factor} pixels a side "
-                          f"(its bicubic filter is {4 * factor} wide), got {h}x{w}")
+        raise ConfigError(
+            f"factor {factor} needs images of at least {2 * factor} pixels a side "
+            f"(its bicubic filter is {4 * factor} wide), got {h}x{w}"
+        )
     return Downsampling(
         img_size=img_shape,
         factor=factor,
@@ -273,5 +275,3 @@ def _check_params(task: str, builder: Callable[..., Physics], params: dict[str, 
     missing = [p.name for p in options if p.default is p.empty and p.name not in params]
     if missing:
         raise ConfigError(f"task {task!r} needs parameter {', '.join(missing)}")
-
-

@@ -25,11 +25,20 @@ and each problem keeps the restart, and with ``keep_best`` the iterate, of lowes
 (torch.Size([3, 1, 4, 4]), torch.Size([51, 3, 2]))
 """
 
-from .engine import (SearchResult, SolveConfig, frozen, latent_search, rowwise,
-                     select_best)
+from .engine import SearchResult, SolveConfig, frozen, latent_search, rowwise, select_best
 from .terms import LossFn, combine, encoder_fidelity, expand_targets, image_fidelity, latent_l2
 
 __all__ = [
-    "LossFn", "SearchResult", "SolveConfig", "frozen", "latent_search", "rowwise", "select_best",
-    "combine", "encoder_fidelity", "expand_targets", "image_fidelity", "latent_l2",
+    "LossFn",
+    "SearchResult",
+    "SolveConfig",
+    "frozen",
+    "latent_search",
+    "rowwise",
+    "select_best",
+    "combine",
+    "encoder_fidelity",
+    "expand_targets",
+    "image_fidelity",
+    "latent_l2",
 ]

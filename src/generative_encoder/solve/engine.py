@@ -15,10 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..models.priors import latent_parts, sample_latent
 from ..physics.seeds import CLIP_STREAM, stream_seed
 from .terms import LossFn, selectable
-from ..models.priors import latent_parts, sample_latent
-
 
 OPTIMIZERS = ("adam", "lbfgs")
 CLIPS = (None, "project", "stochastic")
@@ -78,13 +77,16 @@ class SolveConfig:
         _require(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _require(self.restarts >= 1, f"restarts must be >= 1, got {self.restarts}")
-        _require(self.optimizer in OPTIMIZERS,
-                 f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _require(
+            self.optimizer in OPTIMIZERS,
+            f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}",
+        )
         tol = self.early_stop_tol
         _require(tol is None or tol > 0, f"early_stop_tol must be None or > 0, got {tol}")
         _require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
-        _require(self.snapshot_every >= 0,
-                 f"snapshot_every must be >= 0, got {self.snapshot_every}")
+        _require(
+            self.snapshot_every >= 0, f"snapshot_every must be >= 0, got {self.snapshot_every}"
+        )
         _require(self.clip in CLIPS, f"clip must be one of {CLIPS}, got {self.clip!r}")
 
 
@@ -180,17 +182,24 @@ def latent_search(
     n_rows = n_problems * restarts
     _require(n_problems >= 1, f"n_problems must be >= 1, got {n_problems}")
     base = latent_parts(dist, latent_dim)[0]
-    _require(config.clip is None or base == "uniform",
-             f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={dist!r}")
+    _require(
+        config.clip is None or base == "uniform",
+        f"clip={config.clip!r} needs a uniform-latent generator, got latent_dist={dist!r}",
+    )
     if n_rows == 1 and selectable(loss_fn):  # see rowwise: a lone row runs beside its copy
         twice = latent_search(
-            generator, loss_fn.select(torch.tensor([0, 0])), 2, config, networks=networks,
+            generator,
+            loss_fn.select(torch.tensor([0, 0])),
+            2,
+            config,
+            networks=networks,
             init=None if init is None else torch.cat([init, init]),
             seeds=_problem_seeds(1, config, seeds) * 2,
-            on_step=None if on_step is None else (lambda step, z: on_step(step, z[:1])))
+            on_step=None if on_step is None else (lambda step, z: on_step(step, z[:1])),
+        )
         return _first_problem(twice)
     device, dtype = _device_and_dtype(generator)
-    starts = _starts(n_problems, restarts, latent_dim, dist, config, init, seeds)     # (B, R, d)
+    starts = _starts(n_problems, restarts, latent_dim, dist, config, init, seeds)  # (B, R, d)
 
     def evaluate(fn: LossFn, z: Tensor) -> tuple[Tensor, Tensor]:
         with _autocast(device, config.autocast):
@@ -200,10 +209,14 @@ def latent_search(
     with frozen(generator, *networks), _layout(config.channels_last, generator, *networks):
         clipper = _Clipper(config.clip, _problem_seeds(n_problems, config, seeds), restarts)
         all_rows = torch.arange(n_rows, device=device)
-        batch = _ActiveRows(clipper(starts.reshape(n_rows, latent_dim).to(device, dtype),
-                                    all_rows), loss_fn, config, evaluate)
+        batch = _ActiveRows(
+            clipper(starts.reshape(n_rows, latent_dim).to(device, dtype), all_rows),
+            loss_fn,
+            config,
+            evaluate,
+        )
         track = _Track(batch.z_all, config)
-        steps_run = torch.zeros(n_rows, dtype=torch.long, device=device)        # (N,)
+        steps_run = torch.zeros(n_rows, dtype=torch.long, device=device)  # (N,)
         reference = None  # early stopping: the objective at the last check
         for step in range(config.steps):
             objective, x, z_t = batch.step(clipper)
@@ -213,38 +226,39 @@ def latent_search(
                 on_step(step + 1, batch.latents().view(n_problems, restarts, latent_dim))
             if config.early_stop_tol is not None and step % config.patience == 0:
                 if reference is not None:
-                    objective = batch.stop(_converged(objective, reference, config.early_stop_tol),
-                                           objective)
+                    objective = batch.stop(
+                        _converged(objective, reference, config.early_stop_tol), objective
+                    )
                     if batch.done:
                         break
                 reference = objective
 
         with torch.no_grad():
             z_all = batch.latents()
-            objective, x = evaluate(loss_fn, z_all)                 # the final iterate counts too
+            objective, x = evaluate(loss_fn, z_all)  # the final iterate counts too
             track.add(step + 1, objective, x, z_all, all_rows, final=True)
             if config.keep_best:
                 z_rows, objective_rows = track.best_z, track.best_objective
             else:
                 z_rows, objective_rows = z_all, objective
-            restart_z = z_rows.view(n_problems, restarts, latent_dim)           # (B, R, d)
-            restart_objective = objective_rows.view(n_problems, restarts)       # (B, R)
-            chosen = select_best(restart_objective)                             # (B,)
+            restart_z = z_rows.view(n_problems, restarts, latent_dim)  # (B, R, d)
+            restart_objective = objective_rows.view(n_problems, restarts)  # (B, R)
+            chosen = select_best(restart_objective)  # (B,)
             problems = torch.arange(n_problems, device=device)
-            z_best = restart_z[problems, chosen]                                # (B, d)
-            x_best = rowwise(generator, z_best).contiguous()                    # (B, C, H, W)
+            z_best = restart_z[problems, chosen]  # (B, d)
+            x_best = rowwise(generator, z_best).contiguous()  # (B, C, H, W)
 
     snapshots = None
     if track.snapshots:
         snapshots = torch.stack(track.snapshots).view(-1, n_problems, restarts, *x.shape[1:])
-        snapshots = snapshots[:, problems, chosen].contiguous()                 # (S, B, C, H, W)
+        snapshots = snapshots[:, problems, chosen].contiguous()  # (S, B, C, H, W)
     return SearchResult(
         z=z_best,
         x=x_best,
         objective=restart_objective[problems, chosen],
         restart_z=restart_z,
         restart_objective=restart_objective,
-        history=torch.stack(track.history).view(-1, n_problems, restarts),    # (T, B, R)
+        history=torch.stack(track.history).view(-1, n_problems, restarts),  # (T, B, R)
         history_steps=track.history_steps,
         steps_run=steps_run.view(n_problems, restarts),
         snapshots=snapshots,
@@ -266,14 +280,14 @@ class _ActiveRows:
 
     def __init__(self, z: Tensor, loss_fn: LossFn, config: SolveConfig, evaluate):
         self.config, self.evaluate, self.loss_fn = config, evaluate, loss_fn
-        self.z_all = z                                                           # (N, d)
-        self.rows = torch.arange(len(z), device=z.device)                        # (K,) searched
-        self.z = z.clone().requires_grad_(True)                                  # (K, d)
+        self.z_all = z  # (N, d)
+        self.rows = torch.arange(len(z), device=z.device)  # (K,) searched
+        self.z = z.clone().requires_grad_(True)  # (K, d)
         self.shrinks = config.optimizer == "adam"
         self.selects = selectable(loss_fn)
         self.row_loss = loss_fn
-        self.stopped = torch.zeros(len(z), dtype=torch.bool, device=z.device)   # (N,) L-BFGS
-        self.z_hold: Tensor | None = None                                        # L-BFGS
+        self.stopped = torch.zeros(len(z), dtype=torch.bool, device=z.device)  # (N,) L-BFGS
+        self.z_hold: Tensor | None = None  # L-BFGS
         self.optimizer = _optimizer(self.z, config)
         self.done = False
 
@@ -288,7 +302,7 @@ class _ActiveRows:
         """(objective (K,), x (K, C, H, W)) of the searched rows at their current latents."""
         if not self.shrinks or self.selects or len(self.rows) == len(self.z_all):
             return self.evaluate(self.row_loss, self.z)
-        every = self.z_all.detach().index_put((self.rows,), self.z)              # (N, d)
+        every = self.z_all.detach().index_put((self.rows,), self.z)  # (N, d)
         objective, x = self.evaluate(self.loss_fn, every)
         return objective[self.rows], x[self.rows]
 
@@ -301,8 +315,9 @@ class _ActiveRows:
         def closure() -> Tensor:
             self.optimizer.zero_grad(set_to_none=True)
             objective, x = self._objective()
-            loss = objective.sum() if self.shrinks else torch.where(
-                self.stopped, 0.0, objective).sum()  # stopped rows get no gradient
+            loss = (
+                objective.sum() if self.shrinks else torch.where(self.stopped, 0.0, objective).sum()
+            )  # stopped rows get no gradient
             loss.backward()
             if not first:
                 first.append((objective.detach(), x.detach()))
@@ -339,12 +354,17 @@ class _ActiveRows:
 def _first_problem(result: SearchResult) -> SearchResult:
     """The search result of problem 0 alone."""
     return SearchResult(
-        z=result.z[:1], x=result.x[:1], objective=result.objective[:1],
-        restart_z=result.restart_z[:1], restart_objective=result.restart_objective[:1],
-        history=result.history[:, :1], history_steps=result.history_steps,
+        z=result.z[:1],
+        x=result.x[:1],
+        objective=result.objective[:1],
+        restart_z=result.restart_z[:1],
+        restart_objective=result.restart_objective[:1],
+        history=result.history[:, :1],
+        history_steps=result.history_steps,
         steps_run=result.steps_run[:1],
         snapshots=None if result.snapshots is None else result.snapshots[:, :1],
-        snapshot_steps=result.snapshot_steps)
+        snapshot_steps=result.snapshot_steps,
+    )
 
 
 class _Track:
@@ -355,21 +375,28 @@ class _Track:
 
     def __init__(self, z: Tensor, config: SolveConfig):
         self.snapshot_every = config.snapshot_every
-        self.best_objective = torch.full_like(z[:, 0], float("inf"))                # (N,)
-        self.best_z = z.clone()                                                 # (N, d)
-        self.last_objective = self.best_objective.clone()                        # (N,)
-        self.last_x: Tensor | None = None                                       # (N, C, H, W)
+        self.best_objective = torch.full_like(z[:, 0], float("inf"))  # (N,)
+        self.best_z = z.clone()  # (N, d)
+        self.last_objective = self.best_objective.clone()  # (N,)
+        self.last_x: Tensor | None = None  # (N, C, H, W)
         self.history: list[Tensor] = []
         self.history_steps: list[int] = []
         self.snapshots: list[Tensor] = []
         self.snapshot_steps: list[int] = []
 
-    def add(self, step: int, objective: Tensor, x: Tensor, z: Tensor, rows: Tensor | None = None,
-            final: bool = False) -> None:
+    def add(
+        self,
+        step: int,
+        objective: Tensor,
+        x: Tensor,
+        z: Tensor,
+        rows: Tensor | None = None,
+        final: bool = False,
+    ) -> None:
         """Objective (K,), x (K, C, H, W) and z (K, d) of the iterate z_step, before its update, for
         rows ``rows`` (K,) of the N (all rows if None)."""
         if rows is None or len(rows) == len(self.best_z):
-            better = objective < self.best_objective                            # NaN never wins
+            better = objective < self.best_objective  # NaN never wins
             self.best_objective = torch.where(better, objective, self.best_objective)
             self.best_z = torch.where(better[:, None], z, self.best_z)
             self.last_objective = objective
@@ -399,16 +426,19 @@ def _converged(objective: Tensor, reference: Tensor, tol: float) -> Tensor:
     return (objective - reference).abs() < tol * reference.abs().clamp_min(tiny)
 
 
-def _select_adam(old: torch.optim.Optimizer, z: Tensor, keep: Tensor,
-                 config: SolveConfig) -> torch.optim.Optimizer:
+def _select_adam(
+    old: torch.optim.Optimizer, z: Tensor, keep: Tensor, config: SolveConfig
+) -> torch.optim.Optimizer:
     """A new Adam on z (K, d) that continues ``old`` for the rows ``keep`` (K,) of its parameter:
     Adam is element-wise, so those rows follow the same path as in the full batch."""
     new = _optimizer(z, config)
     (param,) = old.param_groups[0]["params"]
     state = old.state.get(param)
     if state:
-        new.state[z] = {key: value[keep] if key in ("exp_avg", "exp_avg_sq") else value
-                        for key, value in state.items()}
+        new.state[z] = {
+            key: value[keep] if key in ("exp_avg", "exp_avg_sq") else value
+            for key, value in state.items()
+        }
     return new
 
 
@@ -430,8 +460,12 @@ def _layout(channels_last: bool, *networks: nn.Module) -> Iterator[None]:
     if not channels_last:
         yield
         return
-    tensors = [t for net in networks for t in itertools.chain(net.parameters(), net.buffers())
-               if t.dim() == 4]
+    tensors = [
+        t
+        for net in networks
+        for t in itertools.chain(net.parameters(), net.buffers())
+        if t.dim() == 4
+    ]
     saved = [t.data for t in tensors]
     try:
         for t in tensors:
@@ -447,8 +481,9 @@ def _optimizer(z: Tensor, config: SolveConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam([z], lr=config.lr)
     # One quasi-Newton iteration per step. max_eval must be set: torch also bounds the line search
     # by it, and its default for max_iter=1 (one evaluation) leaves no room for a line search.
-    return torch.optim.LBFGS([z], lr=config.lr, max_iter=1, max_eval=LBFGS_EVALS_PER_STEP,
-                             line_search_fn="strong_wolfe")
+    return torch.optim.LBFGS(
+        [z], lr=config.lr, max_iter=1, max_eval=LBFGS_EVALS_PER_STEP, line_search_fn="strong_wolfe"
+    )
 
 
 def rowwise(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -462,11 +497,13 @@ def rowwise(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
 
 def _evaluate(generator: nn.Module, loss_fn: LossFn, z: Tensor) -> tuple[Tensor, Tensor]:
-    x = generator(z)                                                            # (N, C, H, W)
-    objective = loss_fn(x, z)                                                   # (N,)
+    x = generator(z)  # (N, C, H, W)
+    objective = loss_fn(x, z)  # (N,)
     if objective.shape != z.shape[:1]:
-        raise ValueError(f"loss_fn must return one loss per row, shape ({z.shape[0]},); "
-                         f"got {tuple(objective.shape)}")
+        raise ValueError(
+            f"loss_fn must return one loss per row, shape ({z.shape[0]},); "
+            f"got {tuple(objective.shape)}"
+        )
     return objective, x
 
 
@@ -477,17 +514,25 @@ def _device_and_dtype(generator: nn.Module) -> tuple[torch.device, torch.dtype]:
     return tensor.device, tensor.dtype
 
 
-def _problem_seeds(n_problems: int, config: SolveConfig, seeds: Sequence[int] | None
-                   ) -> list[int]:
+def _problem_seeds(n_problems: int, config: SolveConfig, seeds: Sequence[int] | None) -> list[int]:
     """One seed per problem: ``seeds``, or ``config.seed + j`` for problem j."""
     seeds = [config.seed + j for j in range(n_problems)] if seeds is None else list(seeds)
-    _require(len(seeds) == n_problems,
-             f"seeds must give one seed per problem ({n_problems}), got {len(seeds)}")
+    _require(
+        len(seeds) == n_problems,
+        f"seeds must give one seed per problem ({n_problems}), got {len(seeds)}",
+    )
     return seeds
 
 
-def _starts(n_problems: int, restarts: int, latent_dim: int, latent_dist: str, config: SolveConfig,
-            init: Tensor | None, seeds: Sequence[int] | None) -> Tensor:
+def _starts(
+    n_problems: int,
+    restarts: int,
+    latent_dim: int,
+    latent_dist: str,
+    config: SolveConfig,
+    init: Tensor | None,
+    seeds: Sequence[int] | None,
+) -> Tensor:
     """(B, R, d) starting latents on the CPU: problem j's from its own generator, then ``init``."""
     seeds = _problem_seeds(n_problems, config, seeds)
     starts = torch.stack([_draw(latent_dist, (restarts, latent_dim), seed) for seed in seeds])
@@ -496,9 +541,11 @@ def _starts(n_problems: int, restarts: int, latent_dim: int, latent_dist: str, c
     if init.shape == (n_problems, latent_dim):
         starts[:, 0] = init.detach().cpu()
         return starts
-    _require(init.shape == starts.shape,
-             f"init must have shape {tuple(starts.shape)} or {(n_problems, latent_dim)}, "
-             f"got {tuple(init.shape)}")
+    _require(
+        init.shape == starts.shape,
+        f"init must have shape {tuple(starts.shape)} or {(n_problems, latent_dim)}, "
+        f"got {tuple(init.shape)}",
+    )
     return init.detach().to("cpu", starts.dtype, copy=True)  # the search must not write into init
 
 
@@ -517,18 +564,21 @@ class _Clipper:
         self.how, self.restarts = how, restarts
         self.streams = []
         if how == "stochastic":
-            self.streams = [torch.Generator().manual_seed(stream_seed(s, CLIP_STREAM))
-                            for s in seeds]
-        self.problems = list(range(len(seeds)))   # problems with a row in the batch
-        self.index: Tensor | None = None          # (K,) rows of the draw that the batch holds
+            self.streams = [
+                torch.Generator().manual_seed(stream_seed(s, CLIP_STREAM)) for s in seeds
+            ]
+        self.problems = list(range(len(seeds)))  # problems with a row in the batch
+        self.index: Tensor | None = None  # (K,) rows of the draw that the batch holds
 
     def select(self, rows: Tensor) -> None:
         """The batch now holds rows ``rows`` (K,), ascending (one host sync)."""
         rows_list = rows.tolist()
         self.problems = sorted({r // self.restarts for r in rows_list})
         slot = {p: i for i, p in enumerate(self.problems)}
-        self.index = torch.tensor([slot[r // self.restarts] * self.restarts + r % self.restarts
-                                   for r in rows_list], device=rows.device)
+        self.index = torch.tensor(
+            [slot[r // self.restarts] * self.restarts + r % self.restarts for r in rows_list],
+            device=rows.device,
+        )
 
     def __call__(self, z: Tensor, rows: Tensor) -> Tensor:
         """z (K, d): the latents of rows ``rows`` (K,)."""
@@ -537,10 +587,10 @@ class _Clipper:
         if self.how != "stochastic":
             return z
         d = z.shape[1]
-        draw = torch.cat([torch.rand(self.restarts, d, generator=self.streams[p])
-                          for p in self.problems])                              # (P*R, d)
+        draw = torch.cat(
+            [torch.rand(self.restarts, d, generator=self.streams[p]) for p in self.problems]
+        )  # (P*R, d)
         draw = draw.to(z.device, z.dtype) * 2 - 1
         if self.index is not None:
             draw = draw[self.index]
         return torch.where(z.abs() > 1, draw, z)
-

@@ -28,8 +28,9 @@ class RowLoss:
     parts: the RowLoss terms this one sums (``combine``); selected with it.
     """
 
-    def __init__(self, fn: Callable[..., Tensor], *tensors: Tensor,
-                 parts: tuple["RowLoss", ...] = ()):
+    def __init__(
+        self, fn: Callable[..., Tensor], *tensors: Tensor, parts: tuple["RowLoss", ...] = ()
+    ):
         self.fn, self.tensors, self.parts = fn, tensors, parts
 
     def __call__(self, x: Tensor, z: Tensor) -> Tensor:
@@ -56,8 +57,10 @@ def expand_targets(targets: Tensor, restarts: int) -> Tensor:
 
 def _check_rows(name: str, target: Tensor, x: Tensor) -> None:
     if target.shape[0] != x.shape[0]:
-        raise ValueError(f"{name} has {target.shape[0]} rows but the batch has {x.shape[0]}; "
-                         "expand per-problem targets with expand_targets(t, restarts)")
+        raise ValueError(
+            f"{name} has {target.shape[0]} rows but the batch has {x.shape[0]}; "
+            "expand per-problem targets with expand_targets(t, restarts)"
+        )
 
 
 def encoder_fidelity(
@@ -74,7 +77,7 @@ def encoder_fidelity(
     def loss(x: Tensor, z: Tensor, target: Tensor) -> Tensor:
         _check_rows("target_code", target, x)
         code = encoder(match(x))
-        return (code.to(target.dtype) - target).flatten(1).square().sum(1)    # (N,)
+        return (code.to(target.dtype) - target).flatten(1).square().sum(1)  # (N,)
 
     return RowLoss(loss, target_code)
 
@@ -95,7 +98,7 @@ def latent_l2(weight: float) -> RowLoss:
     """The prior term weight * ||z||^2 per row."""
     if weight < 0:
         raise ConfigError(f"weight must be >= 0, got {weight}")
-    return RowLoss(lambda x, z: weight * z.square().sum(1))                    # (N,)
+    return RowLoss(lambda x, z: weight * z.square().sum(1))  # (N,)
 
 
 def combine(*terms: LossFn) -> LossFn:

@@ -50,7 +50,7 @@ AUGMENTS = {"translation": translation, "cutout": cutout, "brightness": brightne
 
 
 def parse_augment(spec: str) -> tuple[str, ...]:
-    """"translation,cutout" -> ("translation", "cutout"); "" -> (); unknown names are an error."""
+    """ "translation,cutout" -> ("translation", "cutout"); "" -> (); unknown names are an error."""
     names = tuple(s.strip() for s in spec.split(",") if s.strip())
     unknown = [n for n in names if n not in AUGMENTS]
     if unknown:

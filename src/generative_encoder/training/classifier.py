@@ -19,17 +19,29 @@ from ..models.registry import build_network
 from .loop import ImageBank, dataset_name
 
 
-def train_classifier(dataset, out: str | Path | None = None, *, steps: int = 1500,
-                     batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                     on_step: Callable[[int, dict], None] | None = None):
-    """Train a :class:`~generative_encoder.models.classifier.CNNClassifier` on (image, label) items; saves it
+def train_classifier(
+    dataset,
+    out: str | Path | None = None,
+    *,
+    steps: int = 1500,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    on_step: Callable[[int, dict], None] | None = None,
+):
+    """Train a :class:`~generative_encoder.models.classifier.CNNClassifier` on (image, label)
+    items; saves it
     as ``out/classifier.*`` when ``out`` is given. Returns the network in eval mode."""
     bank = ImageBank(dataset)
     labels = bank.labels()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_network("cnn_classifier", channels=bank.channels,
-                            image_size=bank.image_size, n_classes=int(labels.max()) + 1)
+        net = build_network(
+            "cnn_classifier",
+            channels=bank.channels,
+            image_size=bank.image_size,
+            n_classes=int(labels.max()) + 1,
+        )
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
@@ -42,14 +54,16 @@ def train_classifier(dataset, out: str | Path | None = None, *, steps: int = 150
             on_step(step, {"loss": loss.item()})
     net.eval()
     if out is not None:
-        save_network(out, "classifier", net, {"steps": steps, "seed": seed,
-                                              "dataset": dataset_name(dataset)})
+        save_network(
+            out, "classifier", net, {"steps": steps, "seed": seed, "dataset": dataset_name(dataset)}
+        )
     return net
 
 
 @torch.no_grad()
-def confident_fraction(classifier, images: Tensor, threshold: float = 0.9,
-                       batch_size: int = 500) -> tuple[float, Tensor]:
+def confident_fraction(
+    classifier, images: Tensor, threshold: float = 0.9, batch_size: int = 500
+) -> tuple[float, Tensor]:
     """Fraction of images (N, C, S, S) whose top class probability is >= threshold, and the
     predicted classes (N,)."""
     probs = torch.cat([F.softmax(classifier(x), 1) for x in images.split(batch_size)])

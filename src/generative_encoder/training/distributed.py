@@ -54,8 +54,11 @@ def info() -> Info:
     if dist.is_available() and dist.is_initialized():
         return Info(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     if launched():
-        return Info(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
-                    int(os.environ.get("LOCAL_RANK", 0)))
+        return Info(
+            int(os.environ["RANK"]),
+            int(os.environ["WORLD_SIZE"]),
+            int(os.environ.get("LOCAL_RANK", 0)),
+        )
     return Info()
 
 
@@ -119,8 +122,9 @@ def session(device: str | torch.device = "cpu") -> Iterator[Info]:
     yield where
 
 
-def wrap(module: nn.Module, where: Info, device: torch.device,
-         find_unused: bool = False) -> nn.Module:
+def wrap(
+    module: nn.Module, where: Info, device: torch.device, find_unused: bool = False
+) -> nn.Module:
     """DistributedDataParallel around ``module`` when distributed, else the module itself.
 
     DDP broadcasts rank 0's parameters and buffers at construction, averages gradients in
@@ -129,15 +133,17 @@ def wrap(module: nn.Module, where: Info, device: torch.device,
     if not where.distributed:
         return module
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids,
-                                               find_unused_parameters=find_unused)
+    return nn.parallel.DistributedDataParallel(
+        module, device_ids=ids, find_unused_parameters=find_unused
+    )
 
 
 def split_batch(batch_size: int, where: Info) -> int:
     """Each rank's share of a global batch; the batch must divide evenly."""
     if batch_size % where.world:
-        raise ConfigError(f"batch_size {batch_size} does not split evenly over {where.world} "
-                          "processes")
+        raise ConfigError(
+            f"batch_size {batch_size} does not split evenly over {where.world} processes"
+        )
     return batch_size // where.world
 
 

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..io.checkpoints import load_model, save_network, write_json, write_model_info
 from ..errors import ConfigError, DataError
+from ..io.checkpoints import load_model, save_network, write_json, write_model_info
 from ..models.autoencoders import AutoEncoder, default_encoder_depth
 from ..models.families import family
 from ..models.registry import build_network
@@ -47,7 +47,8 @@ AEGAN_D_BETAS = (0.5, 0.999)  # DCGAN's
 class EncoderConfig:
     """Hyper-parameters of an encoder run. ``code_dim`` is the paper's m; ``depth``/``width``
     its d/f; a smaller ``decoder_depth``/``decoder_width`` weakens the decoder on purpose.
-    ``kind``: the encoder family, "ge1", "vae" or "aegan" (see the module); ``kl_weight`` is the VAE's,
+    ``kind``: the encoder family, "ge1", "vae" or "aegan" (see the module); ``kl_weight`` is the
+    VAE's,
     ``adv_weight`` AEGAN's."""
 
     code_dim: int = 128
@@ -72,12 +73,12 @@ class EncoderConfig:
     def __post_init__(self):
         family(self.kind, trainable=True)
         if not (self.kl_weight >= 0 and self.adv_weight >= 0):
-            raise ConfigError(f"kl_weight and adv_weight must be >= 0, got {self.kl_weight}, "
-                              f"{self.adv_weight}")
+            raise ConfigError(
+                f"kl_weight and adv_weight must be >= 0, got {self.kl_weight}, {self.adv_weight}"
+            )
         if not 0 <= self.real_fraction <= 1:
             raise ConfigError(f"real_fraction must be in [0, 1], got {self.real_fraction}")
-        for name in ("code_dim", "steps", "batch_size", "eval_every", "checkpoint_every",
-                     "n_eval"):
+        for name in ("code_dim", "steps", "batch_size", "eval_every", "checkpoint_every", "n_eval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_device(self.device)
@@ -87,17 +88,19 @@ class EncoderConfig:
 def reconstruction_mse(autoencoder: AutoEncoder, images: Tensor, batch_size: int = 250) -> float:
     """Mean squared error of decoder(encoder(x)) over images (N, C, S, S)."""
     autoencoder.eval()
-    total = sum(F.mse_loss(autoencoder(x), x, reduction="sum").item()
-                for x in images.split(batch_size))
+    total = sum(
+        F.mse_loss(autoencoder(x), x, reduction="sum").item() for x in images.split(batch_size)
+    )
     autoencoder.train()
     return total / images.numel()
 
 
-def vae_loss(encoder: nn.Module, decoder: nn.Module, x: Tensor, eps: Tensor,
-             kl_weight: float) -> Tensor:
+def vae_loss(
+    encoder: nn.Module, decoder: nn.Module, x: Tensor, eps: Tensor, kl_weight: float
+) -> Tensor:
     """Negative ELBO per image, batch mean: BCE(decoder(mu + sigma eps), x) summed over pixels
     + kl_weight KL(N(mu, sigma^2) || N(0, I)); x (B, C, S, S) in [0, 1], eps (B, code_dim)."""
-    mu, logvar = encoder.posterior(x)                                          # (B, m) x 2
+    mu, logvar = encoder.posterior(x)  # (B, m) x 2
     recon = decoder(mu + torch.exp(0.5 * logvar) * eps)
     bce = F.binary_cross_entropy(recon.clamp(1e-6, 1 - 1e-6), x, reduction="sum")
     kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum()
@@ -115,9 +118,15 @@ class _VAEObjective(nn.Module):
         return vae_loss(self.ae.encoder, self.ae.decoder, x, eps, self.kl_weight)
 
 
-def train_encoder(train_set, test_set, model_dir: str | Path,
-                  config: EncoderConfig = EncoderConfig(), *, resume: bool = False,
-                  on_step: Callable[[int, dict], None] | None = None) -> dict:
+def train_encoder(
+    train_set,
+    test_set,
+    model_dir: str | Path,
+    config: EncoderConfig = EncoderConfig(),
+    *,
+    resume: bool = False,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> dict:
     """Train the autoencoder of the model folder ``model_dir`` (which must hold a generator).
 
     Each batch holds ``round(real_fraction * batch_size)`` real training images and generator
@@ -129,19 +138,27 @@ def train_encoder(train_set, test_set, model_dir: str | Path,
     writes files and calls ``on_step``; the logged loss is the mean over the ranks.
     """
     with distributed.session(config.device) as where:
-        return _train_encoder(train_set, test_set, Path(model_dir), config, resume, on_step,
-                              where)
+        return _train_encoder(train_set, test_set, Path(model_dir), config, resume, on_step, where)
 
 
-def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, resume: bool,
-                   on_step, where: distributed.Info) -> dict:
+def _train_encoder(
+    train_set,
+    test_set,
+    model_dir: Path,
+    config: EncoderConfig,
+    resume: bool,
+    on_step,
+    where: distributed.Info,
+) -> dict:
     device = distributed.local_device(config.device, where.local_rank)
     batch_size = distributed.split_batch(config.batch_size, where)
     G = load_model(model_dir, device).generator.requires_grad_(False)
     bank = ImageBank(train_set, device)
     if (bank.channels, bank.image_size) != (G.channels, G.image_size):
-        raise DataError(f"data are {bank.channels}-channel {bank.image_size} px images but the "
-                        f"generator in {model_dir} makes {G.channels}-channel {G.image_size} px")
+        raise DataError(
+            f"data are {bank.channels}-channel {bank.image_size} px images but the "
+            f"generator in {model_dir} makes {G.channels}-channel {G.image_size} px"
+        )
     depth = config.depth or default_encoder_depth(bank.image_size)
     geometry = dict(channels=bank.channels, image_size=bank.image_size, code_dim=config.code_dim)
     kind = config.kind
@@ -149,40 +166,58 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         encoder = build_network(family(kind).arch, depth=depth, width=config.width, **geometry)
-        decoder = build_network("conv_decoder", encoder_depth=depth, depth=config.decoder_depth,
-                                width=config.decoder_width or config.width, **geometry)
+        decoder = build_network(
+            "conv_decoder",
+            encoder_depth=depth,
+            depth=config.decoder_depth,
+            width=config.decoder_width or config.width,
+            **geometry,
+        )
         disc = None
         if kind == "aegan":  # AEGAN's discriminator: the inputs against their reconstructions
-            disc = build_network("dcgan_discriminator", channels=bank.channels,
-                                 image_size=bank.image_size, width=config.width).to(device)
+            disc = build_network(
+                "dcgan_discriminator",
+                channels=bank.channels,
+                image_size=bank.image_size,
+                width=config.width,
+            ).to(device)
     ae = AutoEncoder(encoder, decoder).to(device).train()
     # DDP on several ranks, else the module itself
-    model = distributed.wrap(_VAEObjective(ae, config.kl_weight) if kind == "vae" else ae,
-                             where, device)
+    model = distributed.wrap(
+        _VAEObjective(ae, config.kl_weight) if kind == "vae" else ae, where, device
+    )
     opt = torch.optim.Adam(ae.parameters(), lr=config.lr)
     modules, optimizers = {"ae": ae}, {"ae": opt}
     if disc is not None:
         disc_run = distributed.wrap(disc, where, device)
         modules["D"] = disc
-        optimizers["D"] = torch.optim.Adam(disc.parameters(), lr=config.lr * AEGAN_D_LR_RATIO,
-                                           betas=AEGAN_D_BETAS)
+        optimizers["D"] = torch.optim.Adam(
+            disc.parameters(), lr=config.lr * AEGAN_D_LR_RATIO, betas=AEGAN_D_BETAS
+        )
     rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
     eval_rng = torch.Generator().manual_seed(config.seed + 1)
     test_images = ImageBank(test_set, device).images[: config.n_eval].float() / 255
     with torch.no_grad():
-        fake_images = torch.cat([G(G.sample_latent(250, eval_rng, device))
-                                 for _ in range(-(-config.n_eval // 250))])[: config.n_eval]
+        fake_images = torch.cat(
+            [G(G.sample_latent(250, eval_rng, device)) for _ in range(-(-config.n_eval // 250))]
+        )[: config.n_eval]
 
     step = 0
     if resume and has_state(model_dir, f"{log_name}_state"):
-        step = load_state(model_dir, f"{log_name}_state", modules, optimizers, rng,
-                          rank=where.rank)["step"]
+        step = load_state(
+            model_dir, f"{log_name}_state", modules, optimizers, rng, rank=where.rank
+        )["step"]
     main = where.is_main
     if main:
-        write_json(model_dir / f"{log_name}_config.json",
-                   asdict(config) | {"dataset": dataset_name(train_set)})
-        log = CsvLog(model_dir / f"{log_name}_log.csv",
-                     ["step", "loss", "mse_real_test", "mse_fake", "seconds"], keep_until=step)
+        write_json(
+            model_dir / f"{log_name}_config.json",
+            asdict(config) | {"dataset": dataset_name(train_set)},
+        )
+        log = CsvLog(
+            model_dir / f"{log_name}_log.csv",
+            ["step", "loss", "mse_real_test", "mse_fake", "seconds"],
+            keep_until=step,
+        )
     n_real = round(config.real_fraction * batch_size)
 
     logs: dict = {}
@@ -201,7 +236,8 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
             elif kind == "aegan":
                 recon = model(x).float()
                 loss = F.mse_loss(recon, x) + config.adv_weight * generator_loss(
-                    disc_run(recon).float(), "nonsaturating")
+                    disc_run(recon).float(), "nonsaturating"
+                )
             else:
                 loss = F.mse_loss(model(x).float(), x)
         opt.zero_grad(set_to_none=True)
@@ -214,29 +250,50 @@ def _train_encoder(train_set, test_set, model_dir: Path, config: EncoderConfig, 
         last = step % config.checkpoint_every == 0 or step == config.steps
         rank_rngs = distributed.gather_rng_states(rng, where) if last else None  # every rank
         if main and (step % config.eval_every == 0 or step == config.steps):
-            logs |= {"mse_real_test": reconstruction_mse(ae, test_images),
-                     "mse_fake": reconstruction_mse(ae, fake_images)}
+            logs |= {
+                "mse_real_test": reconstruction_mse(ae, test_images),
+                "mse_fake": reconstruction_mse(ae, fake_images),
+            }
         if main:
             log.write(logs)
         if main and last:
-            save_state(model_dir, f"{log_name}_state", step, modules, optimizers, rng,
-                       asdict(config), rank_rngs=rank_rngs if where.distributed else None)
-            meta = {"steps": step, "real_fraction": config.real_fraction, "seed": config.seed,
-                    "dataset": dataset_name(train_set)}
+            save_state(
+                model_dir,
+                f"{log_name}_state",
+                step,
+                modules,
+                optimizers,
+                rng,
+                asdict(config),
+                rank_rngs=rank_rngs if where.distributed else None,
+            )
+            meta = {
+                "steps": step,
+                "real_fraction": config.real_fraction,
+                "seed": config.seed,
+                "dataset": dataset_name(train_set),
+            }
             if kind != "ge1":
                 meta["kind"] = kind
             save_network(model_dir, f"{prefix}encoder", encoder, meta)
             save_network(model_dir, f"{prefix}decoder", decoder, meta)
-            write_model_info(model_dir, **{f"{prefix}code_dim": config.code_dim,
-                                           f"{log_name}_steps": step})
+            write_model_info(
+                model_dir, **{f"{prefix}code_dim": config.code_dim, f"{log_name}_steps": step}
+            )
         if main and on_step is not None:
             on_step(step, logs)
     distributed.barrier(where)  # no rank leaves before rank 0 has written the model
     return logs
 
 
-def _discriminator_step(disc: nn.Module, ae: AutoEncoder, x: Tensor, opt: torch.optim.Optimizer,
-                        device: torch.device, amp: bool) -> None:
+def _discriminator_step(
+    disc: nn.Module,
+    ae: AutoEncoder,
+    x: Tensor,
+    opt: torch.optim.Optimizer,
+    device: torch.device,
+    amp: bool,
+) -> None:
     """One AEGAN discriminator update: the inputs x are real, their reconstructions fake."""
     with torch.no_grad(), autocast(device, amp):
         recon = ae(x).float()

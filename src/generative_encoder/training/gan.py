@@ -38,8 +38,9 @@ def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(generator: nn.Module, n_batches: int = 16, batch_size: int = 256,
-                          seed: int = 0) -> None:
+def recalibrate_batchnorm(
+    generator: nn.Module, n_batches: int = 16, batch_size: int = 256, seed: int = 0
+) -> None:
     """Re-estimate BatchNorm running statistics of (EMA) weights from fresh latents, so that the
     generator in eval mode sees the statistics of its own weights, not of the live network's."""
     g = torch.Generator().manual_seed(seed)

@@ -74,8 +74,9 @@ class ImageBank:
         if len(dataset) == 0:
             raise DataError(f"dataset {self.name} is empty")
         items = [dataset[i] for i in range(len(dataset))]  # one pass: a folder decodes each file
-        self.images = (torch.stack([image for image, _ in items]) * 255).round().to(
-            torch.uint8).to(device)
+        self.images = (
+            (torch.stack([image for image, _ in items]) * 255).round().to(torch.uint8).to(device)
+        )
         self._labels = torch.tensor([int(label) for _, label in items]).to(device)
         _, self.channels, self.image_size, width = self.images.shape
         if width != self.image_size:
@@ -113,8 +114,11 @@ class CsvLog:
         rows = []
         if keep_until > 0 and self.path.exists():
             with self.path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if _complete(r, fields)
-                        and int(r["step"]) <= keep_until]
+                rows = [
+                    r
+                    for r in csv.DictReader(f)
+                    if _complete(r, fields) and int(r["step"]) <= keep_until
+                ]
         with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fields)
             writer.writeheader()
@@ -175,8 +179,9 @@ class GANConfig:
 
     def __post_init__(self):
         if self.arch not in OBJECTIVES:
-            raise ConfigError(f"unknown GAN architecture {self.arch!r}; known: "
-                              f"{', '.join(OBJECTIVES)}")
+            raise ConfigError(
+                f"unknown GAN architecture {self.arch!r}; known: {', '.join(OBJECTIVES)}"
+            )
         if self.loss not in GAN_LOSSES:
             raise ConfigError(f"loss must be one of {GAN_LOSSES}, got {self.loss!r}")
         for name in ("steps", "batch_size", "sample_every", "checkpoint_every"):
@@ -185,21 +190,26 @@ class GANConfig:
         if self.r1_gamma < 0:
             raise ConfigError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
         if latent_parts(self.latent_dist, self.latent_dim)[1] and self.arch != "dcgan":
-            raise ConfigError(f"a categorical latent ({self.latent_dist!r}) needs arch 'dcgan', "
-                              f"got {self.arch!r}")
+            raise ConfigError(
+                f"a categorical latent ({self.latent_dist!r}) needs arch 'dcgan', got {self.arch!r}"
+            )
         if self.class_labels and not latent_parts(self.latent_dist, self.latent_dim)[1]:
-            raise ConfigError("class_labels needs a categorical latent, e.g. latent_dist "
-                              f"'normal+cat10' for 10 classes, got {self.latent_dist!r}")
+            raise ConfigError(
+                "class_labels needs a categorical latent, e.g. latent_dist "
+                f"'normal+cat10' for 10 classes, got {self.latent_dist!r}"
+            )
         if not self.info_weight >= 0:
             raise ConfigError(f"info_weight must be >= 0, got {self.info_weight}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        dcgan_only = {k: getattr(self, k) for k in ("refine", "hidden", "d_hidden", "mbstd",
-                                                     "r1_gamma")}
+        dcgan_only = {
+            k: getattr(self, k) for k in ("refine", "hidden", "d_hidden", "mbstd", "r1_gamma")
+        }
         if self.arch != "dcgan" and any(dcgan_only.values()):
-            raise ConfigError(f"{', '.join(dcgan_only)} apply to arch 'dcgan' only, got arch "
-                              f"{self.arch!r} with " + ", ".join(
-                                  f"{k}={v}" for k, v in dcgan_only.items()))
+            raise ConfigError(
+                f"{', '.join(dcgan_only)} apply to arch 'dcgan' only, got arch "
+                f"{self.arch!r} with " + ", ".join(f"{k}={v}" for k, v in dcgan_only.items())
+            )
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
         if not self.lambda_k >= 0:
@@ -210,8 +220,14 @@ class GANConfig:
         check_device(self.device)
 
 
-def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resume: bool = False,
-              on_step: Callable[[int, dict], None] | None = None) -> dict:
+def train_gan(
+    dataset,
+    out: str | Path,
+    config: GANConfig = GANConfig(),
+    *,
+    resume: bool = False,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> dict:
     """Train a GAN on ``dataset`` (items (image (C,S,S) in [0,1], label)) into the folder ``out``.
 
     Writes ``gan_log.csv``, ``samples/step_NNNNNN.png``, resumable ``gan_state.*`` every
@@ -229,15 +245,22 @@ def train_gan(dataset, out: str | Path, config: GANConfig = GANConfig(), *, resu
         return _train_gan(dataset, ensure_folder(out), config, resume, on_step, where)
 
 
-def _train_gan(dataset, out: Path, config: GANConfig, resume: bool,
-               on_step: Callable[[int, dict], None] | None, where: distributed.Info) -> dict:
+def _train_gan(
+    dataset,
+    out: Path,
+    config: GANConfig,
+    resume: bool,
+    on_step: Callable[[int, dict], None] | None,
+    where: distributed.Info,
+) -> dict:
     # setup: data, the objective's seeded nets, EMA copy, optimizers, resumed state, log
     device = distributed.local_device(config.device, where.local_rank)
     batch_size = distributed.split_batch(config.batch_size, where)
     bank = ImageBank(dataset, device)
     rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
-    objective = OBJECTIVES[config.arch](config, bank, device, rng,
-                                        partial(autocast, device, config.amp))
+    objective = OBJECTIVES[config.arch](
+        config, bank, device, rng, partial(autocast, device, config.amp)
+    )
     G, D = objective.G, objective.D
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     objective.distribute(where)
@@ -253,8 +276,9 @@ def _train_gan(dataset, out: Path, config: GANConfig, resume: bool,
     log = None
     if where.is_main:
         write_json(out / "gan_config.json", asdict(config) | {"dataset": dataset_name(dataset)})
-        log = CsvLog(out / "gan_log.csv", ["step", *objective.log_fields, "seconds"],
-                     keep_until=step)
+        log = CsvLog(
+            out / "gan_log.csv", ["step", *objective.log_fields, "seconds"], keep_until=step
+        )
 
     logs: dict = {}
     t0 = time.perf_counter()
@@ -272,17 +296,37 @@ def _train_gan(dataset, out: Path, config: GANConfig, resume: bool,
         # a short warm-up keeps the EMA from averaging in the random initial weights
         ema_update(G_ema, G, min(config.ema_decay, (1 + step) / (10 + step)))
 
-        logs = {"step": step, **objective.end_step(loss_d, loss_g),
-                "seconds": round(time.perf_counter() - t0, 3)}
+        logs = {
+            "step": step,
+            **objective.end_step(loss_d, loss_g),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
         if where.is_main:
             log.write(logs)
         if step % config.checkpoint_every == 0 or step == config.steps:
             rank_rngs = distributed.gather_rng_states(rng, where)  # on every rank
             if where.is_main:
-                save_state(out, "gan_state", step, modules, optimizers, rng, asdict(config),
-                           rank_rngs=rank_rngs if where.distributed else None)
-                save_gan_model(out, objective.export(G_ema), D, config, dataset, bank, step,
-                               fixed_z, objective.model_meta())
+                save_state(
+                    out,
+                    "gan_state",
+                    step,
+                    modules,
+                    optimizers,
+                    rng,
+                    asdict(config),
+                    rank_rngs=rank_rngs if where.distributed else None,
+                )
+                save_gan_model(
+                    out,
+                    objective.export(G_ema),
+                    D,
+                    config,
+                    dataset,
+                    bank,
+                    step,
+                    fixed_z,
+                    objective.model_meta(),
+                )
         elif where.is_main and step % config.sample_every == 0:
             save_samples(out, G_ema, fixed_z, step)
         if where.is_main and on_step is not None:
@@ -297,19 +341,38 @@ def _optimize(opt: torch.optim.Optimizer, loss: Tensor) -> None:
     opt.step()
 
 
-def save_gan_model(out: Path, generator: nn.Module, discriminator: nn.Module, config: GANConfig,
-                   dataset, bank: ImageBank, step: int, fixed_z: Tensor,
-                   meta: dict | None = None) -> None:
+def save_gan_model(
+    out: Path,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    config: GANConfig,
+    dataset,
+    bank: ImageBank,
+    step: int,
+    fixed_z: Tensor,
+    meta: dict | None = None,
+) -> None:
     """Write the model files of a GAN run (``generator`` = the given EMA weights,
     ``discriminator``, ``model.json``) and the sample grid of ``fixed_z`` at ``step``."""
-    meta = {"steps": step, "seed": config.seed, "ema_decay": config.ema_decay,
-            "dataset": dataset_name(dataset)} | (meta or {})
+    meta = {
+        "steps": step,
+        "seed": config.seed,
+        "ema_decay": config.ema_decay,
+        "dataset": dataset_name(dataset),
+    } | (meta or {})
     save_network(out, "generator", generator, meta)
     save_network(out, "discriminator", discriminator, meta)
-    write_model_info(out, dataset=dataset_name(dataset), image_size=bank.image_size,
-                     channels=bank.channels, latent_dim=config.latent_dim,
-                     latent_dist=config.latent_dist, gan_arch=config.arch, gan_steps=step,
-                     seed=config.seed)
+    write_model_info(
+        out,
+        dataset=dataset_name(dataset),
+        image_size=bank.image_size,
+        channels=bank.channels,
+        latent_dim=config.latent_dim,
+        latent_dist=config.latent_dist,
+        gan_arch=config.arch,
+        gan_steps=step,
+        seed=config.seed,
+    )
     save_samples(out, generator, fixed_z, step)
 
 

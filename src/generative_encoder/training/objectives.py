@@ -58,8 +58,9 @@ def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, rng: torch.Genera
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
 
-def equilibrium_step(k: float, l_real: float, l_fake: float, gamma: float,
-                     lambda_k: float) -> float:
+def equilibrium_step(
+    k: float, l_real: float, l_fake: float, gamma: float, lambda_k: float
+) -> float:
     """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)."""
     return min(max(k + lambda_k * (gamma * l_real - l_fake), 0.0), 1.0)
 
@@ -102,17 +103,28 @@ class Objective:
     find_unused = False  # DDP: some parameters get no gradient in a step
     log_fields: tuple[str, ...]  # the log's columns between "step" and "seconds"
 
-    def __init__(self, config: GANConfig, bank: ImageBank, device: torch.device,
-                 rng: torch.Generator, amp: Callable[[], AbstractContextManager],
-                 g_kwargs: dict | None = None, d_kwargs: dict | None = None):
+    def __init__(
+        self,
+        config: GANConfig,
+        bank: ImageBank,
+        device: torch.device,
+        rng: torch.Generator,
+        amp: Callable[[], AbstractContextManager],
+        g_kwargs: dict | None = None,
+        d_kwargs: dict | None = None,
+    ):
         self.config, self.device, self.rng, self.amp = config, device, rng, amp
         self.aug = parse_augment(config.augment)
         geometry = dict(channels=bank.channels, image_size=bank.image_size, width=config.width)
         with torch.random.fork_rng(devices=[]):  # seeded weight init, global RNG left as it was
             torch.manual_seed(config.seed)
-            self.G = build_network(self.networks[0], latent_dim=config.latent_dim,
-                                   latent_dist=config.latent_dist, **geometry,
-                                   **(g_kwargs or {})).to(device)
+            self.G = build_network(
+                self.networks[0],
+                latent_dim=config.latent_dim,
+                latent_dist=config.latent_dist,
+                **geometry,
+                **(g_kwargs or {}),
+            ).to(device)
             self.D = build_network(self.networks[1], **geometry, **(d_kwargs or {})).to(device)
         self.modules: dict[str, nn.Module] = {}  # saved and resumed besides G, D and G's EMA
 
@@ -149,8 +161,9 @@ class Objective:
 
     def rank_means(self, **values: Tensor) -> dict[str, float]:
         """Scalars (0-dim tensors) averaged over the ranks, as floats under the same names."""
-        means = distributed.mean_over_ranks(torch.stack([v.detach() for v in values.values()]),
-                                            self.where)
+        means = distributed.mean_over_ranks(
+            torch.stack([v.detach() for v in values.values()]), self.where
+        )
         return dict(zip(values, means.tolist()))
 
 
@@ -158,9 +171,11 @@ def _checked_labels(bank: ImageBank, n_classes: int) -> Tensor:
     """The bank's labels (N,), checked to be classes 0..n_classes-1."""
     labels = bank.labels()
     if labels.max() >= n_classes:
-        raise ConfigError(f"dataset {bank.name} has {int(labels.max()) + 1} classes "
-                          f"but the latent's category has {n_classes}: use latent_dist "
-                          f"'normal+cat{int(labels.max()) + 1}'")
+        raise ConfigError(
+            f"dataset {bank.name} has {int(labels.max()) + 1} classes "
+            f"but the latent's category has {n_classes}: use latent_dist "
+            f"'normal+cat{int(labels.max()) + 1}'"
+        )
     return labels
 
 
@@ -172,12 +187,23 @@ class DCGAN(Objective):
     def __init__(self, config: GANConfig, bank: ImageBank, device, rng, amp):
         self.n_cat = latent_parts(config.latent_dist)[1]
         self.labels = _checked_labels(bank, self.n_cat) if config.class_labels else None
-        super().__init__(config, bank, device, rng, amp,
-                         g_kwargs=dict(refine=config.refine, hidden=config.hidden),
-                         d_kwargs=dict(refine=config.refine, hidden=config.d_hidden,
-                                       mbstd=config.mbstd, n_categories=self.n_cat))
+        super().__init__(
+            config,
+            bank,
+            device,
+            rng,
+            amp,
+            g_kwargs=dict(refine=config.refine, hidden=config.hidden),
+            d_kwargs=dict(
+                refine=config.refine,
+                hidden=config.d_hidden,
+                mbstd=config.mbstd,
+                n_categories=self.n_cat,
+            ),
+        )
         self.log_fields = ("loss_d", "loss_g", "d_real", "d_fake") + (
-            ("loss_info",) if self.n_cat else ())
+            ("loss_info",) if self.n_cat else ()
+        )
 
     def logits(self, x: Tensor, category: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """D's logits (N,) on x, and with a category (N,) the cross-entropy of its Q head on it."""
@@ -189,7 +215,7 @@ class DCGAN(Objective):
     def loss_d(self, real: Tensor, z: Tensor, idx: Tensor) -> Tensor:
         c, aug, rng = self.config, self.aug, self.rng
         real_label = self.labels[idx] if self.labels is not None else None
-        self.category = z[:, -self.n_cat:].argmax(1) if self.n_cat else None
+        self.category = z[:, -self.n_cat :].argmax(1) if self.n_cat else None
         with self.amp():
             self.fake = self.G_run(z).float()
             real.requires_grad_(c.r1_gamma > 0)
@@ -208,16 +234,16 @@ class DCGAN(Objective):
 
     def loss_g(self) -> Tensor:
         with self.amp():
-            fake_logits, self.info_g = self.logits(augment(self.fake, self.aug, self.rng),
-                                                   self.category)
+            fake_logits, self.info_g = self.logits(
+                augment(self.fake, self.aug, self.rng), self.category
+            )
         loss = generator_loss(fake_logits, self.config.loss)
         if self.n_cat:  # ... and G to make its category tellable: the mutual-information bound
             loss = loss + self.config.info_weight * self.info_g
         return loss
 
     def end_step(self, loss_d: Tensor, loss_g: Tensor) -> dict:
-        logs = self.rank_means(loss_d=loss_d, loss_g=loss_g, d_real=self.d_real,
-                               d_fake=self.d_fake)
+        logs = self.rank_means(loss_d=loss_d, loss_g=loss_g, d_real=self.d_real, d_fake=self.d_fake)
         if self.n_cat:
             logs |= self.rank_means(loss_info=self.info_g)
         return logs
@@ -264,10 +290,12 @@ class BEGAN(Objective):
     def end_step(self, loss_d: Tensor, loss_g: Tensor) -> dict:
         logs = self.rank_means(loss_d=loss_d, loss_g=loss_g, l_real=self.l_real)
         l_real, l_fake, gamma = logs["l_real"], logs["loss_g"], self.config.gamma
-        self.balance.k.fill_(equilibrium_step(self.k, l_real, l_fake, gamma,
-                                              self.config.lambda_k))
-        return logs | {"l_fake": l_fake, "k": float(self.balance.k),
-                       "m_global": convergence_measure(l_real, l_fake, gamma)}
+        self.balance.k.fill_(equilibrium_step(self.k, l_real, l_fake, gamma, self.config.lambda_k))
+        return logs | {
+            "l_fake": l_fake,
+            "k": float(self.balance.k),
+            "m_global": convergence_measure(l_real, l_fake, gamma),
+        }
 
     def model_meta(self) -> dict:
         return {"gamma": self.config.gamma, "k": float(self.balance.k)}
@@ -294,21 +322,28 @@ class PGAN(Objective):
             self.fake = F.adaptive_avg_pool2d(self.G_run(z).float(), r)
             real_a, fake_a = augment(real, aug, rng), augment(self.fake.detach(), aug, rng)
             self.real_s, self.fake_s = self.D_run(real_a).float(), self.D_run(fake_a).float()
-        return (self.fake_s.mean() - self.real_s.mean() + DRIFT_WEIGHT * self.real_s.square().mean()
-                + GP_WEIGHT * gradient_penalty(self.D_run, real_a, fake_a, rng))
+        return (
+            self.fake_s.mean()
+            - self.real_s.mean()
+            + DRIFT_WEIGHT * self.real_s.square().mean()
+            + GP_WEIGHT * gradient_penalty(self.D_run, real_a, fake_a, rng)
+        )
 
     def loss_g(self) -> Tensor:
         with self.amp():
             return -self.D_run(augment(self.fake, self.aug, self.rng)).float().mean()
 
     def end_step(self, loss_d: Tensor, loss_g: Tensor) -> dict:
-        return self.rank_means(loss_d=loss_d, loss_g=loss_g, d_real=self.real_s.mean(),
-                               d_fake=self.fake_s.mean()) | {"resolution": self.resolution,
-                                                             "alpha": self.alpha}
+        return self.rank_means(
+            loss_d=loss_d, loss_g=loss_g, d_real=self.real_s.mean(), d_fake=self.fake_s.mean()
+        ) | {"resolution": self.resolution, "alpha": self.alpha}
 
     def model_meta(self) -> dict:
-        return {"resolution": self.resolution, "alpha": self.alpha,
-                "phase_steps": self.config.phase_steps}
+        return {
+            "resolution": self.resolution,
+            "alpha": self.alpha,
+            "phase_steps": self.config.phase_steps,
+        }
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"dcgan": DCGAN, "began": BEGAN, "pgan": PGAN}

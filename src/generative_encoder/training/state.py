@@ -15,15 +15,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..io.checkpoints import load_metadata, load_tensors, read_json, save_tensors, write_json
 from ..errors import CheckpointError
+from ..io.checkpoints import load_metadata, load_tensors, read_json, save_tensors, write_json
 
 STATE_KEY = "generative-encoder/state"  # the safetensors header entry holding the JSON part
 
 
-def save_state(folder: Path, name: str, step: int, modules: dict[str, nn.Module],
-               optimizers: dict[str, torch.optim.Optimizer], rng: torch.Generator,
-               config: dict, rank_rngs: list[torch.Tensor] | None = None) -> None:
+def save_state(
+    folder: Path,
+    name: str,
+    step: int,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    rng: torch.Generator,
+    config: dict,
+    rank_rngs: list[torch.Tensor] | None = None,
+) -> None:
     """Write ``folder/name.safetensors`` + ``folder/name.json``: all a run needs to continue.
 
     rank_rngs: in a distributed run, every rank's generator state (rank 0's first, equal to
@@ -41,8 +48,12 @@ def save_state(folder: Path, name: str, step: int, modules: dict[str, nn.Module]
             for key, value in pstate.items():
                 tensors[f"optim.{oname}.{idx}.{key}"] = torch.as_tensor(value)
         groups[oname] = sd["param_groups"]
-    meta = {"step": step, "param_groups": groups, "config": config,
-            "world_size": len(rank_rngs) if rank_rngs else 1}
+    meta = {
+        "step": step,
+        "param_groups": groups,
+        "config": config,
+        "world_size": len(rank_rngs) if rank_rngs else 1,
+    }
     save_tensors(folder / f"{name}.safetensors", tensors, metadata={STATE_KEY: json.dumps(meta)})
     write_json(folder / f"{name}.json", meta)
 
@@ -51,9 +62,14 @@ def has_state(folder: Path, name: str) -> bool:
     return (folder / f"{name}.safetensors").is_file()
 
 
-def load_state(folder: Path, name: str, modules: dict[str, nn.Module],
-               optimizers: dict[str, torch.optim.Optimizer], rng: torch.Generator,
-               rank: int = 0) -> dict:
+def load_state(
+    folder: Path,
+    name: str,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    rng: torch.Generator,
+    rank: int = 0,
+) -> dict:
     """Restore what :func:`save_state` wrote into the given objects; returns the JSON part.
 
     rank: a distributed run's rank r > 0 restores its own generator state, when the state holds
@@ -69,14 +85,15 @@ def load_state(folder: Path, name: str, modules: dict[str, nn.Module],
             rng.set_state(tensors[f"rng.rank{rank}"])
         for mname, module in modules.items():
             prefix = f"module.{mname}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
-                                    if k.startswith(prefix)})
+            module.load_state_dict(
+                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            )
         for oname, opt in optimizers.items():
             prefix = f"optim.{oname}."
             state: dict[int, dict] = {}
             for key, value in tensors.items():
                 if key.startswith(prefix):
-                    idx, field = key[len(prefix):].split(".", 1)
+                    idx, field = key[len(prefix) :].split(".", 1)
                     state.setdefault(int(idx), {})[field] = value
             opt.load_state_dict({"state": state, "param_groups": meta["param_groups"][oname]})
     except (KeyError, RuntimeError, ValueError) as e:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from generative_encoder.io.checkpoints import ModelBundle, load_model
 from generative_encoder.errors import ConfigError
+from generative_encoder.io.checkpoints import ModelBundle, load_model
 from generative_encoder.methods import METHODS
 from generative_encoder.methods.classical import BASELINE_FOR_TASK, _footprint_radius
 from generative_encoder.methods.yeh import discriminator_prior, importance_weights, poisson_blend
@@ -34,8 +34,8 @@ def test_discriminator_prior_equals_its_formula():
     formula = torch.log(1 - d) - torch.log(d)
     moderate = logit.abs() < 10  # where 1 - D and D are both representable
     assert torch.allclose(discriminator_prior(logit)[moderate], formula[moderate], atol=1e-10)
-    assert torch.allclose(discriminator_prior(logit), -logit, atol=1e-12)   # the algebra: = -l
-    assert torch.isfinite(discriminator_prior(logit)).all()                   # stable at +-30
+    assert torch.allclose(discriminator_prior(logit), -logit, atol=1e-12)  # the algebra: = -l
+    assert torch.isfinite(discriminator_prior(logit)).all()  # stable at +-30
 
 
 class ConstantLogit(nn.Module):
@@ -51,8 +51,9 @@ class ConstantLogit(nn.Module):
 @pytest.mark.parametrize("p", [1, 2])
 def test_yeh_objective_is_data_plus_lambda_prior_plus_latent(tiny_model_dir, p):
     model = load_model(tiny_model_dir)
-    model = ModelBundle(info=model.info, generator=model.generator,
-                        discriminator=ConstantLogit(1.5))
+    model = ModelBundle(
+        info=model.info, generator=model.generator, discriminator=ConstantLogit(1.5)
+    )
     yeh = METHODS.build("yeh", model=model, p=p, disc_weight=0.3, steps=1, restarts=1)
     physics = make_physics("denoise", model.image_shape, sigma=0.1)
     y = physics(torch.rand(2, *model.image_shape))
@@ -70,15 +71,15 @@ def test_yeh_objective_is_data_plus_lambda_prior_plus_latent(tiny_model_dir, p):
 
 def test_importance_weights_count_the_missing_neighbours_of_known_pixels():
     mask = torch.ones(1, 1, 9, 9)
-    mask[..., 3:6, 3:6] = 0                                                      # a 3 x 3 hole
+    mask[..., 3:6, 3:6] = 0  # a 3 x 3 hole
     weights = importance_weights(mask)[0, 0]
-    assert torch.equal(weights[3:6, 3:6], torch.zeros(3, 3))                     # missing: 0
-    assert weights[2, 2] == pytest.approx(9 / 36)        # 6 x 6 of its window inside, 9 missing
-    assert weights[4, 2] == pytest.approx(9 / 42)        # 7 x 6 inside, the whole hole
-    assert weights[0, 0] == pytest.approx(1 / 16)        # 4 x 4 inside, one missing pixel
+    assert torch.equal(weights[3:6, 3:6], torch.zeros(3, 3))  # missing: 0
+    assert weights[2, 2] == pytest.approx(9 / 36)  # 6 x 6 of its window inside, 9 missing
+    assert weights[4, 2] == pytest.approx(9 / 42)  # 7 x 6 inside, the whole hole
+    assert weights[0, 0] == pytest.approx(1 / 16)  # 4 x 4 inside, one missing pixel
     far = torch.ones(1, 1, 20, 20)
     far[..., 0:3, 0:3] = 0
-    assert importance_weights(far)[0, 0, 10:, 10:].abs().max() == 0              # no hole near
+    assert importance_weights(far)[0, 0, 10:, 10:].abs().max() == 0  # no hole near
     with pytest.raises(ConfigError, match="window must be an odd integer"):
         importance_weights(mask, window=4)
 
@@ -91,8 +92,10 @@ def test_yeh_weights_inpainting_residuals_by_importance(tiny_model_dir):
     x = model.generator(z).detach()
     residual = (physics.A(x) - y).square()
     weights = importance_weights(physics.mask)
-    for weighting, expected in (("importance", (residual * weights).flatten(1).sum(1)),
-                                ("none", residual.flatten(1).sum(1))):
+    for weighting, expected in (
+        ("importance", (residual * weights).flatten(1).sum(1)),
+        ("none", residual.flatten(1).sum(1)),
+    ):
         yeh = METHODS.build("yeh", model=model, disc_weight=0.0, weighting=weighting)
         loss, _ = yeh.data_term(y, physics, restarts=1)
         torch.testing.assert_close(loss(x, z), expected)
@@ -114,8 +117,9 @@ def test_yeh_runs_through_methods_and_keeps_the_discriminator_frozen(tiny_model_
     kept = physics.mask.expand_as(y) > 0
     assert torch.equal(x_hat[kept], y[kept])  # blended: known pixels exactly as observed
     with pytest.raises(ConfigError, match="blend=True applies to inpainting only"):
-        METHODS.build("yeh", model=model, steps=1, blend=True)(y, make_physics(
-            "denoise", model.image_shape))
+        METHODS.build("yeh", model=model, steps=1, blend=True)(
+            y, make_physics("denoise", model.image_shape)
+        )
     with pytest.raises(ConfigError, match="p must be 1 or 2"):
         METHODS.build("yeh", model=model, p=3)
 
@@ -136,9 +140,9 @@ def test_yeh_uniform_latents_project_to_the_box(uniform_model_dir):
 
 
 def test_blending_keeps_known_pixels_exactly_and_reproduces_a_ramp():
-    ramp = Ramp()(torch.zeros(2, 2))                                            # (2, 1, 6, 8)
+    ramp = Ramp()(torch.zeros(2, 2))  # (2, 1, 6, 8)
     mask = torch.ones(1, 1, 6, 8)
-    mask[..., 1:5, 2:6] = 0                                                     # a 4 x 4 hole
+    mask[..., 1:5, 2:6] = 0  # a 4 x 4 hole
     known = torch.where(mask > 0, ramp, torch.zeros_like(ramp))
     # G(z) = the ramp shifted by a constant: same gradients, so Poisson gives the ramp back
     blended = poisson_blend(ramp + 0.07, known, mask)
@@ -155,11 +159,11 @@ def test_blending_keeps_known_pixels_exactly_and_reproduces_a_ramp():
 def test_blending_a_hole_at_the_border_and_with_no_boundary():
     g = torch.rand(1, 1, 5, 5)
     mask = torch.zeros(1, 1, 5, 5)
-    assert torch.equal(poisson_blend(g, torch.zeros_like(g), mask), g)      # nothing known: G(z)
-    mask[..., 2:, :] = 1                                                        # hole: top rows
+    assert torch.equal(poisson_blend(g, torch.zeros_like(g), mask), g)  # nothing known: G(z)
+    mask[..., 2:, :] = 1  # hole: top rows
     y = torch.full_like(g, 0.3)
     out = poisson_blend(torch.full_like(g, 0.9), y, mask)
-    assert torch.allclose(out, y, atol=1e-5)         # flat guidance + flat boundary = flat fill
+    assert torch.allclose(out, y, atol=1e-5)  # flat guidance + flat boundary = flat fill
 
 
 # --- latent vector recovery -----------------------------------------------------------------------
@@ -169,7 +173,7 @@ def test_blending_a_hole_at_the_border_and_with_no_boundary():
 def test_clipping_keeps_every_component_in_the_box_after_every_step(uniform_model_dir, clip):
     model = load_model(uniform_model_dir)
     physics = make_physics("denoise", model.image_shape, sigma=0.0)
-    y = torch.ones(3, *model.image_shape)          # far off the manifold: pulls z out of the box
+    y = torch.ones(3, *model.image_shape)  # far off the manifold: pulls z out of the box
     lvr = METHODS.build("lvr", model=model, clip=clip, steps=15, restarts=2, lr=0.5)
     seen = []
 
@@ -187,7 +191,8 @@ def test_no_clipping_leaves_the_box(uniform_model_dir):
     y = torch.ones(3, *model.image_shape)
     seen = []
     METHODS.build("lvr", model=model, clip="none", steps=15, restarts=2, lr=0.5).solve(
-        y, physics, on_step=lambda step, z: seen.append(z.abs().max().item()))
+        y, physics, on_step=lambda step, z: seen.append(z.abs().max().item())
+    )
     assert max(seen) > 1.0  # so that the test above is not vacuous
 
 
@@ -202,12 +207,11 @@ def test_lvr_runs_and_refuses_normal_latents(uniform_model_dir, tiny_model_dir):
         METHODS.build("lvr", model=model, clip="box")
 
 
-def test_sharpness_attribute_without_noise_is_near_zero_and_is_stored(uniform_model_dir,
-                                                                      tmp_path):
+def test_sharpness_attribute_without_noise_is_near_zero_and_is_stored(uniform_model_dir, tmp_path):
     model = load_model(uniform_model_dir)
     options = dict(steps=150, lr=0.1, restarts=1, n_attribute=64)
     clean = METHODS.build("lvr_sa", model=model, sigma=0.0, **options)
-    attribute = clean.sharpness_attribute(0.0)                                  # (d,)
+    attribute = clean.sharpness_attribute(0.0)  # (d,)
     assert attribute.shape == (16,)
     # N = 64 true latents have means of std sqrt(1/3) / 8 = 0.07 per component; recovery from a
     # clean image leaves a far smaller bias than that
@@ -231,7 +235,7 @@ def test_lvr_sa_restores_denoising_inside_the_box(uniform_model_dir, tmp_path):
     model = load_model(uniform_model_dir)
     physics = make_physics("denoise", model.image_shape, sigma=0.2)
     method = METHODS.build("lvr_sa", model=model, steps=5, n_attribute=8, cache=str(tmp_path))
-    x_hat = method(physics(torch.rand(2, *model.image_shape)), physics)     # sigma of the physics
+    x_hat = method(physics(torch.rand(2, *model.image_shape)), physics)  # sigma of the physics
     assert x_hat.shape == (2, 1, 28, 28) and 0 <= x_hat.min() and x_hat.max() <= 1
     assert list(method._attributes) == [0.2]
     with pytest.raises(ConfigError, match="applies to denoising with Gaussian noise"):
@@ -251,12 +255,16 @@ def test_baselines_of_colorize_and_quantize():
     smooth = torch.linspace(0, 1, 16).expand(1, 1, 16, 16)
     y = quantize(smooth)
     tv = METHODS.build(BASELINE_FOR_TASK["quantize"])(y, quantize)
-    assert ((tv - smooth) ** 2).mean() < ((y - smooth) ** 2).mean()             # TV smooths steps
+    assert ((tv - smooth) ** 2).mean() < ((y - smooth) ** 2).mean()  # TV smooths steps
     sparse = METHODS.build("sparse_dct")(y, quantize)
     assert sparse.shape == y.shape
     superres = make_physics("superres", (1, 8, 8), factor=2)
-    assert METHODS.build("sparse_dct")(superres(torch.rand(2, 1, 8, 8)), superres).shape == \
-        (2, 1, 8, 8)
+    assert METHODS.build("sparse_dct")(superres(torch.rand(2, 1, 8, 8)), superres).shape == (
+        2,
+        1,
+        8,
+        8,
+    )
 
 
 def test_sparse_dct_patches_grow_by_the_footprint_and_stay_close_to_the_whole_image():
@@ -265,15 +273,18 @@ def test_sparse_dct_patches_grow_by_the_footprint_and_stay_close_to_the_whole_im
     for factor in (2, 4):  # the bicubic filter is 4 factor wide: 2 factor on each side
         superres = make_physics("superres", (1, 32, 32), factor=factor)
         assert _footprint_radius(superres, (1, 32, 32), like) == 2 * factor
-    assert _footprint_radius(make_physics("denoise", (1, 32, 32), sigma=0.1), (1, 32, 32),
-                             like) == 0
+    assert (
+        _footprint_radius(make_physics("denoise", (1, 32, 32), sigma=0.1), (1, 32, 32), like) == 0
+    )
     # a smooth 32 x 32 image: 8-pixel windows grown by the bicubic filter's footprint (wrapping
     # around, as its circular padding does) stay within 3x of coding the whole image at once
     x = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 36, 36), 5, 1)[..., :32, :32]
     superres = make_physics("superres", (1, 32, 32), factor=2)
     y = superres(x)
-    mse = {p: ((METHODS.build("sparse_dct", patch=p, max_iter=100)(y, superres) - x) ** 2).mean()
-           for p in (None, 8)}
+    mse = {
+        p: ((METHODS.build("sparse_dct", patch=p, max_iter=100)(y, superres) - x) ** 2).mean()
+        for p in (None, 8)
+    }
     assert mse[None] < 0.003 and mse[8] < 3 * mse[None]
     with pytest.raises(ConfigError, match="larger than the image"):
         METHODS.build("sparse_dct", patch=64)(y, superres)
