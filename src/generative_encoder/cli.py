@@ -112,7 +112,9 @@ def cmd_train_gan(args) -> None:
         f"train gan ({config.arch})",
         ["loss_d", "loss_g", "d_real", "loss_info", "k", "m_global", "resolution"],
     )
-    logs = train_gan(train_set, args.out, config, resume=args.resume, on_step=on_step)
+    logs = train_gan(
+        train_set, args.out, config, resume=args.resume, overwrite=args.overwrite, on_step=on_step
+    )
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
     print(
@@ -147,7 +149,13 @@ def cmd_train_encoder(args) -> None:
         config.steps, f"train encoder ({config.kind})", ["loss", "mse_real_test", "mse_fake"]
     )
     logs = train_encoder(
-        train_set, test_set, args.model, config, resume=args.resume, on_step=on_step
+        train_set,
+        test_set,
+        args.model,
+        config,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        on_step=on_step,
     )
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
@@ -420,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
     gan.add_argument("--amp", action="store_true", help="bfloat16 autocast (mixed precision)")
     gan.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    gan.add_argument(
+        "--overwrite", action="store_true", help="train anew over a run already in --out"
+    )
     gan.set_defaults(func=cmd_train_gan)
 
     enc = train_sub.add_parser(
@@ -448,7 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--seed", type=int, default=0)
     enc.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
     enc.add_argument("--amp", action="store_true", help="bfloat16 autocast (mixed precision)")
-    enc.add_argument("--resume", action="store_true")
+    enc.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    enc.add_argument(
+        "--overwrite", action="store_true", help="train anew over this family's encoder"
+    )
     enc.set_defaults(func=cmd_train_encoder)
 
     restore = sub.add_parser("restore", help="restore degraded images (or --simulate a task)")

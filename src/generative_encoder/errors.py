@@ -21,3 +21,7 @@ class CheckpointError(GencError, ValueError):
 
 class ConfigError(GencError, ValueError):
     """An unknown name or an impossible parameter (task, method, architecture, dataset)."""
+
+
+class TrainingError(GencError, RuntimeError):
+    """Training that cannot go on: a loss or weight that is no longer finite."""

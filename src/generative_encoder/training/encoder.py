@@ -37,7 +37,7 @@ from ..models.registry import build_network
 from . import distributed
 from .gan import discriminator_loss, generator_loss
 from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
-from .state import has_state, load_state, save_state
+from .state import check_finite, has_state, load_state, prepare_run, save_state
 
 AEGAN_D_LR_RATIO = 0.2  # AEGAN's discriminator learns at this fraction of the autoencoder's lr
 AEGAN_D_BETAS = (0.5, 0.999)  # DCGAN's
@@ -125,6 +125,7 @@ def train_encoder(
     config: EncoderConfig = EncoderConfig(),
     *,
     resume: bool = False,
+    overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> dict:
     """Train the autoencoder of the model folder ``model_dir`` (which must hold a generator).
@@ -136,9 +137,15 @@ def train_encoder(
     DistributedDataParallel: ``batch_size`` is the global batch, split evenly over the ranks, each
     rank drawing its own images and latents from its own seeded stream; rank 0 alone evaluates,
     writes files and calls ``on_step``; the logged loss is the mean over the ranks.
+
+    A folder that already holds this family's encoder is refused unless ``resume`` (same data
+    only) or ``overwrite``; a loss or weight that is no longer finite stops the run with a
+    TrainingError before anything of that step is written.
     """
     with distributed.session(config.device) as where:
-        return _train_encoder(train_set, test_set, Path(model_dir), config, resume, on_step, where)
+        return _train_encoder(
+            train_set, test_set, Path(model_dir), config, resume, overwrite, on_step, where
+        )
 
 
 def _train_encoder(
@@ -147,6 +154,7 @@ def _train_encoder(
     model_dir: Path,
     config: EncoderConfig,
     resume: bool,
+    overwrite: bool,
     on_step,
     where: distributed.Info,
 ) -> dict:
@@ -163,6 +171,15 @@ def _train_encoder(
     geometry = dict(channels=bank.channels, image_size=bank.image_size, code_dim=config.code_dim)
     kind = config.kind
     prefix, log_name = family(kind).prefix, family(kind).log
+    model_files = (f"{prefix}encoder", f"{prefix}decoder")
+    prepare_run(
+        model_dir,
+        f"{log_name}_state",
+        model_files,
+        bank.identity(),
+        resume=resume,
+        overwrite=overwrite,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         encoder = build_network(family(kind).arch, depth=depth, width=config.width, **geometry)
@@ -211,7 +228,7 @@ def _train_encoder(
     if main:
         write_json(
             model_dir / f"{log_name}_config.json",
-            asdict(config) | {"dataset": dataset_name(train_set)},
+            asdict(config) | {"dataset": dataset_name(train_set), "data": bank.identity()},
         )
         log = CsvLog(
             model_dir / f"{log_name}_log.csv",
@@ -247,7 +264,10 @@ def _train_encoder(
 
         loss_value = distributed.mean_over_ranks(loss.detach(), where).item()
         logs = {"step": step, "loss": loss_value, "seconds": round(time.perf_counter() - t0, 3)}
+        check_finite(step, logs)
         last = step % config.checkpoint_every == 0 or step == config.steps
+        if last:
+            check_finite(step, {}, modules)  # a good checkpoint is never replaced by a bad one
         rank_rngs = distributed.gather_rng_states(rng, where) if last else None  # every rank
         if main and (step % config.eval_every == 0 or step == config.steps):
             logs |= {

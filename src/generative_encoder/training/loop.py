@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -31,7 +32,7 @@ from . import distributed
 from .augment import parse_augment
 from .gan import GAN_LOSSES, ema_update
 from .objectives import OBJECTIVES
-from .state import has_state, load_state, save_state
+from .state import check_finite, has_state, load_state, prepare_run, save_state
 
 
 def check_device(device: str) -> None:
@@ -84,6 +85,12 @@ class ImageBank:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def identity(self) -> str:
+        """``name:digest``: the data set's name and a digest of its images, which a resumed
+        run must match."""
+        digest = hashlib.sha256(self.images.cpu().numpy().tobytes()).hexdigest()[:16]
+        return f"{self.name}:{digest}"
 
     def labels(self) -> Tensor:
         """The class labels (N,) int64 of the images, on the bank's device; DataError if any is
@@ -226,14 +233,17 @@ def train_gan(
     config: GANConfig = GANConfig(),
     *,
     resume: bool = False,
+    overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> dict:
     """Train a GAN on ``dataset`` (items (image (C,S,S) in [0,1], label)) into the folder ``out``.
 
     Writes ``gan_log.csv``, ``samples/step_NNNNNN.png``, resumable ``gan_state.*`` every
     ``checkpoint_every`` steps, and the model files. With ``resume=True`` it continues from the
-    last saved state (the log is cut back to it). ``on_step(step, logs)`` is called after each step.
-    Returns the final logs.
+    last saved state (the log is cut back to it), which must be of the same data; a folder that
+    holds a trained run is refused unless ``resume`` or ``overwrite``. A loss or weight that is no
+    longer finite stops the run with a TrainingError before anything of that step is written.
+    ``on_step(step, logs)`` is called after each step. Returns the final logs.
 
     Launched by ``torchrun`` with several processes, G and D are trained with
     DistributedDataParallel (gloo on CPU, NCCL on CUDA): ``batch_size`` is the global batch, split
@@ -242,7 +252,7 @@ def train_gan(
     the logged losses are means over the ranks. BatchNorm uses each rank's own share of the batch.
     """
     with distributed.session(config.device) as where:
-        return _train_gan(dataset, ensure_folder(out), config, resume, on_step, where)
+        return _train_gan(dataset, ensure_folder(out), config, resume, overwrite, on_step, where)
 
 
 def _train_gan(
@@ -250,6 +260,7 @@ def _train_gan(
     out: Path,
     config: GANConfig,
     resume: bool,
+    overwrite: bool,
     on_step: Callable[[int, dict], None] | None,
     where: distributed.Info,
 ) -> dict:
@@ -257,6 +268,8 @@ def _train_gan(
     device = distributed.local_device(config.device, where.local_rank)
     batch_size = distributed.split_batch(config.batch_size, where)
     bank = ImageBank(dataset, device)
+    model_files = ("generator", "discriminator")
+    prepare_run(out, "gan_state", model_files, bank.identity(), resume=resume, overwrite=overwrite)
     rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
     objective = OBJECTIVES[config.arch](
         config, bank, device, rng, partial(autocast, device, config.amp)
@@ -275,7 +288,10 @@ def _train_gan(
         step = load_state(out, "gan_state", modules, optimizers, rng, rank=where.rank)["step"]
     log = None
     if where.is_main:
-        write_json(out / "gan_config.json", asdict(config) | {"dataset": dataset_name(dataset)})
+        write_json(
+            out / "gan_config.json",
+            asdict(config) | {"dataset": dataset_name(dataset), "data": bank.identity()},
+        )
         log = CsvLog(
             out / "gan_log.csv", ["step", *objective.log_fields, "seconds"], keep_until=step
         )
@@ -301,9 +317,11 @@ def _train_gan(
             **objective.end_step(loss_d, loss_g),
             "seconds": round(time.perf_counter() - t0, 3),
         }
+        check_finite(step, logs)
         if where.is_main:
             log.write(logs)
         if step % config.checkpoint_every == 0 or step == config.steps:
+            check_finite(step, {}, modules)  # a good checkpoint is never replaced by a bad one
             rank_rngs = distributed.gather_rng_states(rng, where)  # on every rank
             if where.is_main:
                 save_state(

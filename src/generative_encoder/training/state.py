@@ -10,12 +10,13 @@ people and tools to read (the step, the config); resuming does not depend on it.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError, TrainingError
 from ..io.checkpoints import load_metadata, load_tensors, read_json, save_tensors, write_json
 
 STATE_KEY = "generative-encoder/state"  # the safetensors header entry holding the JSON part
@@ -98,4 +99,75 @@ def load_state(
             opt.load_state_dict({"state": state, "param_groups": meta["param_groups"][oname]})
     except (KeyError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"cannot resume from {folder / name}: {e}") from None
+    for key, value in tensors.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"cannot resume from {folder / name}: {key} holds NaN or Inf")
     return meta
+
+
+def prepare_run(
+    folder: Path,
+    name: str,
+    model_files: tuple[str, ...],
+    data: str,
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> None:
+    """Refuse a run that would destroy or mix up a trained one, before any work.
+
+    ``name``: the run's state (``gan_state``, ``encoder_state``, ...), whose ``NAME`` prefix also
+    names its ``{prefix}_config.json``; ``model_files``: the files the run writes (``generator``,
+    ...). Without ``resume`` or ``overwrite`` a folder that holds them or a state is refused;
+    ``resume`` with no state to resume from is refused when model files would be overwritten;
+    ``resume`` on a run of other data (``data``: the bank's name and content digest, recorded
+    as ``data`` in the run's config) is refused."""
+    prefix = name.removesuffix("_state")
+    present = [f for f in model_files if (folder / f"{f}.safetensors").exists()]
+    if has_state(folder, name):
+        present.append(f"{name}.safetensors")
+    if resume:
+        if not has_state(folder, name) and present:
+            raise ConfigError(
+                f"--resume: {folder} holds {', '.join(present)} but no "
+                f"{name}.safetensors to resume from; use --overwrite to train anew"
+            )
+        config = folder / f"{prefix}_config.json"
+        if has_state(folder, name) and config.is_file():
+            stored = read_json(config)
+            other = (
+                stored["data"] != data
+                if "data" in stored
+                else stored.get("dataset", data.split(":")[0]) != data.split(":")[0]
+            )
+            if other:
+                raise ConfigError(
+                    f"--resume: {folder} was trained on other data "
+                    f"({stored.get('data', stored.get('dataset'))!r}, not {data!r}); "
+                    "use another folder (or --overwrite)"
+                )
+    elif present and not overwrite:
+        raise ConfigError(
+            f"{folder} already holds a trained run ({', '.join(present)}); use "
+            "--resume to continue it or --overwrite to train anew"
+        )
+
+
+def check_finite(
+    step: int, logs: dict[str, float], modules: dict[str, nn.Module] | None = None
+) -> None:
+    """TrainingError at the first loss (``logs``) or, when given, weight or buffer of ``modules``
+    that is NaN or infinite; nothing of that step is written."""
+    bad = [k for k, v in logs.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise TrainingError(
+            f"training diverged at step {step}: {bad[0]} = {logs[bad[0]]}; the "
+            "files of the last checkpoint are kept"
+        )
+    for mname, module in (modules or {}).items():
+        for key, value in module.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise TrainingError(
+                    f"training diverged at step {step}: {mname}.{key} holds NaN "
+                    "or Inf; the files of the last checkpoint are kept"
+                )
