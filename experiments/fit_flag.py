@@ -75,7 +75,11 @@ def main() -> None:
         physics = task_physics(task, model, params, seed=0)
         for method in args.methods.split(","):
             solver = METHODS.build(method, model=model, steps=args.steps)
-            cal = calibrate(lambda y: restore(y, physics, solver).x, physics, model.generator)
+            cal = calibrate(
+                lambda y, seeds: restore(y, physics, solver, seeds=seeds).x,
+                physics,
+                model.generator,
+            )
             flagged, medians = [], []
             for name, x in sets.items():
                 names = [f"{name}-{i}" for i in range(len(x))]

@@ -73,6 +73,10 @@ def inputs(tmp_path_factory) -> Path:
     Image.fromarray(np.full((20, 20), 255, np.uint8)).save(d / "mask20.png")
     (d / "model.pt").write_bytes(b"\x80\x04K\x00.")  # a pickle
     (d / "a_file").write_text("a file, not a folder\n")
+    (d / "fifo").mkdir()
+    os.mkfifo(d / "fifo" / "pipe.png")
+    (d / "badname").mkdir()
+    (d / "badname" / os.fsdecode(b"bad\xff.png")).write_bytes(png)
     (d / "no_images").mkdir()
     (d / "no_images" / "notes.txt").write_text("no images here\n")
     mixed = d / "mixed"
@@ -190,6 +194,10 @@ def env(inputs, models, tmp_path) -> Env:
 
 
 # --- the cases -----------------------------------------------------------------------------------
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
 
 
 def restore(
@@ -406,7 +414,7 @@ CASES = [
         "NaN sigma",
         restore("gray.png", extra=("--param", "sigma=NaN")),
         2,
-        "sigma must be >= 0, got nan",
+        "task 'denoise': sigma must be finite, got nan",
     ),
     Case(
         "sigma that is not a number",
@@ -569,6 +577,60 @@ CASES = [
         before=restore("gray.png", extra=("--param", "sigma=0.1")),
     ),
     Case(
+        "output folder inside the input folder",
+        restore("mixed", out="mixed/out"),
+        2,
+        "-o {f}/mixed/out is inside the input folder {f}/mixed",
+    ),
+    Case(
+        "input inside the output folder",
+        restore("mixed/a.png", out="mixed"),
+        2,
+        "input {f}/mixed/a.png is inside the output folder {f}/mixed",
+    ),
+    Case(
+        "named pipe (FIFO) as an input",
+        restore("fifo/pipe.png"),
+        2,
+        "input {f}/fifo/pipe.png is not a regular file",
+    ),
+    Case(
+        "file name that is not valid UTF-8",
+        restore("badname"),
+        2,
+        "has a name that is not valid UTF-8; rename it",
+    ),
+    Case(
+        "`--method-opt lr=Infinity`",
+        restore("gray.png", method="csgm", extra=("--method-opt", "lr=Infinity")),
+        2,
+        "method 'csgm': lr must be finite, got inf",
+    ),
+    Case(
+        "`--lambda NaN`",
+        restore("gray.png", method="ge", extra=("--lambda", "NaN")),
+        2,
+        "method 'ge': latent_weight must be finite, got nan",
+    ),
+    Case(
+        "`--min-distance NaN`",
+        restore("gray.png", method="csgm", extra=("--min-distance", "NaN")),
+        2,
+        "min_distance must be finite, got nan",
+    ),
+    Case(
+        "`--param blur_sigma=Infinity`",
+        restore("gray.png", task="deblur", extra=("--param", "blur_sigma=Infinity")),
+        2,
+        "task 'deblur': blur_sigma must be finite, got inf",
+    ),
+    Case(
+        "`--param levels=1e40` (with `--simulate`)",
+        restore("gray.png", task="quantize", extra=("--param", "levels=1e40", "--simulate")),
+        2,
+        "task 'quantize': levels must be int, got 1e+40",
+    ),
+    Case(
         "`--batch-size 0`",
         restore("gray.png", extra=("--batch-size", "0")),
         2,
@@ -716,6 +778,28 @@ CASES = [
         ],
         2,
         "is not a readable .safetensors file",
+    ),
+    Case(
+        "`train gan --out` holding a trained run",
+        train_gan_argv(),
+        2,
+        "already holds a trained run (generator, discriminator, gan_state.safetensors); use "
+        "--resume to continue it or --overwrite to train anew",
+        before=train_gan_argv(),
+    ),
+    Case(
+        "`--resume` over a trained model without its state",
+        lambda e: [_remove(e.out / "gan_state.safetensors"), *train_gan_argv("--resume")(e)][1:],
+        2,
+        "holds generator, discriminator but no gan_state.safetensors to resume from",
+        before=train_gan_argv(),
+    ),
+    Case(
+        "`--resume` of a digit run on other data",
+        train_gan_argv("--resume", data=("--data", "synthetic_rock", "--data-opt", "size=28")),
+        2,
+        "was trained on other data ('mnist5k:",
+        before=train_gan_argv(),
     ),
     Case(
         "encoder data of another size than the generator's",

@@ -76,7 +76,7 @@ def test_calibration_of_a_perfect_solver_is_three_times_the_noise():
     physics = make_physics("denoise", SHAPE, sigma=0.1)
     truth = {}
 
-    def oracle(y):  # knows the sample: only to isolate the noise
+    def oracle(y, seeds):  # knows the sample: only to isolate the noise
         return truth["x"]
 
     with torch.no_grad():
@@ -85,6 +85,17 @@ def test_calibration_of_a_perfect_solver_is_three_times_the_noise():
     assert cal.tau == pytest.approx(3 * cal.ratios.median().item())
     assert 2.8 < cal.tau < 3.2 and cal.chi2 == pytest.approx(chi2_bound(784))
     assert calibrate(oracle, physics, G, n=16).tau == cal.tau
+
+
+def test_calibration_is_the_same_in_any_batch_size(model):
+    """The fit flag's tau does not depend on --batch-size: samples keep their seeds."""
+    physics = make_physics("denoise", model.image_shape, sigma=0.1, seed=1)
+    csgm = METHODS.build("csgm", model=model, steps=20)
+    solve = lambda y, seeds: restore(y, physics, csgm, seeds=seeds).x  # noqa: E731
+    whole = calibrate(solve, physics, model.generator, n=6)
+    split = calibrate(solve, physics, model.generator, n=6, batch_size=4)
+    torch.testing.assert_close(split.ratios, whole.ratios, atol=1e-6, rtol=0)
+    assert split.tau == pytest.approx(whole.tau)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +109,7 @@ def test_out_of_range_images_are_flagged(model):
     G = model.generator
     physics = make_physics("denoise", model.image_shape, sigma=0.1, seed=1)
     csgm = METHODS.build("csgm", model=model, steps=100, latent_weight=0.0)
-    cal = calibrate(lambda y: restore(y, physics, csgm).x, physics, G, n=8)
+    cal = calibrate(lambda y, seeds: restore(y, physics, csgm, seeds=seeds).x, physics, G, n=8)
     with torch.no_grad():
         fakes = G(G.sample_latent(6, torch.Generator().manual_seed(99)))
     board = ((torch.arange(28)[:, None] // 4 + torch.arange(28)[None] // 4) % 2).float()

@@ -198,3 +198,17 @@ def test_list_images(tmp_path):
     assert list_images(tmp_path, recursive=False) == top_level
     with pytest.raises(DataError, match="image folder not found: .*nowhere"):
         list_images(tmp_path / "nowhere")
+
+
+def test_the_exif_orientation_is_applied(tmp_path):
+    """A JPEG stored sideways with orientation 6 (rotate 90 degrees clockwise to show) is read
+    as it is shown: the bright left column of the stored image becomes the top row."""
+    stored = np.zeros((16, 24), np.uint8)
+    stored[:, :4] = 255  # bright left columns of the stored pixels
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    x = read_image(tmp_path / "sideways.jpg")
+    assert x.shape == (1, 24, 16)  # rotated: 24 rows of 16
+    assert x[0, :4].mean() > 0.9 and x[0, 8:].mean() < 0.1

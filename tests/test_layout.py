@@ -11,6 +11,7 @@ ROOT = Path(generative_encoder.__file__).parent
 LAYERS = {
     "errors": 0,
     "registry": 0,
+    "devices": 0,
     "io": 1,
     "models": 1,
     "physics": 1,

@@ -280,3 +280,44 @@ def test_the_state_resumed_from_is_one_file(tmp_path):
     save_state(tmp_path, "gan_state", 10, {"G": net}, {"G": opt}, rng, {})
     (tmp_path / "gan_state.json").write_text(old_json)  # as if killed before the JSON copy
     assert load_state(tmp_path, "gan_state", {"G": net}, {"G": opt}, rng)["step"] == 10
+
+
+@pytest.mark.slow
+def test_restore_killed_at_random_points_ends_as_an_uninterrupted_run(
+    tiny_model_dir, tmp_path, capsys
+):
+    """Soak: 200 images, genc restore SIGKILLed at four seeded random moments (a row count, then a
+    random extra delay), resumed after each; the end is the same as one uninterrupted run."""
+    import random
+
+    digits = write_test_digits(tmp_path / "digits", 200, width=3)
+    options = [
+        "--model",
+        tiny_model_dir,
+        "--task",
+        "denoise",
+        "--param",
+        "sigma=0.2",
+        "--method",
+        "csgm",
+        "--method-opt",
+        "steps=5",
+        "--simulate",
+        "--batch-size",
+        8,
+    ]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    _run(capsys, ["restore", digits, "-o", whole, *options])
+    rng = random.Random(0)
+    for target in sorted(rng.sample(range(8, 190, 8), 4)):
+        proc = _start(["restore", digits, "-o", killed, *options])
+        delay = rng.uniform(0, 0.3)  # then somewhere inside the next batch
+        _kill_when(
+            proc, lambda: len(_rows(killed / "metrics.csv")) >= target and not time.sleep(delay)
+        )
+    _run(capsys, ["restore", digits, "-o", killed, *options])
+    rows, expected = _rows(killed / "metrics.csv"), _rows(whole / "metrics.csv")
+    assert [r["image"] for r in rows] == [r["image"] for r in expected]
+    assert rows == expected
+    for name in (r["image"] for r in expected):
+        assert (killed / "restored" / name).read_bytes() == (whole / "restored" / name).read_bytes()

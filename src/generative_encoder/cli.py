@@ -565,6 +565,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GencError as e:
         print(f"genc: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the machine's, not the input's: a full disk, a read-only folder
+        where = f" {e.filename}" if e.filename else ""
+        print(f"genc: error: cannot write or read{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("genc: interrupted", file=sys.stderr)
         return 130

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import math
 import numbers
 import os
 import types
@@ -63,7 +64,8 @@ class Registry:
 
 def check_arguments(builder: Callable[..., Any], label: str, /, *args: Any, **kwargs: Any) -> None:
     """Raise ConfigError, prefixed by ``label``, if ``builder(*args, **kwargs)`` would get an
-    unknown or missing argument, or a value whose type contradicts the builder's annotation.
+    unknown or missing argument, a value whose type contradicts the builder's annotation, or a
+    number that is NaN or infinite (also inside lists and dicts).
 
     Only annotations made of the kinds of value that a command line or a JSON file gives are
     enforced: ``int``, ``float``, ``bool``, ``str``, ``os.PathLike``, ``None``, lists, tuples
@@ -88,11 +90,39 @@ def check_arguments(builder: Callable[..., Any], label: str, /, *args: Any, **kw
         return
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     for name, value in bound.arguments.items():
+        named = (
+            value
+            if signature.parameters[name].kind == inspect.Parameter.VAR_KEYWORD
+            else {name: value}
+        )
+        for key, item in named.items():
+            if not _finite(item):
+                raise ConfigError(f"{label}: {key} must be finite, got {item!r}")
         hint = hints.get(name)
         if signature.parameters[name].kind in variadic or hint is None:
             continue
         if not _matches(value, hint):
             raise ConfigError(f"{label}: {name} must be {_type_name(hint)}, got {value!r}")
+
+
+def check_finite_fields(config: Any) -> None:
+    """Raise ConfigError if a number field of the dataclass ``config`` is NaN or infinite
+    (containers are left to the builders they are handed to, which name their keys)."""
+    for name in config.__dataclass_fields__:
+        value = getattr(config, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be finite, got {value!r}")
+
+
+def _finite(value: Any) -> bool:
+    """No float in ``value`` (a number, or lists, tuples and dicts of them) is NaN or infinite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 def _members(hint: Any) -> tuple:

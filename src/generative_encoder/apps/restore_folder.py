@@ -27,6 +27,7 @@ import csv
 import fcntl
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -45,6 +46,7 @@ from ..methods import METHODS
 from ..methods.latent import LatentSearch
 from ..physics import TASKS
 from ..physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seed
+from ..registry import check_finite_fields
 from .restore import IMAGE_TASKS, restore, simulate_each, task_physics, viewable
 
 RESTORE_SETTINGS = "restore.json"  # in the output folder: what made its results
@@ -70,7 +72,8 @@ def shard_from_env(env: dict | None = None) -> tuple[int, int]:
 
 def gather_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """The image files named or found (recursively) in folders; two inputs whose outputs would
-    share a name (``a/x.png``, ``b/x.jpg`` -> ``restored/x.png``) are refused."""
+    share a name (``a/x.png``, ``b/x.jpg`` -> ``restored/x.png``), names that are not valid
+    text and anything but regular files (a FIFO would block the read forever) are refused."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -82,6 +85,15 @@ def gather_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
     if not files:
         raise ConfigError(f"no images found in {', '.join(map(str, paths))}")
     files = list(dict.fromkeys(files))  # a file given twice is restored once
+    for f in files:
+        try:
+            f.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"input {f!r} has a name that is not valid UTF-8; rename it"
+            ) from None
+        if not stat.S_ISREG(f.stat().st_mode):
+            raise ConfigError(f"input {f} is not a regular file")
     by_stem: dict[str, Path] = {}
     for f in files:
         if f.stem in by_stem:
@@ -143,17 +155,38 @@ def write_metrics(path: Path, rows: dict[str, dict], order: Sequence[Path]) -> N
         writer.writerows(rows[name] for name in names)
 
 
-def merge_metrics(out: Path, order: Sequence[Path]) -> dict[str, dict]:
-    """Merge every rank's ``metrics.rank*.csv`` into ``metrics.csv`` (rank rows win), under an
-    exclusive lock on ``out/.metrics.lock`` so that ranks finishing together do not lose rows;
-    returns the merged rows by image name."""
+def merge_metrics(
+    out: Path, order: Sequence[Path], rows: dict[str, dict] | None = None
+) -> dict[str, dict]:
+    """Merge every rank's ``metrics.rank*.csv`` (or the given ``rows``) into ``metrics.csv``
+    (the new rows win), under an exclusive lock on ``out/.metrics.lock`` so that ranks, or runs,
+    finishing together do not lose rows; returns the merged rows by image name."""
     with open(out / ".metrics.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = {r["image"]: r for r in _read_rows(out / METRICS)}
-        for path in _rank_files(out):
-            rows |= {r["image"]: r for r in _read_rows(path)}
-        write_metrics(out / METRICS, rows, order)
-        return rows
+        merged = {r["image"]: r for r in _read_rows(out / METRICS)}
+        if rows is None:
+            for path in _rank_files(out):
+                merged |= {r["image"]: r for r in _read_rows(path)}
+        else:
+            merged |= rows
+        write_metrics(out / METRICS, merged, order)
+        return merged
+
+
+def check_apart(inputs: Sequence[str | os.PathLike], files: Sequence[Path], output) -> None:
+    """Refuse an output folder that is, or is inside, an input folder (its outputs would be read
+    as inputs next time, and a ``grid.png`` input overwritten), or that holds an input."""
+    out = Path(output).resolve()
+    for p in map(Path, inputs):
+        src = p.resolve()
+        if src.is_dir() and (out == src or src in out.parents):
+            raise ConfigError(
+                f"-o {output} is inside the input folder {p}: its outputs would "
+                "be read as inputs; choose another -o"
+            )
+    for f in files:
+        if out in f.resolve().parents:
+            raise ConfigError(f"input {f} is inside the output folder {output}; choose another -o")
 
 
 def load_init_latents(path: str | os.PathLike, files: Sequence[Path], latent_dim: int) -> Tensor:
@@ -206,6 +239,11 @@ class RestoreRequest:
     init_latents: str | None = None
     rank: int = 0
     world: int = 1
+
+    def __post_init__(self):
+        check_finite_fields(self)
+        if self.min_distance is not None and not self.min_distance >= 0:
+            raise ConfigError(f"--min-distance must be >= 0, got {self.min_distance}")
 
 
 @dataclass
@@ -260,6 +298,7 @@ class FolderRestore:
                 f"add --method-opt restarts={r.candidates} (or more)"
             )
         self.files = gather_inputs(r.inputs)
+        check_apart(r.inputs, self.files, r.output)
         if r.init_latents:  # every input needs its latent: checked now
             load_init_latents(r.init_latents, self.files, model.generator.latent_dim)
         self.out = ensure_folder(r.output)
@@ -291,6 +330,9 @@ class FolderRestore:
         for _, batch in self.todo:  # a bad file fails now, not after hours of solving
             for f in batch:
                 read_image(f, channels=model.image_shape[0])
+        subfolders = ["restored"] + ["latents"] * self.latent + ["candidates"] * (r.candidates > 0)
+        for sub in subfolders:  # a read-only subfolder fails now, not after a batch is solved
+            ensure_folder(self.out / sub)
         with torch.no_grad():
             self.observed = self.physics.A(torch.zeros(1, *model.image_shape)).shape[-1]
         self.side = model.image_shape[1] if r.simulate else self.observed
@@ -304,9 +346,10 @@ class FolderRestore:
     def calibration(self) -> Calibration:
         """The flag threshold of this run (the same in every rank and rerun: seeded)."""
         return calibrate(
-            lambda y: restore(y, self.physics, self.method).x,
+            lambda y, seeds: restore(y, self.physics, self.method, seeds=seeds).x,
             self.physics,
             self.request.model.generator,
+            batch_size=self.request.batch_size,
         )
 
     def run(self, on_batch: Callable[[int], None] | None = None) -> RestoreSummary:
@@ -330,7 +373,12 @@ class FolderRestore:
             new_rows, pictures, cand_pictures, n_resized = self._batch(batch, tau)
             self.rows |= new_rows
             rows = {k: v for k, v in self.rows.items() if k in mine} if self.sharded else self.rows
-            write_metrics(metrics, rows, self.files)  # after the images: a row = done
+            # after the images: a row = done; rows that another run into this folder wrote since
+            # this one started are kept
+            if self.sharded or r.overwrite:
+                write_metrics(metrics, rows, self.files)
+            else:
+                merge_metrics(self.out, self.files, rows)
             shown += pictures[: GRID_IMAGES - len(shown)]
             cand_shown += cand_pictures[: GRID_IMAGES - len(cand_shown)]
             resized += n_resized

@@ -76,23 +76,31 @@ class Calibration:
 
 
 def calibrate(
-    solve: Callable[[Tensor], Tensor],
+    solve: Callable[[Tensor, list[int]], Tensor],
     physics: Physics,
     generator: torch.nn.Module,
     n: int = CALIBRATION_SAMPLES,
     seed: int = CALIBRATION_SEED,
     factor: float = FLAG_FACTOR,
+    batch_size: int | None = None,
 ) -> Calibration:
     """tau from ``n`` in-range images: x = G(z), y = physics(x) with noise seeded by ``seed``,
-    x_hat = solve(y) (the method under test, (K, ...) -> (K, C, H, W)). The same arguments give
-    the same tau. The physics' noise generator is reseeded (and left in that state)."""
+    x_hat = solve(y, seeds) (the method under test, (K, ...) and K start seeds -> (K, C, H, W)),
+    called on at most ``batch_size`` of them at a time; sample j's starts are seeded ``seed + j``
+    whatever the batch. The same arguments give the same tau. The physics' noise generator is
+    reseeded (and left in that state)."""
     rng = torch.Generator().manual_seed(seed)
     z = sample_latent(n, generator.latent_dim, generator.latent_dist, rng)
     with torch.no_grad():
         x = generator(z)
         physics.noise_model.rng_manual_seed(seed)
         y = physics(x)
-    ratios = discrepancy_ratio(y, physics, solve(y).detach())
+    step = batch_size or n
+    seeds = [seed + j for j in range(n)]
+    x_hat = torch.cat(
+        [solve(y[i : i + step], seeds[i : i + step]).detach() for i in range(0, n, step)]
+    )
+    ratios = discrepancy_ratio(y, physics, x_hat)
     bound = chi2_bound(n_measurements(y))
     median = float(ratios.median())
     tau = max(bound, factor * median) if math.isfinite(median) else bound

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ..errors import ConfigError, DataError
 from .files import atomic_path
@@ -33,7 +33,8 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
     Conversions: 8-bit values are divided by 255, 16/32-bit integer gray (modes I;16, I) by 65535
     (then clamped); palette images become RGB; an alpha channel is dropped (not composited);
     ``channels=1`` turns colour into ITU-R 601 luma (Pillow's ``L``), ``channels=3`` repeats gray
-    into RGB, ``None`` keeps the file's own (1 for gray, 3 for colour).
+    into RGB, ``None`` keeps the file's own (1 for gray, 3 for colour). An EXIF orientation tag
+    (a camera's JPEG stored rotated) is applied, so the image is as it is shown.
     Missing, corrupt or truncated files raise :class:`DataError`.
     """
     if channels not in (None, 1, 3):
@@ -41,7 +42,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
     try:
         with Image.open(path) as im:
             im.load()  # decodes now, so a truncated file fails here rather than loading half
-            pixels = _pixels(im, channels)
+            pixels = _pixels(ImageOps.exif_transpose(im), channels)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {str(path)!r}: {e}") from None
     x = torch.from_numpy(pixels)

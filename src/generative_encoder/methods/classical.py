@@ -37,7 +37,7 @@ from skimage import restoration
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..physics import SpeckleNoise
+from ..physics import SpeckleNoise, check_measurements
 from ..registry import check_arguments
 from .registry import METHODS
 
@@ -86,6 +86,14 @@ def _baseline(name: str) -> Callable[[type], type]:
             check_arguments(cls, f"method {name!r}", **options)
             return cls(**options)
 
+        forward = cls.forward
+
+        @functools.wraps(forward)
+        def checked(self, y, physics, **kwargs):
+            check_measurements(y, physics)
+            return forward(self, y, physics, **kwargs)
+
+        cls.forward = checked
         METHODS.register(name)(build)
         return cls
 

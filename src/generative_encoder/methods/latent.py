@@ -32,7 +32,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..io.checkpoints import ModelBundle
 from ..models.families import family
-from ..physics import EncoderSensing, lift, match
+from ..physics import EncoderSensing, check_measurements, lift, match
 from ..registry import check_arguments
 from ..solve import (
     LossFn,
@@ -105,6 +105,7 @@ class LatentSearch(Reconstructor):
     ) -> SearchResult:
         """Run the latent search for a batch of measurements y (B, ...); the result's ``x`` is
         the method's output, every step after the search (``finish``) applied."""
+        check_measurements(y, physics, self.model.image_shape)
         y = y.detach()
         self.check_physics(physics)
         if self.latent_weight == "auto":
@@ -295,6 +296,7 @@ class AutoEncoderBaseline(Reconstructor):
 
     @torch.no_grad()
     def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
+        check_measurements(y, physics, self.model.image_shape)
         encoder, decoder = select_autoencoder(self.model, self.encoder_kind)
         _, _, code = _encoder_target(encoder, y, physics)
         return rowwise(decoder, code).clamp(0, 1)  # BEGAN's decoder (GE0) is linear

@@ -9,7 +9,14 @@
 from .lift import lift, match, register_lift
 from .masks import block_mask, freeform_mask, random_mask
 from .noise import QuantizationNoise, SpeckleNoise
-from .tasks import TASKS, EncoderSensing, Quantization, make_physics, measurement_rate
+from .tasks import (
+    TASKS,
+    EncoderSensing,
+    Quantization,
+    check_measurements,
+    make_physics,
+    measurement_rate,
+)
 
 __all__ = [
     "TASKS",
@@ -18,6 +25,7 @@ __all__ = [
     "QuantizationNoise",
     "SpeckleNoise",
     "block_mask",
+    "check_measurements",
     "freeform_mask",
     "lift",
     "make_physics",

@@ -34,6 +34,7 @@ from deepinv.physics import (
 from deepinv.physics.functional import gaussian_blur
 
 from ..errors import ConfigError
+from ..devices import check_device
 from ..registry import Registry, check_arguments
 from .masks import block_mask, check_mask, default_block, freeform_mask, random_mask
 from .noise import QuantizationNoise, SpeckleNoise, check_sigma, gaussian
@@ -99,6 +100,7 @@ def make_physics(
     """
     builder = TASKS.get(task)
     _check_params(task, builder, params)
+    check_device(device)
     if len(img_shape) != 3 or min(img_shape) < 1:
         raise ConfigError(f"img_shape must be (C, H, W) with positive sizes, got {img_shape}")
     if not _is_int(seed) or seed < 0:
@@ -107,7 +109,32 @@ def make_physics(
     noise_rng = torch.Generator(device).manual_seed(stream_seed(seed, PHYSICS_NOISE_STREAM))
     check_arguments(builder, f"task {task!r}", img_shape, operator_rng, noise_rng, **params)
     physics = builder(tuple(img_shape), operator_rng, noise_rng, **params)
+    physics.image_shape = tuple(img_shape)  # what check_measurements compares y with
     return physics.to(device)
+
+
+def check_measurements(y, physics: Physics, image_shape: tuple[int, ...] | None = None) -> None:
+    """Raise ConfigError unless y is a finite floating-point batch (B, ...) of what ``physics``
+    measures of images of ``image_shape`` (C, H, W) (default: the shape the physics was made for,
+    when :func:`make_physics` made it)."""
+    if not isinstance(y, torch.Tensor):
+        raise ConfigError(f"measurements y must be a torch.Tensor, got {type(y).__name__}")
+    if not y.is_floating_point():
+        raise ConfigError(f"measurements y must be floating point, got {y.dtype}")
+    image_shape = image_shape or getattr(physics, "image_shape", None)
+    if image_shape is not None:
+        probe = torch.zeros(1, *image_shape, device=y.device, dtype=y.dtype)
+        with torch.no_grad():
+            expected = tuple(physics.A(probe).shape[1:])
+        if y.dim() < 1 or tuple(y.shape[1:]) != expected:
+            raise ConfigError(f"measurements y must be (B, {', '.join(map(str, expected))}) for "
+                              f"this physics, got {tuple(y.shape)}")
+    elif y.dim() < 2:
+        raise ConfigError(f"measurements y must be a batch (B, ...), got shape {tuple(y.shape)}")
+    if len(y) == 0:
+        raise ConfigError("measurements y hold no problem (B = 0)")
+    if not torch.isfinite(y).all():
+        raise ConfigError("the measurements contain NaN or Inf values")
 
 
 def measurement_rate(physics: Physics, img_shape: tuple[int, int, int]) -> float:

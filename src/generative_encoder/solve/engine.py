@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..models.priors import latent_parts, sample_latent
 from ..physics.seeds import CLIP_STREAM, stream_seed
+from ..registry import check_finite_fields
 from .terms import LossFn, selectable
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -74,6 +75,7 @@ class SolveConfig:
     autocast: bool = False
 
     def __post_init__(self):
+        check_finite_fields(self)
         _require(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _require(self.restarts >= 1, f"restarts must be >= 1, got {self.restarts}")

@@ -34,9 +34,11 @@ from ..io.checkpoints import load_model, save_network, write_json, write_model_i
 from ..models.autoencoders import AutoEncoder, default_encoder_depth
 from ..models.families import family
 from ..models.registry import build_network
+from ..registry import check_finite_fields
 from . import distributed
 from .gan import discriminator_loss, generator_loss
-from .loop import CsvLog, ImageBank, autocast, check_device, dataset_name
+from ..devices import check_device
+from .loop import CsvLog, ImageBank, autocast, dataset_name
 from .state import check_finite, has_state, load_state, prepare_run, save_state
 
 AEGAN_D_LR_RATIO = 0.2  # AEGAN's discriminator learns at this fraction of the autoencoder's lr
@@ -71,6 +73,7 @@ class EncoderConfig:
     adv_weight: float = 0.01
 
     def __post_init__(self):
+        check_finite_fields(self)
         family(self.kind, trainable=True)
         if not (self.kl_weight >= 0 and self.adv_weight >= 0):
             raise ConfigError(

@@ -28,23 +28,13 @@ from ..io.checkpoints import save_network, write_json, write_model_info
 from ..io.files import atomic_path, ensure_folder
 from ..io.images import save_grid
 from ..models.priors import latent_parts
+from ..devices import check_device
+from ..registry import check_finite_fields
 from . import distributed
 from .augment import parse_augment
 from .gan import GAN_LOSSES, ema_update
 from .objectives import OBJECTIVES
 from .state import check_finite, has_state, load_state, prepare_run, save_state
-
-
-def check_device(device: str) -> None:
-    """Raise ConfigError unless ``device`` names a torch device that this machine has."""
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} is not available: torch sees no CUDA GPU")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {device!r} is not available on this machine")
 
 
 def autocast(device: torch.device | str, enabled: bool):
@@ -185,6 +175,7 @@ class GANConfig:
     phase_steps: int = 1000  # progressive GAN: steps of each fade-in and each stable phase
 
     def __post_init__(self):
+        check_finite_fields(self)
         if self.arch not in OBJECTIVES:
             raise ConfigError(
                 f"unknown GAN architecture {self.arch!r}; known: {', '.join(OBJECTIVES)}"
@@ -270,6 +261,8 @@ def _train_gan(
     bank = ImageBank(dataset, device)
     model_files = ("generator", "discriminator")
     prepare_run(out, "gan_state", model_files, bank.identity(), resume=resume, overwrite=overwrite)
+    if where.is_main:
+        ensure_folder(out / "samples")  # unwritable: fails now, not at the first sample grid
     rng = torch.Generator().manual_seed(distributed.rank_seed(config.seed, where))
     objective = OBJECTIVES[config.arch](
         config, bank, device, rng, partial(autocast, device, config.amp)
