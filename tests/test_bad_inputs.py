@@ -7,6 +7,7 @@ the two in step.
 
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -23,7 +24,13 @@ from PIL import Image
 
 from generative_encoder.cli import main
 from generative_encoder.data import get_dataset
-from generative_encoder.io.checkpoints import write_model_info
+from generative_encoder.io.checkpoints import (
+    load_network,
+    save_network,
+    save_tensors,
+    write_model_info,
+)
+from generative_encoder.models.registry import build_network
 from generative_encoder.training import GANConfig, train_gan
 
 DOC = Path(__file__).parents[1] / "docs" / "bad_inputs.md"
@@ -141,6 +148,27 @@ def models(tiny_model_dir, inputs, tmp_path_factory) -> dict[str, Path]:
     def other_width(p):
         _edit_json(p / "generator.json", lambda c: c["kwargs"].update(width=8))
 
+    def kwarg(name, **changes):
+        return lambda p: _edit_json(p / f"{name}.json", lambda c: c["kwargs"].update(changes))
+
+    def swap_encoder_in(p):
+        for suffix in ("json", "safetensors"):
+            shutil.copyfile(p / f"encoder.{suffix}", p / f"generator.{suffix}")
+
+    def tensors(name, key, change):
+        def rewrite(p):
+            state = dict(load_network(p, name).state_dict())
+            state[key] = change(state[key].clone())
+            save_tensors(p / f"{name}.safetensors", state)
+
+        return rewrite
+
+    def first_nan(t):
+        t.view(-1)[0] = math.nan
+        return t
+
+    geometry = dict(channels=1, image_size=SIDE)
+
     def no_image_size(p):
         _edit_json(p / "model.json", lambda c: c.pop("image_size"))
 
@@ -177,6 +205,40 @@ def models(tiny_model_dir, inputs, tmp_path_factory) -> dict[str, Path]:
         ),
         "garbage_weights": _variant(g, root / "garbage_weights", garbage_weights),
         "other_width": _variant(g, root / "other_width", other_width),
+        "width_null": _variant(g, root / "width_null", kwarg("generator", width=None)),
+        "width_negative": _variant(g, root / "width_negative", kwarg("generator", width=-8)),
+        "width_huge": _variant(g, root / "width_huge", kwarg("generator", width=100000)),
+        "width_4096": _variant(g, root / "width_4096", kwarg("generator", width=4096)),
+        "depth_text": _variant(g, root / "depth_text", kwarg("encoder", depth="two")),
+        "decoder_too_deep": _variant(
+            g, root / "decoder_too_deep", kwarg("decoder", encoder_depth=5)
+        ),
+        "encoder_as_generator": _variant(g, root / "encoder_as_generator", swap_encoder_in),
+        "decoder_code": _variant(
+            g,
+            root / "decoder_code",
+            lambda p: save_network(
+                p, "decoder", build_network("conv_decoder", code_dim=7, width=8, **geometry)
+            ),
+        ),
+        "latent8": _variant(
+            g,
+            root / "latent8",
+            lambda p: save_network(
+                p, "generator", build_network("dcgan_generator", latent_dim=8, width=8, **geometry)
+            ),
+        ),
+        "nan_weight": _variant(
+            g, root / "nan_weight", tensors("generator", "blocks.0.weight", first_nan)
+        ),
+        "inf_statistic": _variant(
+            g,
+            root / "inf_statistic",
+            tensors("generator", "stem.2.running_var", lambda t: t + math.inf),
+        ),
+        "int_weight": _variant(
+            g, root / "int_weight", tensors("generator", "stem.0.weight", lambda t: t.long())
+        ),
         "damaged_state": _variant(g, root / "damaged_state", damaged_state),
     }
 
@@ -396,6 +458,79 @@ CASES = [
         restore("gray.png", model="other_width"),
         2,
         "does not fit its JSON config",
+    ),
+    Case(
+        '`"width": null` in `generator.json`',
+        restore("gray.png", model="width_null"),
+        2,
+        "generator.json: kwarg 'width' must be int, got None",
+    ),
+    Case(
+        "negative width in `generator.json`",
+        restore("gray.png", model="width_negative"),
+        2,
+        "generator.json: kwarg 'width' must be in 1..4096, got -8",
+    ),
+    Case(
+        '`"width": 100000` in `generator.json` (gigabytes of weights)',
+        restore("gray.png", model="width_huge"),
+        2,
+        "generator.json: kwarg 'width' must be in 1..4096, got 100000",
+    ),
+    Case(
+        'network arguments that make over 2^28 numbers (`"width": 4096`)',
+        restore("gray.png", model="width_4096"),
+        2,
+        "make a dcgan_generator of 543,408,131 numbers, more than the 268,435,456",
+    ),
+    Case(
+        '`"depth": "two"` in `encoder.json`',
+        restore("gray.png", model="depth_text"),
+        2,
+        "encoder.json: kwarg 'depth' must be int or None, got 'two'",
+    ),
+    Case(
+        'decoder deeper than the image (`"encoder_depth": 5` at 28 px)',
+        restore("gray.png", model="decoder_too_deep"),
+        2,
+        "decoder.json: bad kwargs for conv_decoder: encoder_depth must be in 1..4, got 5",
+    ),
+    Case(
+        "encoder files copied as `generator.json`/`.safetensors`",
+        restore("gray.png", model="encoder_as_generator"),
+        2,
+        "generator.json: 'arch' must be one of began_generator, dcgan_generator, pgan_generator"
+        " for this file, got 'conv_encoder'",
+    ),
+    Case(
+        "decoder of another code size than the encoder's",
+        restore("gray.png", model="decoder_code"),
+        2,
+        "decoder.json: kwarg 'code_dim' is 7 but encoder.json's is 32",
+    ),
+    Case(
+        "generator of another latent size than `model.json`'s",
+        restore("gray.png", model="latent8"),
+        2,
+        "generator.json: kwarg 'latent_dim' is 8 but model.json says 16",
+    ),
+    Case(
+        "NaN weight in `generator.safetensors`",
+        restore("gray.png", model="nan_weight"),
+        2,
+        "generator.safetensors: tensor 'blocks.0.weight' has 1 NaN or infinite value(s)",
+    ),
+    Case(
+        "infinite BatchNorm statistic in `generator.safetensors`",
+        restore("gray.png", model="inf_statistic"),
+        2,
+        "generator.safetensors: tensor 'stem.2.running_var' has 32 NaN or infinite value(s)",
+    ),
+    Case(
+        "integer tensor where the network has floats",
+        restore("gray.png", model="int_weight"),
+        2,
+        "tensor 'stem.0.weight' is I64; DCGANGenerator needs F16 or BF16 or F32 or F64",
     ),
     # task parameters
     Case(

@@ -90,7 +90,9 @@ def test_two_process_encoder_run_converges_like_one_process(two_process_run, tmp
     single = tmp_path / "single"
     shutil.copytree(out, single)
     train, test = get_dataset("mnist5k", "train"), get_dataset("mnist5k", "test")
-    logs = train_encoder(train, test, single, EncoderConfig(steps=ENCODER_STEPS, **ENCODER_ARGS))
+    logs = train_encoder(
+        train, test, single, EncoderConfig(steps=ENCODER_STEPS, **ENCODER_ARGS), overwrite=True
+    )
     two = float(rows[-1]["mse_real_test"])
     assert 0.5 < two / logs["mse_real_test"] < 2.0, (two, logs["mse_real_test"])
 

@@ -101,8 +101,8 @@ def check_arguments(builder: Callable[..., Any], label: str, /, *args: Any, **kw
         hint = hints.get(name)
         if signature.parameters[name].kind in variadic or hint is None:
             continue
-        if not _matches(value, hint):
-            raise ConfigError(f"{label}: {name} must be {_type_name(hint)}, got {value!r}")
+        if not matches_annotation(value, hint):
+            raise ConfigError(f"{label}: {name} must be {annotation_name(hint)}, got {value!r}")
 
 
 def check_finite_fields(config: Any) -> None:
@@ -139,7 +139,7 @@ def _members(hint: Any) -> tuple:
 _VALUE_KINDS = (int, float, bool, str, os.PathLike, type(None), list, tuple, dict)
 
 
-def _matches(value: Any, hint: Any) -> bool:
+def matches_annotation(value: Any, hint: Any) -> bool:
     members = _members(hint)
     if not all(m in _VALUE_KINDS for m in members):
         return True  # a module, Any, a callable...: left to the builder
@@ -156,6 +156,6 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def _type_name(hint: Any) -> str:
+def annotation_name(hint: Any) -> str:
     names = dict.fromkeys("None" if m is type(None) else m.__name__ for m in _members(hint))
     return " or ".join(names)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,11 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError
-from ..models.families import EXTRA_NETWORK_NAMES
+from ..models.families import EXTRA_NETWORK_NAMES, FAMILIES
+from ..models.layers import IMAGE_SIZES
+from ..models.priors import LatentGenerator
 from ..models.registry import NETWORKS
+from ..registry import annotation_name, matches_annotation
 from .files import atomic_path
 
 NETWORK_FORMAT = "generative-encoder/network"
@@ -53,7 +57,7 @@ def read_json(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"missing file {path}")
     try:
         obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # bad syntax or UTF-8, a 5000-digit int, [[[[...
         raise CheckpointError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(obj).__name__}")
@@ -127,33 +131,59 @@ def save_network(
 def load_network(
     folder: str | os.PathLike, name: str, device: torch.device | str = "cpu"
 ) -> nn.Module:
-    """Rebuild ``folder/name`` from its JSON and load its weights (eval mode, on ``device``)."""
-    folder = Path(folder)
-    config = read_json(folder / f"{name}.json")
-    net = build_from_config(config, folder / f"{name}.json")
-    state = load_tensors(folder / f"{name}.safetensors")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise CheckpointError(
-            f"{folder / name}.safetensors does not fit its JSON config: {' '.join(first[:2])}"
-        ) from None
-    return net.to(device).eval()
+    """Rebuild ``folder/name`` from its JSON and load its weights (eval mode, on ``device``).
+
+    Checked before any weight is read: the JSON (:func:`plan_network`) and the tensor names,
+    shapes and dtypes in the ``.safetensors`` header against those of the network it describes;
+    after: every floating tensor is finite (:func:`check_loaded`). Float16 weights are converted
+    to the network's float32.
+    """
+    where = Path(folder) / f"{name}.json"
+    return _load_planned(Path(folder), name, plan_network(read_json(where), where), device)
 
 
-def build_from_config(config: dict, where: Path) -> nn.Module:
-    """Validate a network JSON config and build the (untrained) network it describes."""
+# Values a network JSON may give each argument, whatever the architecture (a range or the
+# allowed values); the constructors refine them (e.g. an encoder's depth by the image size).
+KWARG_VALUES: dict[str, range | tuple] = {
+    "channels": (1, 3),
+    "image_size": IMAGE_SIZES,
+    "width": range(1, 4097),
+    "latent_dim": range(1, 65537),
+    "code_dim": range(1, 65537),
+    "hidden": range(0, 65537),
+    "refine": range(0, 33),
+    "n_categories": range(0, 4097),
+    "n_classes": range(1, 65537),
+    "depth": range(1, 8),
+    "encoder_depth": range(1, 8),
+}
+MAX_PARAMETERS = 2**28  # numbers in a network's state dict: 1 GiB of float32
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+INT_DTYPES = ("I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64")
+
+
+def plan_network(config: dict, where: Path, archs: tuple[str, ...] | None = None) -> nn.Module:
+    """Validate a network JSON config and build its network on the ``meta`` device (shapes and
+    dtypes only, no memory). ``archs``: the architectures allowed (the file's role).
+
+    Checked: format and version; ``arch`` registered (and in ``archs``); every kwarg known, of the
+    constructor's annotated type and in :data:`KWARG_VALUES`; the constructor's own checks; at
+    most :data:`MAX_PARAMETERS` numbers. Each failure is one CheckpointError naming ``where``.
+    """
     if config.get("format") != NETWORK_FORMAT:
         raise CheckpointError(
-            f"{where}: 'format' must be {NETWORK_FORMAT!r}, got {config.get('format')!r}"
+            f"{where}: 'format' must be {NETWORK_FORMAT!r}, got {_short(config.get('format'))}"
         )
     if config.get("version") != FORMAT_VERSION:
-        raise CheckpointError(f"{where}: unsupported version {config.get('version')!r}")
+        raise CheckpointError(f"{where}: unsupported version {_short(config.get('version'))}")
     arch, kwargs = config.get("arch"), config.get("kwargs")
-    if arch not in NETWORKS:
+    if not isinstance(arch, str) or arch not in NETWORKS:
         raise CheckpointError(
-            f"{where}: unknown architecture {arch!r}; known: {', '.join(NETWORKS.names())}"
+            f"{where}: unknown architecture {_short(arch)}; known: {', '.join(NETWORKS.names())}"
+        )
+    if archs is not None and arch not in archs:
+        raise CheckpointError(
+            f"{where}: 'arch' must be one of {', '.join(archs)} for this file, got {arch!r}"
         )
     if not isinstance(kwargs, dict):
         raise CheckpointError(f"{where}: 'kwargs' must be an object, got {type(kwargs).__name__}")
@@ -162,21 +192,132 @@ def build_from_config(config: dict, where: Path) -> nn.Module:
         inspect.signature(builder).bind(**kwargs)
     except TypeError as e:
         raise CheckpointError(f"{where}: bad kwargs for {arch}: {e}") from None
+    hints = typing.get_type_hints(builder.__init__)
     for key, value in kwargs.items():
-        default = inspect.signature(builder).parameters[key].default
-        if (
-            default is not None
-            and default is not inspect.Parameter.empty
-            and value is not None
-            and type(value) is not type(default)
-        ):
+        if key in hints and not matches_annotation(value, hints[key]):
             raise CheckpointError(
-                f"{where}: kwarg {key!r} must be {type(default).__name__}, got {value!r}"
+                f"{where}: kwarg {key!r} must be {annotation_name(hints[key])}, got {_short(value)}"
             )
+        allowed = KWARG_VALUES.get(key)
+        if allowed is not None and isinstance(value, int) and value not in allowed:
+            what = (
+                f"in {allowed.start}..{allowed.stop - 1}"
+                if isinstance(allowed, range)
+                else f"one of {allowed}"
+            )
+            raise CheckpointError(f"{where}: kwarg {key!r} must be {what}, got {_short(value)}")
     try:
-        return builder(**kwargs)
+        with torch.device("meta"):
+            plan = builder(**kwargs)
     except ConfigError as e:
-        raise CheckpointError(f"{where}: {e}") from None
+        raise CheckpointError(f"{where}: bad kwargs for {arch}: {e}") from None
+    n = sum(t.numel() for t in plan.state_dict().values())
+    if n > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{where}: kwargs {kwargs} make a {arch} of {n:,} numbers, more than the "
+            f"{MAX_PARAMETERS:,} a checkpoint may hold"
+        )
+    return plan
+
+
+def build_from_config(config: dict, where: Path) -> nn.Module:
+    """Validate a network JSON config (:func:`plan_network`) and build the (untrained) network
+    it describes, on the CPU."""
+    plan = plan_network(config, where)
+    return NETWORKS.get(plan.arch)(**plan.kwargs)
+
+
+def check_header(path: Path, plan: nn.Module) -> None:
+    """Compare the tensors in the header of the safetensors file ``path`` (names, shapes, dtypes:
+    floating where the network has floats, integer where it has integers) with those of the
+    network ``plan`` (any device), without reading the data."""
+    refuse_pickle(path)
+    if not path.is_file():
+        raise CheckpointError(f"missing file {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = {
+                k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()
+            }
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable .safetensors file: {e}") from None
+    unfit = f"{path} does not fit its JSON config"
+    expected = plan.state_dict()
+    for key, tensor in expected.items():
+        if key not in header:
+            raise CheckpointError(f"{unfit}: tensor {key!r} of {type(plan).__name__} is missing")
+        shape, dtype = header[key]
+        if shape != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{unfit}: tensor {key!r} is {shape} in the file, "
+                f"{tuple(tensor.shape)} in {type(plan).__name__}"
+            )
+        kinds = FLOAT_DTYPES if tensor.is_floating_point() else INT_DTYPES
+        if dtype not in kinds:
+            raise CheckpointError(
+                f"{unfit}: tensor {key!r} is {dtype}; "
+                f"{type(plan).__name__} needs {' or '.join(kinds)}"
+            )
+    extra = [k for k in header if k not in expected]
+    if extra:
+        raise CheckpointError(
+            f"{unfit}: unexpected tensor {extra[0]!r}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
+
+
+def check_loaded(net: nn.Module, path: Path) -> None:
+    """Refuse a loaded network with a NaN or infinite floating tensor, a BatchNorm with a
+    negative running variance, or a progressive network's stage or alpha out of range; the one
+    line names ``path`` and the first bad tensor."""
+    for key, tensor in net.state_dict().items():
+        if tensor.is_floating_point():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"{path}: tensor {key!r} has {bad} NaN or infinite value(s) of {tensor.numel()}"
+                )
+    for name, module in net.named_modules():
+        var = getattr(module, "running_var", None)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and var is not None:
+            if (var < 0).any():
+                raise CheckpointError(
+                    f"{path}: tensor {name + '.running_var'!r} has negative values (a variance)"
+                )
+        if hasattr(module, "set_progress"):
+            try:
+                module.set_progress(int(module.stage), float(module.alpha))
+            except ConfigError as e:
+                prefix = f"{name}." if name else ""
+                raise CheckpointError(
+                    f"{path}: tensors {prefix + 'stage'!r}, {prefix + 'alpha'!r}: {e}"
+                ) from None
+
+
+def _load_planned(
+    folder: Path, name: str, plan: nn.Module, device: torch.device | str
+) -> nn.Module:
+    """Load ``folder/name.safetensors`` into a CPU network of ``plan``'s architecture and
+    kwargs, once its header fits ``plan``; checked, in eval mode, on ``device``."""
+    path = folder / f"{name}.safetensors"
+    check_header(path, plan)
+    net = NETWORKS.get(plan.arch)(**plan.kwargs)
+    state = load_tensors(path)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise CheckpointError(
+            f"{path} does not fit its JSON config: {' '.join(first[:2])}"
+        ) from None
+    check_loaded(net, path)
+    return net.to(device).eval()
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value from a file, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -244,10 +385,26 @@ def write_model_info(folder: str | os.PathLike, **info: Any) -> dict:
     return current
 
 
+def role_archs(name: str) -> tuple[str, ...]:
+    """The architectures a model folder's network ``name`` may have: a generator (one with a
+    latent prior) for ``generator``, a discriminator for ``discriminator``, an encoder for
+    ``encoder`` and the families' ``*_encoder``, a decoder for ``decoder`` and ``*_decoder``."""
+    if name == "generator":
+        return tuple(n for n in NETWORKS.names() if issubclass(NETWORKS.get(n), LatentGenerator))
+    suffix = "_" + next(r for r in ("discriminator", "encoder", "decoder") if name.endswith(r))
+    return tuple(n for n in NETWORKS.names() if n.endswith(suffix))
+
+
 def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") -> ModelBundle:
     """Load every network present in a model folder (eval mode). Missing folder, missing or
     malformed ``model.json``, or a pickle file instead of a folder raise
-    :class:`CheckpointError`."""
+    :class:`CheckpointError`.
+
+    Besides each network's own checks (:func:`load_network`), before its weights are read: its
+    architecture has the role of its file name (:func:`role_archs`), its image geometry is the
+    one of ``model.json``, and so are the generator's latent size and prior; after: each encoder
+    family's encoder and decoder agree on ``code_dim``.
+    """
     folder = Path(folder)
     refuse_pickle(folder)
     if not folder.is_dir():
@@ -256,28 +413,46 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") ->
     if info.get("format") != MODEL_FORMAT:
         raise CheckpointError(
             f"{folder / 'model.json'}: 'format' must be {MODEL_FORMAT!r}, "
-            f"got {info.get('format')!r}"
+            f"got {_short(info.get('format'))}"
         )
     for key, typ in MODEL_KEYS.items():
-        if not isinstance(info.get(key), typ):
+        if not isinstance(info.get(key), typ) or isinstance(info.get(key), bool):
             raise CheckpointError(
                 f"{folder / 'model.json'}: key {key!r} must be "
-                f"{typ.__name__}, got {info.get(key)!r}"
+                f"{typ.__name__}, got {_short(info.get(key))}"
             )
-    nets = {
-        name: load_network(folder, name, device)
-        for name in NETWORK_NAMES + EXTRA_NETWORK_NAMES
-        if (folder / f"{name}.json").exists()
-    }
-    extras = {name: nets.pop(name) for name in EXTRA_NETWORK_NAMES if name in nets}
-    bundle = ModelBundle(info=info, folder=folder, extras=extras, **nets)
-    bundle.require("generator")
-    for name, net in (nets | extras).items():
-        shape = (net.kwargs.get("channels"), net.kwargs.get("image_size"))
+    nets = {}
+    for name in NETWORK_NAMES + EXTRA_NETWORK_NAMES:
+        where = folder / f"{name}.json"
+        if not where.exists():
+            continue
+        plan = plan_network(read_json(where), where, role_archs(name))
+        shape = (plan.kwargs.get("channels"), plan.kwargs.get("image_size"))
         if shape != (info["channels"], info["image_size"]):
             raise CheckpointError(
                 f"{folder}: {name} is for {shape[0]}-channel {shape[1]} px "
                 f"images but model.json says {info['channels']}-channel "
                 f"{info['image_size']} px"
             )
+        if name == "generator":
+            for key in ("latent_dim", "latent_dist"):
+                if plan.kwargs[key] != info[key]:
+                    raise CheckpointError(
+                        f"{where}: kwarg {key!r} is {plan.kwargs[key]!r} but model.json says "
+                        f"{info[key]!r}"
+                    )
+        nets[name] = _load_planned(folder, name, plan, device)
+    extras = {name: nets.pop(name) for name in EXTRA_NETWORK_NAMES if name in nets}
+    bundle = ModelBundle(info=info, folder=folder, extras=extras, **nets)
+    bundle.require("generator")
+    for f in FAMILIES.values():
+        encoder = bundle.network(f.encoder) if f.encoder else None
+        decoder = bundle.network(f.decoder) if f.decoder else None
+        if encoder is not None and decoder is not None:
+            if encoder.kwargs["code_dim"] != decoder.kwargs["code_dim"]:
+                raise CheckpointError(
+                    f"{folder / f'{f.decoder}.json'}: kwarg 'code_dim' is "
+                    f"{decoder.kwargs['code_dim']} but {f.encoder}.json's is "
+                    f"{encoder.kwargs['code_dim']} (the decoder decodes the encoder's codes)"
+                )
     return bundle

@@ -44,8 +44,8 @@ class ConvEncoder(nn.Module):
         depth = default_encoder_depth(image_size) if depth is None else depth
         if not 1 <= depth <= int(math.log2(image_size)):
             raise ConfigError(f"depth must be in 1..{int(math.log2(image_size))}, got {depth}")
-        if code_dim < 1:
-            raise ConfigError(f"code_dim must be >= 1, got {code_dim}")
+        if code_dim < 1 or width < 1:
+            raise ConfigError(f"code_dim and width must be >= 1, got {code_dim}, {width}")
         self.code_dim = code_dim
         layers, c_in = [], channels
         for i in range(depth):
@@ -111,8 +111,13 @@ class ConvDecoder(nn.Module):
             default_encoder_depth(image_size) if encoder_depth is None else encoder_depth
         )
         depth = encoder_depth if depth is None else depth
-        if depth < 1:
-            raise ConfigError(f"decoder depth must be >= 1, got {depth}")
+        top = int(math.log2(image_size))
+        if not 1 <= encoder_depth <= top:
+            raise ConfigError(f"encoder_depth must be in 1..{top}, got {encoder_depth}")
+        if not 1 <= depth <= top:
+            raise ConfigError(f"decoder depth must be in 1..{top}, got {depth}")
+        if code_dim < 1 or width < 1:
+            raise ConfigError(f"code_dim and width must be >= 1, got {code_dim}, {width}")
         s0 = image_size >> encoder_depth
         ratio = image_size / s0
         self.sizes = [round(s0 * ratio ** ((j + 1) / depth)) for j in range(depth)]

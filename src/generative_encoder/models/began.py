@@ -152,6 +152,8 @@ class BEGANGenerator(LatentGenerator):
         super().__init__()
         if latent_dist not in LATENT_DISTS:  # InfoGAN's categories are DCGAN's only
             raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
+        if latent_dim < 1:
+            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
         self.body = BEGANDecoder(channels, image_size, latent_dim, width)
         self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size = channels, image_size

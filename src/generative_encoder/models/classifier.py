@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .layers import check_geometry
 from .registry import network
 
@@ -27,6 +28,10 @@ class CNNClassifier(nn.Module):
     ):
         super().__init__()
         check_geometry(channels, image_size)
+        if n_classes < 1 or width < 1 or hidden < 1:
+            raise ConfigError(
+                f"n_classes, width and hidden must be >= 1, got {n_classes}, {width}, {hidden}"
+            )
         self.body = nn.Sequential(
             nn.Conv2d(channels, width, 3, 1, 1),
             nn.ReLU(True),

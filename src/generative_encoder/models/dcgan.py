@@ -105,9 +105,10 @@ class DCGANDiscriminator(nn.Module):
     ):
         super().__init__()
         check_geometry(channels, image_size)
-        if width < 1 or refine < 0 or hidden < 0:
+        if width < 1 or refine < 0 or hidden < 0 or n_categories < 0:
             raise ConfigError(
-                f"width must be >= 1, refine and hidden >= 0, got {width}, {refine}, {hidden}"
+                f"width must be >= 1, refine, hidden and n_categories >= 0, got {width}, "
+                f"{refine}, {hidden}, {n_categories}"
             )
         k, s0 = n_doublings(image_size), base_size(image_size)
         layers, c_in, c = [], channels, width

@@ -151,6 +151,8 @@ class PGANGenerator(LatentGenerator, _Progressive):
         super().__init__()
         if latent_dist not in LATENT_DISTS:  # InfoGAN's categories are DCGAN's only
             raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
+        if latent_dim < 1:
+            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
         self.s0, widths = _geometry(channels, image_size, width)
         self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size, self.n_stages = channels, image_size, len(widths)

@@ -23,7 +23,7 @@ def latent_parts(dist: str, latent_dim: int | None = None) -> tuple[str, int]:
     others N(0, I) (or U[-1, 1] for "uniform+catK").
     """
     base, _, cat = dist.partition("+cat")
-    k = int(cat) if cat.isdigit() else -1 if cat or "+" in dist else 0
+    k = int(cat) if cat.isascii() and cat.isdigit() else -1 if cat or "+" in dist else 0
     if base not in LATENT_DISTS or k == -1 or 0 < k < 2:
         raise ConfigError(
             f"latent_dist must be one of {LATENT_DISTS} or e.g. 'normal+cat10' "

@@ -33,8 +33,8 @@ from deepinv.physics import (
 )
 from deepinv.physics.functional import gaussian_blur
 
-from ..errors import ConfigError
 from ..devices import check_device
+from ..errors import ConfigError
 from ..registry import Registry, check_arguments
 from .masks import block_mask, check_mask, default_block, freeform_mask, random_mask
 from .noise import QuantizationNoise, SpeckleNoise, check_sigma, gaussian
@@ -127,8 +127,10 @@ def check_measurements(y, physics: Physics, image_shape: tuple[int, ...] | None 
         with torch.no_grad():
             expected = tuple(physics.A(probe).shape[1:])
         if y.dim() < 1 or tuple(y.shape[1:]) != expected:
-            raise ConfigError(f"measurements y must be (B, {', '.join(map(str, expected))}) for "
-                              f"this physics, got {tuple(y.shape)}")
+            raise ConfigError(
+                f"measurements y must be (B, {', '.join(map(str, expected))}) for "
+                f"this physics, got {tuple(y.shape)}"
+            )
     elif y.dim() < 2:
         raise ConfigError(f"measurements y must be a batch (B, ...), got shape {tuple(y.shape)}")
     if len(y) == 0:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..devices import check_device
 from ..errors import ConfigError, DataError
 from ..io.checkpoints import load_model, save_network, write_json, write_model_info
 from ..models.autoencoders import AutoEncoder, default_encoder_depth
@@ -37,7 +38,6 @@ from ..models.registry import build_network
 from ..registry import check_finite_fields
 from . import distributed
 from .gan import discriminator_loss, generator_loss
-from ..devices import check_device
 from .loop import CsvLog, ImageBank, autocast, dataset_name
 from .state import check_finite, has_state, load_state, prepare_run, save_state
 

@@ -23,12 +23,12 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ..devices import check_device
 from ..errors import ConfigError, DataError
 from ..io.checkpoints import save_network, write_json, write_model_info
 from ..io.files import atomic_path, ensure_folder
 from ..io.images import save_grid
 from ..models.priors import latent_parts
-from ..devices import check_device
 from ..registry import check_finite_fields
 from . import distributed
 from .augment import parse_augment
