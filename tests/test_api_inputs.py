@@ -80,6 +80,8 @@ def test_non_finite_options_are_refused(models):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_a_device_this_machine_lacks_is_a_one_line_error():
+def test_a_device_this_machine_lacks_is_a_one_line_error(tiny_model_dir):
     with pytest.raises(ConfigError, match="device 'cuda' is not available"):
         make_physics("denoise", (1, 28, 28), device="cuda")
+    with pytest.raises(ConfigError, match="device 'cuda:1' is not available"):
+        load_model(tiny_model_dir, device="cuda:1")

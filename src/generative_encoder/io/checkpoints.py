@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import __version__
+from ..devices import check_device
 from ..errors import CheckpointError, ConfigError
 from ..models.families import EXTRA_NETWORK_NAMES, FAMILIES
 from ..models.layers import IMAGE_SIZES
@@ -403,8 +404,10 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") ->
     Besides each network's own checks (:func:`load_network`), before its weights are read: its
     architecture has the role of its file name (:func:`role_archs`), its image geometry is the
     one of ``model.json``, and so are the generator's latent size and prior; after: each encoder
-    family's encoder and decoder agree on ``code_dim``.
+    family's encoder and decoder agree on ``code_dim``. A device this machine lacks raises
+    ConfigError.
     """
+    check_device(device)
     folder = Path(folder)
     refuse_pickle(folder)
     if not folder.is_dir():
