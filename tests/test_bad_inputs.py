@@ -34,6 +34,7 @@ from generative_encoder.models.registry import build_network
 from generative_encoder.training import GANConfig, train_gan
 
 DOC = Path(__file__).parents[1] / "docs" / "bad_inputs.md"
+NAME_RULE = "name must use only letters, digits, '-', '_' and '.' (it names files)"
 SIDE = 28  # the test models' image side
 
 
@@ -44,6 +45,40 @@ def _encoded(image: Image.Image, format: str, **kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **kwargs)
     return buffer.getvalue()
+
+
+BENCH = {"n_images": 1, "tasks": [{"name": "noisy", "task": "denoise"}], "methods": ["identity"]}
+
+
+def _bench_task(**change):
+    return BENCH | {"tasks": [BENCH["tasks"][0] | change]}
+
+
+BAD_SPECS = {
+    "spec_name_path.json": _bench_task(name="../../photo"),
+    "spec_name_abs.json": _bench_task(name="/abs/photo"),
+    "spec_name_hidden.json": _bench_task(name=".hidden"),
+    "spec_name_long.json": _bench_task(name="x" * 200),
+    "spec_method_path.json": BENCH | {"methods": ["../identity"]},
+    "spec_same_name.json": BENCH
+    | {"tasks": [{"name": "a", "task": "denoise"}, {"name": "a", "task": "inpaint"}]},
+    "spec_case_names.json": BENCH
+    | {"tasks": [{"name": "Noisy", "task": "denoise"}, {"name": "noisy", "task": "inpaint"}]},
+    "spec_method_twice.json": BENCH | {"methods": ["identity", "identity"]},
+    "spec_null.json": None,
+    "spec_n_text.json": BENCH | {"n_images": "ten"},
+    "spec_n_float.json": BENCH | {"n_images": 2.5},
+    "spec_first_negative.json": BENCH | {"first_image": -1},
+    "spec_seed_text.json": BENCH | {"seed": "x"},
+    "spec_methods_string.json": BENCH | {"methods": "identity"},
+    "spec_tasks_string.json": BENCH | {"tasks": "denoise"},
+    "spec_task_string.json": BENCH | {"tasks": ["denoise"]},
+    "spec_task_key.json": _bench_task(param={}),
+    "spec_params_string.json": _bench_task(params="sigma=0.1"),
+    "spec_params_seed.json": _bench_task(params={"seed": 1}),
+    "spec_data_options_list.json": BENCH | {"data_options": [1]},
+    "spec_options_string.json": BENCH | {"method_options": {"ge": "steps=3"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +139,17 @@ def inputs(tmp_path_factory) -> Path:
         json.dumps({"n_images": 2, "tasks": [{"task": "denoise"}], "methods": ["identity"]})
     )
     (d / "spec_broken.json").write_text('{"tasks": [')
+    for name, spec in BAD_SPECS.items():
+        (d / name).write_text(json.dumps(spec))
+    (d / "spec_nan.json").write_text(
+        json.dumps(BENCH).replace('"noisy", ', '"noisy", "params": {"sigma": NaN}, ')
+    )
+    (d / "spec_inf.json").write_text(
+        json.dumps(BENCH | {"method_options": {"ge": {"lr": float("inf")}}})
+    )
+    (d / "spec_deep.json").write_text('{"tasks": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    (d / "spec_beyond.json").write_text(json.dumps(BENCH | {"first_image": 499, "n_images": 2}))
+    (d / "spec_latin1.json").write_bytes(b'{"tasks": [{"task": "d\xe9noise"}]}')
     return d
 
 
@@ -633,6 +679,12 @@ CASES = [
         "task 'denoise' has no parameter factor; it takes noise, sigma",
     ),
     Case(
+        "`--param seed=1` (the run's seed is `--seed`)",
+        restore("gray.png", extra=("--param", "seed=1")),
+        2,
+        "task 'denoise' has no parameter seed; it takes noise, sigma",
+    ),
+    Case(
         "`--param` without `=`",
         restore("gray.png", extra=("--param", "sigma")),
         2,
@@ -978,6 +1030,163 @@ CASES = [
         bench("spec_mnist.json", model="rgb"),
         2,
         "spec data are (1, 28, 28) images but the model makes (3, 28, 28)",
+    ),
+    Case(
+        "bench task name that is a path (`../../photo`)",
+        bench("spec_name_path.json"),
+        2,
+        f"task {NAME_RULE}, got '../../photo'",
+    ),
+    Case(
+        "bench task name that is absolute (`/abs/photo`)",
+        bench("spec_name_abs.json"),
+        2,
+        f"task {NAME_RULE}, got '/abs/photo'",
+    ),
+    Case(
+        "bench task name starting with `.` (`.hidden`)",
+        bench("spec_name_hidden.json"),
+        2,
+        "task name must not start or end with '.', got '.hidden'",
+    ),
+    Case(
+        "bench task name of 200 characters",
+        bench("spec_name_long.json"),
+        2,
+        "task name must be at most 100 characters",
+    ),
+    Case(
+        "bench method name that is a path (`../identity`)",
+        bench("spec_method_path.json"),
+        2,
+        f"method {NAME_RULE}, got '../identity'",
+    ),
+    Case(
+        "two bench tasks with one name",
+        bench("spec_same_name.json"),
+        2,
+        "task name 'a' is used twice",
+    ),
+    Case(
+        "two bench tasks whose names differ in case only",
+        bench("spec_case_names.json"),
+        2,
+        "task name 'noisy' and 'Noisy' differ in case only",
+    ),
+    Case(
+        "bench method listed twice",
+        bench("spec_method_twice.json"),
+        2,
+        "methods lists 'identity' twice",
+    ),
+    Case(
+        "bench spec that is not a JSON object (`null`)",
+        bench("spec_null.json"),
+        2,
+        "a benchmark spec must be a JSON object, got None",
+    ),
+    Case(
+        'bench `"n_images": "ten"`',
+        bench("spec_n_text.json"),
+        2,
+        "n_images must be an integer >= 1, got 'ten'",
+    ),
+    Case(
+        'bench `"n_images": 2.5`',
+        bench("spec_n_float.json"),
+        2,
+        "n_images must be an integer >= 1, got 2.5",
+    ),
+    Case(
+        'bench `"first_image": -1`',
+        bench("spec_first_negative.json"),
+        2,
+        "first_image must be an integer >= 0, got -1",
+    ),
+    Case(
+        'bench `"seed": "x"`',
+        bench("spec_seed_text.json"),
+        2,
+        "seed must be an integer >= 0, got 'x'",
+    ),
+    Case(
+        'bench `"methods": "identity"` (a string, not a list)',
+        bench("spec_methods_string.json"),
+        2,
+        "methods must be a non-empty list of method names, got 'identity'",
+    ),
+    Case(
+        'bench `"tasks": "denoise"`',
+        bench("spec_tasks_string.json"),
+        2,
+        "tasks must be a non-empty list of task objects, got 'denoise'",
+    ),
+    Case(
+        'bench task that is not an object (`"tasks": ["denoise"]`)',
+        bench("spec_task_string.json"),
+        2,
+        "tasks[0] must be an object like",
+    ),
+    Case(
+        'bench task with an unknown key (`"param"`)',
+        bench("spec_task_key.json"),
+        2,
+        "tasks[0] has unknown keys ['param']",
+    ),
+    Case(
+        'bench `"params": "sigma=0.1"`',
+        bench("spec_params_string.json"),
+        2,
+        "task 'noisy': params must be an object, got 'sigma=0.1'",
+    ),
+    Case(
+        "bench params key the task does not take (`seed`)",
+        bench("spec_params_seed.json"),
+        2,
+        "task 'denoise' has no parameter seed; it takes noise, sigma",
+    ),
+    Case(
+        'bench `"data_options": [1]`',
+        bench("spec_data_options_list.json"),
+        2,
+        "data_options must be an object, got [1]",
+    ),
+    Case(
+        'bench `"method_options": {"ge": "steps=3"}`',
+        bench("spec_options_string.json"),
+        2,
+        "method_options['ge'] must be an object of options, got 'steps=3'",
+    ),
+    Case(
+        'bench `NaN` in params (`"sigma": NaN`)',
+        bench("spec_nan.json"),
+        2,
+        "task 'noisy': params['sigma'] must be a finite number, got nan",
+    ),
+    Case(
+        "bench `Infinity` in method options",
+        bench("spec_inf.json"),
+        2,
+        "method_options['ge']['lr'] must be a finite number, got inf",
+    ),
+    Case(
+        "bench spec nested 100000 levels deep",
+        bench("spec_deep.json"),
+        2,
+        "{f}/spec_deep.json nests lists and objects too deeply",
+    ),
+    Case(
+        "bench first_image + n_images beyond the split",
+        bench("spec_beyond.json"),
+        2,
+        "first_image + n_images must be <= 500, the size of the test split of 'mnist5k', "
+        "got 499 + 2",
+    ),
+    Case(
+        "bench spec that is not UTF-8",
+        bench("spec_latin1.json"),
+        2,
+        "{f}/spec_latin1.json is not UTF-8 text: invalid continuation byte at byte 22",
     ),
 ]
 

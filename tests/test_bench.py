@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from generative_encoder.apps.bench import load_spec, run_bench, spec_from_dict
+from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError
 from generative_encoder.io.checkpoints import load_model, load_tensors
 
@@ -95,7 +96,7 @@ def test_bad_specs(tmp_path):
         spec_from_dict(SPEC | {"colour": "red"})
     with pytest.raises(ConfigError, match="unknown method 'magic'"):
         spec_from_dict(SPEC | {"methods": ["magic"]})
-    with pytest.raises(ConfigError, match="needs at least one task"):
+    with pytest.raises(ConfigError, match="tasks must be a non-empty list of task objects"):
         spec_from_dict(SPEC | {"tasks": []})
     bad = tmp_path / "spec.json"
     bad.write_text("{not json")
@@ -157,3 +158,29 @@ def test_a_run_of_some_tasks_adds_to_the_folder_and_keeps_the_others(tiny_model_
     assert after[:2] == before[2:]  # the hole rows, kept; then the new noisy rows
     assert [float(r["mse"]) for r in after[2:]] == pytest.approx([r.mse for r in rows])
     assert rows[1].mse > float(before[1]["mse"])  # identity at sigma 0.5 is worse than at 0.2
+
+
+@pytest.mark.parametrize("damage", ["[1, 2]", "{oops", '{"tasks": 3}'])
+def test_damaged_records_in_the_folder_mean_a_fresh_run(damage, tiny_model_dir, tmp_path):
+    """A spec.json edited by hand or cut short is not resumed from; every pair runs again."""
+    model = load_model(tiny_model_dir)
+    spec = spec_from_dict(
+        SPEC | {"n_images": 1, "tasks": SPEC["tasks"][:1], "methods": ["identity"]}
+    )
+    first = run_bench(spec, model, tmp_path)
+    (tmp_path / "spec.json").write_text(damage)
+    ran = []
+    again = run_bench(spec, model, tmp_path, on_progress=ran.append)
+    assert ran == ["noisy: identity"]
+    assert [(r.task, r.method, r.mse) for r in again] == [(r.task, r.method, r.mse) for r in first]
+    assert json.loads((tmp_path / "spec.json").read_text())["tasks"][0]["name"] == "noisy"
+
+
+def test_more_images_than_the_split_holds_are_refused_before_any_file(tiny_model_dir, tmp_path):
+    n = len(get_dataset("mnist5k", "test"))
+    spec = spec_from_dict(SPEC | {"first_image": n - 2, "n_images": 3})
+    with pytest.raises(
+        ConfigError, match=f"must be <= {n}, the size of the test split.*{n - 2} \\+ 3"
+    ):
+        run_bench(spec, load_model(tiny_model_dir), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

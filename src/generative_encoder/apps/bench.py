@@ -12,9 +12,19 @@ A spec is a JSON file (see ``experiments/``)::
 A task may carry its own ``"methods"`` list, which replaces the spec's for that task (the
 preprint gave Lasso m = 500 where the GAN methods had 128: ``{"name": "cs-m500", "task": "cs",
 "params": {"m": 500}, "methods": ["baseline"]}``).
-``"baseline"`` stands for each task's classical baseline (BM3D for denoising, ...). Every method
+``"baseline"`` stands for each task's classical baseline (BM3D for denoising, ...); beside the
+method it stands for (``["baseline", "bm3d"]`` for denoising) that pair runs once. Every method
 sees only (y, physics); the clean images are used after solving, for the scores and the grids.
 The same spec and seed give the same numbers.
+
+A task's ``name`` (default: its ``task``) names its files, ``grid_NAME.png`` and
+``outputs/NAME/METHOD.safetensors``, so a spec from someone else cannot write elsewhere: it must
+be 1 to 100 letters, digits, ``-``, ``_`` and ``.``, not starting or ending with ``.``
+(:func:`generative_encoder.io.names.check_file_name`), and the names of a spec must differ, also
+ignoring case. A method listed twice in one list, a field of the wrong type or range (``n_images``
+an integer >= 1, ``params`` an object, no NaN or infinity, ...) and more images than the split
+holds are refused with one line naming the field, before anything is written. Nothing is written
+outside ``out``: every path is resolved (symbolic links followed) and checked to lie inside it.
 
 Optional analyses run after the methods and write PNG plots and tables beside the results::
 
@@ -31,7 +41,10 @@ run its methods again.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
+import math
+import numbers
 import time
 import typing
 from dataclasses import asdict, dataclass, field
@@ -41,8 +54,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..data import get_dataset, stack_images
-from ..errors import ConfigError
+from ..data import DATASETS, SPLITS, get_dataset, stack_images
+from ..errors import CheckpointError, ConfigError
 from ..eval.metrics import (
     format_mean_std,
     measurement_residual,
@@ -54,10 +67,14 @@ from ..eval.metrics import (
 from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..io.files import atomic_path, ensure_folder
 from ..io.images import save_grid
+from ..io.names import check_file_name, path_inside
 from ..methods import METHODS
 from ..methods.classical import BASELINE_FOR_TASK
 from ..methods.latent import LatentSearch
+from ..physics import TASKS
 from ..physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seeds
+from ..registry import check_arguments
+from .analyses import OPTIONS as ANALYSIS_OPTIONS
 from .analyses import BenchRun, check_analyses, run_analyses, save_curve, solve_options
 from .restore import simulate_each, task_physics, viewable
 
@@ -68,18 +85,46 @@ MAX_8BIT = 255
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One degradation: ``task`` names a physics, ``params`` its options, ``name`` the label.
-    ``methods``, if given, replaces the spec's method list for this task (e.g. Lasso alone at the
-    larger m the preprint had to give it)."""
+    """One degradation: ``task`` names a physics, ``params`` its options, ``name`` the label and
+    the name of its files (see :func:`check_file_name`). ``methods``, if given, replaces the
+    spec's method list for this task (e.g. Lasso alone at the larger m the preprint had to give
+    it)."""
 
     name: str
     task: str
     params: dict = field(default_factory=dict)
     methods: tuple[str, ...] | None = None
 
+    def __post_init__(self):
+        _lists_as_tuples(self, "methods")
+        if not isinstance(self.task, str):
+            raise ConfigError(f"task must be a task name (e.g. 'denoise'), got {_shown(self.task)}")
+        builder = TASKS.get(self.task)  # an unknown task fails now, with the known ones
+        check_file_name("task", self.name)
+        label = f"task {self.name!r}"
+        _check_values(f"{label}: params", self.params)
+        taken = [
+            p.name
+            for p in inspect.signature(builder).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        unknown = sorted(set(self.params) - set(taken))
+        if unknown:
+            raise ConfigError(
+                f"task {self.task!r} has no parameter {', '.join(unknown)}; "
+                f"it takes {', '.join(taken)}"
+            )
+        if self.methods is not None:
+            _check_methods(f"{label}: methods", self.methods)
+
 
 @dataclass(frozen=True)
 class BenchSpec:
+    """A benchmark: images ``first_image`` .. ``first_image + n_images - 1`` of ``data``'s
+    ``split``, each task of ``tasks`` solved by each method of ``methods`` (or the task's own).
+    Every field is checked here: a wrong type or range raises a one-line ConfigError naming the
+    field and the value."""
+
     data: str = "mnist5k"
     data_options: dict = field(default_factory=dict)
     split: str = "test"
@@ -93,49 +138,180 @@ class BenchSpec:
     analysis_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.n_images < 1:
-            raise ConfigError(f"n_images must be >= 1, got {self.n_images}")
-        if not self.tasks:
-            raise ConfigError("a benchmark spec needs at least one task")
-        for m in self.methods + sum((t.methods or () for t in self.tasks), ()):
-            if m != "baseline":
-                METHODS.get(m)  # unknown names fail now, with the list of known ones
+        _lists_as_tuples(self, "tasks", "methods", "analyses")
+        if not isinstance(self.data, str):
+            raise ConfigError(f"data must be a dataset name, got {_shown(self.data)}")
+        DATASETS.get(self.data)
+        _check_values("data_options", self.data_options)
+        if "split" in self.data_options:
+            raise ConfigError("data_options cannot hold 'split'; it is the spec's own key")
+        if not isinstance(self.split, str) or self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {_shown(self.split)}")
+        _check_int("n_images", self.n_images, 1)
+        _check_int("first_image", self.first_image, 0)
+        _check_int("seed", self.seed, 0)
+        if not isinstance(self.tasks, tuple) or not self.tasks:
+            raise ConfigError(
+                f"tasks must be a non-empty list of task objects, got {_shown(self.tasks)}"
+            )
+        seen = {}  # casefolded name -> name: folders that differ in case only are one on macOS
+        for t in self.tasks:
+            if not isinstance(t, TaskSpec):
+                raise ConfigError(f"each task must be a TaskSpec, got {_shown(t)}")
+            if t.name.casefold() in seen:
+                other = seen[t.name.casefold()]
+                same = "is used twice" if other == t.name else f"and {other!r} differ in case only"
+                raise ConfigError(
+                    f"task name {t.name!r} {same}; each task needs a name of its own (it names "
+                    "the task's files)"
+                )
+            seen[t.name.casefold()] = t.name
+        _check_methods("methods", self.methods)
+        _check_values("method_options", self.method_options)
+        for name, options in self.method_options.items():
+            if name == "baseline":
+                raise ConfigError(
+                    "method_options are keyed by the method's own name (e.g. 'bm3d'), "
+                    "not 'baseline'"
+                )
+            builder = METHODS.get(check_file_name("method", name))
+            if not isinstance(options, dict):
+                raise ConfigError(
+                    f"method_options[{name!r}] must be an object of options, got {_shown(options)}"
+                )
+            if "model" in options:
+                raise ConfigError(
+                    f"method_options[{name!r}] cannot hold 'model'; the bench's model is used"
+                )
+            check_arguments(builder, f"method {name!r}", None, **options)
+        if not isinstance(self.analyses, tuple):
+            raise ConfigError(f"analyses must be a list of names, got {_shown(self.analyses)}")
+        for a in self.analyses:
+            if not isinstance(a, str):
+                raise ConfigError(f"each of analyses must be a name, got {_shown(a)}")
+        _check_unique("analyses", self.analyses)
+        _check_values("analysis_options", self.analysis_options)
+        _check_analysis_kinds(self.analysis_options)
         check_analyses(self.analyses, self.analysis_options)
 
 
-def spec_from_dict(d: dict) -> BenchSpec:
+MAX_DEPTH = 16  # levels of lists and objects in a spec's option values
+_TASK_KEYS = ("name", "task", "params", "methods")
+
+
+def _shown(value: object, width: int = 60) -> str:
+    """``repr(value)`` (a tuple as the JSON list it was read from), cut to about ``width``
+    characters: an error stays one readable line."""
+    text = repr(list(value) if isinstance(value, tuple) else value)
+    return text if len(text) <= width else f"{text[: width - 3]}..."
+
+
+def _lists_as_tuples(spec: object, *names: str) -> None:
+    """Replace the fields ``names`` of the frozen dataclass ``spec`` that are lists (as JSON gives
+    them) by tuples; other values stay, to be refused by name."""
+    for name in names:
+        if isinstance(getattr(spec, name), list):
+            object.__setattr__(spec, name, tuple(getattr(spec, name)))
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {_shown(value)}")
+
+
+def _check_unique(label: str, names: tuple) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"{label} lists {name!r} twice")
+        seen.add(name)
+
+
+def _check_methods(label: str, methods: object) -> None:
+    """A non-empty tuple of distinct method names, each known or "baseline"."""
+    if not isinstance(methods, tuple) or not methods:
+        raise ConfigError(
+            f"{label} must be a non-empty list of method names, got {_shown(methods)}"
+        )
+    for m in methods:
+        if check_file_name("method", m) != "baseline":
+            METHODS.get(m)  # an unknown name fails now, with the known ones
+    _check_unique(label, methods)
+
+
+def _check_values(label: str, options: object) -> None:
+    """``options`` is an object (dict) whose keys are strings, whose numbers are finite and whose
+    lists and objects nest at most ``MAX_DEPTH`` levels."""
+    if not isinstance(options, dict):
+        raise ConfigError(f"{label} must be an object, got {_shown(options)}")
+    stack = [(f"{label}", options, 1)]
+    while stack:
+        where, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{label} nests more than {MAX_DEPTH} levels of lists and objects")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ConfigError(f"{where} keys must be strings, got {_shown(key)}")
+                stack.append((f"{where}[{key!r}]", item, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{i}]", item, depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+
+
+_KINDS = {bool: "true or false", int: "an integer", str: "a string", list: "a list"}
+
+
+def _check_analysis_kinds(options: dict) -> None:
+    """Each analysis option whose default is a flag, an integer, a string or a list holds one
+    too (unknown names and options are left to :func:`check_analyses`)."""
+    for analysis, given in options.items():
+        if analysis not in ANALYSIS_OPTIONS or not isinstance(given, dict):
+            continue
+        for key, value in given.items():
+            kind = type(ANALYSIS_OPTIONS[analysis].get(key))
+            if kind in _KINDS and (
+                isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)
+            ):
+                raise ConfigError(
+                    f"analysis_options[{analysis!r}][{key!r}] must be {_KINDS[kind]}, "
+                    f"got {_shown(value)}"
+                )
+
+
+def _task_from(i: int, t: object) -> TaskSpec:
+    """``tasks[i]`` of a parsed spec as a TaskSpec (its ``name`` defaults to its ``task``)."""
+    if not isinstance(t, dict):
+        raise ConfigError(
+            f'tasks[{i}] must be an object like {{"task": "denoise"}}, got {_shown(t)}'
+        )
+    unknown = sorted(set(t) - set(_TASK_KEYS))
+    if unknown:
+        raise ConfigError(f"tasks[{i}] has unknown keys {unknown}; known: {list(_TASK_KEYS)}")
+    if "task" not in t:
+        raise ConfigError(f"tasks[{i}] needs a 'task' (e.g. \"denoise\"), got {_shown(t)}")
+    return TaskSpec(
+        name=t.get("name", t["task"]),
+        task=t["task"],
+        params=t.get("params", {}),
+        methods=t.get("methods"),
+    )
+
+
+def spec_from_dict(d: object) -> BenchSpec:
+    """The BenchSpec of a parsed JSON spec (its lists become tuples; a string where a list is
+    wanted is refused, not read as a list of letters)."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"a benchmark spec must be a JSON object, got {_shown(d)}")
     known = set(BenchSpec.__dataclass_fields__)
     unknown = set(d) - known
     if unknown:
-        raise ConfigError(f"unknown spec keys {sorted(unknown)}; known: {sorted(known)}")
-    tasks = []
-    for t in d.get("tasks", []):
-        try:
-            methods = t.get("methods")
-            tasks.append(
-                TaskSpec(
-                    name=t.get("name", t["task"]),
-                    task=t["task"],
-                    params=t.get("params", {}),
-                    methods=None if methods is None else tuple(methods),
-                )
-            )
-        except (KeyError, AttributeError, TypeError):
-            raise ConfigError(
-                f"each task needs a 'task' name and optional 'params' and 'methods', got {t!r}"
-            )
-    if not isinstance(d.get("analyses", []), list):
-        raise ConfigError(f"analyses must be a list of names, got {d['analyses']!r}")
-    return BenchSpec(
-        **(
-            d
-            | {
-                "tasks": tuple(tasks),
-                "methods": tuple(d.get("methods", BenchSpec.methods)),
-                "analyses": tuple(d.get("analyses", ())),
-            }
-        )
-    )
+        raise ConfigError(f"unknown spec keys {sorted(unknown, key=str)}; known: {sorted(known)}")
+    fields = dict(d)
+    if isinstance(d.get("tasks"), list):
+        fields["tasks"] = [_task_from(i, t) for i, t in enumerate(d["tasks"])]
+    return BenchSpec(**fields)
 
 
 def load_spec(path: str | Path) -> BenchSpec:
@@ -143,9 +319,17 @@ def load_spec(path: str | Path) -> BenchSpec:
     if not path.is_file():
         raise ConfigError(f"benchmark spec {path} does not exist")
     try:
-        return spec_from_dict(json.loads(path.read_text()))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text: {e.reason} at byte {e.start}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read benchmark spec {path}: {e.strerror}") from None
+    try:
+        return spec_from_dict(json.loads(text))
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests lists and objects too deeply") from None
 
 
 @dataclass
@@ -195,9 +379,13 @@ def run_bench(
     that is stopped resumes: pairs already in ``out/results.csv`` from the same spec and model
     are kept, not run again, unless ``overwrite``.
     """
-    out = ensure_folder(out)
     dataset = get_dataset(spec.data, spec.split, **spec.data_options)
-    last = min(len(dataset), spec.first_image + spec.n_images)
+    last = spec.first_image + spec.n_images
+    if last > len(dataset):
+        raise ConfigError(
+            f"first_image + n_images must be <= {len(dataset)}, the size of the {spec.split} "
+            f"split of {spec.data!r}, got {spec.first_image} + {spec.n_images}"
+        )
     x = stack_images(dataset, range(spec.first_image, last))  # (B, C, S, S)
     if x.shape[1:] != model.image_shape:
         raise ConfigError(
@@ -206,16 +394,27 @@ def run_bench(
     pairs = [
         (t.name, name) for t in spec.tasks for name in resolve_methods(spec, t.task, t.methods)
     ]
-    # every degradation first: a bad task option fails before any pair runs
+    # every degradation and method first: a bad option fails before any pair runs or file is made
     physics_of = {t.name: task_physics(t.task, model, t.params, seed=spec.seed) for t in spec.tasks}
+    methods_of = {}  # (task name, method) -> the method, built
+    for t in spec.tasks:
+        for name in resolve_methods(spec, t.task, t.methods):
+            extra = solve_options(spec, t.name, name)  # snapshots for a convergence curve
+            options = spec.method_options.get(name, {}) | extra
+            methods_of[t.name, name] = method = METHODS.build(name, model=model, **options)
+            if hasattr(method, "check_physics"):
+                method.check_physics(physics_of[t.name])
+    for task, name in pairs:  # names checked again where they become paths
+        _output_path(Path(out), task, name)
+    out = ensure_folder(out)
     done, kept, kept_tasks = _split_stored(spec, *_stored_run(spec, model, out))
     if overwrite:
         done = {}
     results = {pair: done[pair] for pair in pairs if pair in done}  # (task, method) -> row
     write_results(kept + list(results.values()), out)  # before the records: stale rows never match
     record = _spec_record(spec)
-    write_json(out / "spec.json", record | {"tasks": kept_tasks + record["tasks"]})
-    write_json(out / MODEL_RECORD, _record(model.info))
+    write_json(path_inside(out, "spec.json"), record | {"tasks": kept_tasks + record["tasks"]})
+    write_json(path_inside(out, MODEL_RECORD), _record(model.info))
     indices = range(spec.first_image, last)
     noise_seeds = image_seeds(spec.seed, indices, NOISE_STREAM)
     start_seeds = image_seeds(spec.seed, indices, LATENT_STREAM)
@@ -233,10 +432,8 @@ def run_bench(
             else:
                 if on_progress is not None:
                     on_progress(f"{t.name}: {name}")
-                extra = solve_options(spec, t.name, name)  # snapshots for a convergence curve
-                method = METHODS.build(
-                    name, model=model, **(spec.method_options.get(name, {}) | extra)
-                )
+                extra = solve_options(spec, t.name, name)
+                method = methods_of[t.name, name]
                 t0 = time.perf_counter()
                 seeds = {"seeds": start_seeds} if isinstance(method, LatentSearch) else {}
                 if extra:
@@ -253,12 +450,10 @@ def run_bench(
             per_image[t.name, name] = psnr(x_hat, x)
             grid.append(x_hat[shown])
             labels.append(name)
-        if (
-            not all((t.name, name) in done for name in labels[2:])
-            or not (out / f"grid_{t.name}.png").exists()
-        ):
-            save_grid(out / f"grid_{t.name}.png", grid, labels)
-    with atomic_path(out / "paired.md") as tmp:
+        grid_path = path_inside(out, f"grid_{t.name}.png")
+        if not all((t.name, name) in done for name in labels[2:]) or not grid_path.exists():
+            save_grid(grid_path, grid, labels)
+    with atomic_path(path_inside(out, "paired.md")) as tmp:
         tmp.write_text(paired_table(per_image))
     if spec.analyses:
         restored = lambda task, name: (  # noqa: E731
@@ -314,14 +509,15 @@ def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[Re
     else ([], {})."""
     if not (out / "spec.json").is_file() or not (out / MODEL_RECORD).is_file():
         return [], {}
-    stored = read_json(out / "spec.json")
+    try:
+        stored, model_record = read_json(out / "spec.json"), read_json(out / MODEL_RECORD)
+    except CheckpointError:  # damaged or edited by hand: run it all again
+        return [], {}
 
     def base(record: dict) -> dict:
         return {k: v for k, v in _without_analyses(record).items() if k != "tasks"}
 
-    if base(stored) != base(_spec_record(spec)) or read_json(out / MODEL_RECORD) != _record(
-        model.info
-    ):
+    if base(stored) != base(_spec_record(spec)) or model_record != _record(model.info):
         return [], {}
     if not (out / "results.csv").is_file():
         return [], {}
@@ -332,7 +528,7 @@ def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[Re
         tasks = {t["name"]: t for t in stored["tasks"]}
     except (KeyError, TypeError, ValueError):  # edited by hand: run it all again
         return [], {}
-    return [r for r in rows if _output_path(out, r.task, r.method).is_file()], tasks
+    return [r for r in rows if _has_output(out, r.task, r.method)], tasks
 
 
 def _task_key(record: dict) -> tuple:
@@ -365,7 +561,19 @@ def _spec_record(spec: BenchSpec, analyses: bool = True) -> dict:
 
 
 def _output_path(out: Path, task: str, method: str) -> Path:
-    return out / "outputs" / task / f"{method}.safetensors"
+    """``out/outputs/TASK/METHOD.safetensors``; ConfigError for a name that is not a safe file
+    name or a path that resolves outside ``out``."""
+    task, method = check_file_name("task", task), check_file_name("method", method)
+    return path_inside(out, "outputs", task, f"{method}.safetensors")
+
+
+def _has_output(out: Path, task: str, method: str) -> bool:
+    """Whether the pair's output file exists; False for names no run writes (a hand-edited
+    ``results.csv``)."""
+    try:
+        return _output_path(out, task, method).is_file()
+    except ConfigError:
+        return False
 
 
 def _to_uint8(x: Tensor) -> Tensor:
@@ -436,9 +644,9 @@ def paired_table(per_image: dict[tuple[str, str], Tensor]) -> str:
 
 def write_results(rows: list[ResultRow], out: Path) -> None:
     """``results.csv`` and ``results.md``, each written atomically."""
-    with atomic_path(out / "results.csv") as tmp, tmp.open("w", newline="") as f:
+    with atomic_path(path_inside(out, "results.csv")) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, list(ResultRow.__dataclass_fields__))
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
-    with atomic_path(out / "results.md") as tmp:
+    with atomic_path(path_inside(out, "results.md")) as tmp:
         tmp.write_text(markdown_table(rows))

@@ -28,7 +28,7 @@ from ..eval.diagnostics import discrepancy_ratio, flag
 from ..eval.metrics import measurement_residual
 from ..io.checkpoints import ModelBundle
 from ..methods.latent import LatentSearch, select_autoencoder
-from ..physics import make_physics
+from ..physics.tasks import check_task_params, make_physics
 from ..solve import SearchResult
 
 # tasks whose observation is an image a user can hand us; the others are measurement vectors
@@ -65,6 +65,7 @@ def task_physics(
     For ``encoder_cs``, ``params["encoder"]`` names whose code is measured: "ge1" (default), "ge0",
     "vae" or "aegan" (a method that decodes or matches codes then needs that same encoder)."""
     params = dict(params or {})
+    check_task_params(task, params)  # a "seed" or "device" among them is the run's, not the task's
     if task == "encoder_cs":
         family = params.get("encoder", "ge1")
         if not isinstance(family, str):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from deepinv.physics import (
@@ -99,7 +99,7 @@ def make_physics(
     defaults.
     """
     builder = TASKS.get(task)
-    _check_params(task, builder, params)
+    check_task_params(task, params)
     check_device(device)
     if len(img_shape) != 3 or min(img_shape) < 1:
         raise ConfigError(f"img_shape must be (C, H, W) with positive sizes, got {img_shape}")
@@ -291,9 +291,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_params(task: str, builder: Callable[..., Physics], params: dict[str, Any]) -> None:
-    """Reject unknown parameter names and missing required ones, naming what the task takes."""
-    signature = inspect.signature(builder).parameters.values()
+def check_task_params(task: str, params: dict[str, Any]) -> None:
+    """Reject an unknown task, unknown parameter names (``seed`` and ``device`` included: they
+    are not the task's) and missing required ones, naming what the task takes."""
+    signature = inspect.signature(TASKS.get(task)).parameters.values()
     options = [p for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY]
     names = [p.name for p in options]
     unknown = sorted(set(params) - set(names))
