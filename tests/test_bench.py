@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import pytest
 import torch
@@ -184,3 +185,31 @@ def test_more_images_than_the_split_holds_are_refused_before_any_file(tiny_model
     ):
         run_bench(spec, load_model(tiny_model_dir), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_paired_md_gives_each_tasks_best_against_the_others(tiny_model_dir, tmp_path):
+    """paired.md: per task, the best mean PSNR against every other method, as paired differences
+    of the stored outputs over the same images (PSNR gain and MSE difference, 95 % intervals)."""
+    from generative_encoder.data import get_dataset, stack_images
+    from generative_encoder.eval.metrics import mse, paired_difference, psnr
+
+    spec = SPEC | {"tasks": SPEC["tasks"][:1], "methods": ["csgm", "autoencoder", "baseline"]}
+    rows = run_bench(spec_from_dict(spec), load_model(tiny_model_dir), tmp_path)
+    x = stack_images(get_dataset("mnist5k", "test"), range(3))
+    outputs = {
+        r.method: load_tensors(tmp_path / "outputs" / "noisy" / f"{r.method}.safetensors")["x_hat"]
+        .float()
+        .div(255)
+        for r in rows
+    }
+    best = max(outputs, key=lambda m: psnr(outputs[m], x).mean().item())
+    lines = (tmp_path / "paired.md").read_text().splitlines()[2:]
+    assert len(lines) == 2 and all(line.startswith(f"| noisy | {best} | ") for line in lines)
+    for line in lines:  # the stored outputs are 8-bit: equal to the rounding of that
+        cells = line.split("|")
+        other = cells[3].strip()
+        gain = paired_difference(psnr(outputs[best], x), psnr(outputs[other], x))
+        cost = paired_difference(mse(outputs[other], x), mse(outputs[best], x))
+        numbers = [float(v) for v in re.findall(r"-?\d+\.\d+", cells[4] + cells[5])]
+        assert numbers[:3] == pytest.approx([gain[k] for k in ("mean", "low", "high")], abs=0.02)
+        assert numbers[3:] == pytest.approx([cost[k] for k in ("mean", "low", "high")], abs=1e-4)

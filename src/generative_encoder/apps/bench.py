@@ -59,6 +59,7 @@ from ..errors import CheckpointError, ConfigError
 from ..eval.metrics import (
     format_mean_std,
     measurement_residual,
+    mse,
     paired_difference,
     psnr,
     score,
@@ -419,7 +420,7 @@ def run_bench(
     noise_seeds = image_seeds(spec.seed, indices, NOISE_STREAM)
     start_seeds = image_seeds(spec.seed, indices, LATENT_STREAM)
     measured = {}  # task name -> (physics, y), for the analyses
-    per_image = {}  # (task name, method) -> PSNR of each image (B,), for the paired differences
+    per_image = {}  # (task name, method) -> (PSNR, MSE) of each image (B,) x 2, for paired.md
     for t in spec.tasks:
         physics = physics_of[t.name]
         y = simulate_each(physics, x, noise_seeds)
@@ -447,7 +448,8 @@ def run_bench(
                 save_tensors(_output_path(out, t.name, name), {"x_hat": _to_uint8(x_hat)})
                 results[t.name, name] = _row(t, name, x_hat, x, y, physics, seconds)
                 write_results(kept + [results[p] for p in pairs if p in results], out)
-            per_image[t.name, name] = psnr(x_hat, x)
+            stored = _to_uint8(x_hat).float() / MAX_8BIT  # as a later resumed run reads it
+            per_image[t.name, name] = (psnr(stored, x), mse(stored, x))
             grid.append(x_hat[shown])
             labels.append(name)
         grid_path = path_inside(out, f"grid_{t.name}.png")
@@ -618,28 +620,33 @@ def markdown_table(rows: list[ResultRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def paired_table(per_image: dict[tuple[str, str], Tensor]) -> str:
-    """Markdown: per task, the method of best mean PSNR against each other method, as the paired
-    difference over the same images with its 95 % confidence interval; "within noise" when the
-    interval contains 0."""
+def paired_table(per_image: dict[tuple[str, str], tuple[Tensor, Tensor]]) -> str:
+    """Markdown: per task, the method of best mean PSNR against each other method, as paired
+    differences over the same images (PSNR gain, and MSE of the other minus the best's) with
+    their 95 % confidence intervals; "within noise" when an interval contains 0."""
     lines = [
-        "| task | best | other | PSNR gain (dB) | 95 % CI | t | n | |",
-        "| --- | --- | --- | ---: | --- | ---: | ---: | --- |",
+        "| task | best | other | PSNR gain (dB), 95 % CI | MSE difference, 95 % CI | n |",
+        "| --- | --- | --- | --- | --- | ---: |",
     ]
     for task in dict.fromkeys(t for t, _ in per_image):
         methods = {m: v for (t, m), v in per_image.items() if t == task}
-        best = max(methods, key=lambda m: methods[m].mean().item())
-        for other, values in methods.items():
-            if other == best or len(values) < 2:
+        best = max(methods, key=lambda m: methods[m][0].mean().item())
+        for other, (psnrs, mses) in methods.items():
+            if other == best or len(psnrs) < 2:
                 continue
-            d = paired_difference(methods[best], values)
-            verdict = "within noise" if d["low"] <= 0 else ""
+            gain = paired_difference(methods[best][0], psnrs)
+            cost = paired_difference(mses, methods[best][1])
             lines.append(
-                f"| {task} | {best} | {other} | {d['mean']:.2f} | "
-                f"[{d['low']:.2f}, {d['high']:.2f}] | {d['t']:.1f} | {d['n']} | "
-                f"{verdict} |"
+                f"| {task} | {best} | {other} | {_interval(gain, 2)} | {_interval(cost, 5)} | "
+                f"{gain['n']} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _interval(d: dict, digits: int) -> str:
+    """``mean [low, high]`` of a paired difference, "within noise" when it holds 0."""
+    text = f"{d['mean']:.{digits}f} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
+    return text + (" within noise" if d["low"] <= 0 <= d["high"] else "")
 
 
 def write_results(rows: list[ResultRow], out: Path) -> None:

@@ -65,12 +65,12 @@ def task_physics(
     For ``encoder_cs``, ``params["encoder"]`` names whose code is measured: "ge1" (default), "ge0",
     "vae" or "aegan" (a method that decodes or matches codes then needs that same encoder)."""
     params = dict(params or {})
-    check_task_params(task, params)  # a "seed" or "device" among them is the run's, not the task's
     if task == "encoder_cs":
         family = params.get("encoder", "ge1")
         if not isinstance(family, str):
             raise ConfigError(f"encoder_cs's encoder is a family name, got {family!r}")
         params["encoder"] = select_autoencoder(model, family)[0]
+    check_task_params(task, params)  # a "seed" or "device" among them is the run's, not the task's
     physics = make_physics(task, model.image_shape, seed=seed, device=device, **params)
     if mask is not None:
         if task != "inpaint":
