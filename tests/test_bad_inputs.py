@@ -882,13 +882,13 @@ CASES = [
         "`--refine -1`",
         train_gan_argv("--refine", "-1"),
         2,
-        "refine and hidden >= 0, got 8, 8, -1, 0",
+        "refine and hidden >= 0, got 8, -1, 0",
     ),
     Case(
         "`--hidden -5`",
         train_gan_argv("--hidden", "-5"),
         2,
-        "refine and hidden >= 0, got 8, 8, 0, -5",
+        "refine and hidden >= 0, got 8, 0, -5",
     ),
     Case(
         "`--latent-dist cauchy`",

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .layers import RowLinear, check_geometry
-from .priors import LATENT_DISTS, LatentGenerator
+from .priors import LatentGenerator
 from .registry import network
 
 
@@ -150,12 +150,8 @@ class BEGANGenerator(LatentGenerator):
         latent_dist: str = "uniform",
     ):
         super().__init__()
-        if latent_dist not in LATENT_DISTS:  # InfoGAN's categories are DCGAN's only
-            raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
-        if latent_dim < 1:
-            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.set_prior(latent_dim, latent_dist)  # InfoGAN's categories are DCGAN's only
         self.body = BEGANDecoder(channels, image_size, latent_dim, width)
-        self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size = channels, image_size
 
     def forward(self, z: Tensor, clamp: bool = True) -> Tensor:

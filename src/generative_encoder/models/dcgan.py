@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .layers import RowLinear, base_size, check_geometry, n_doublings, refine_layers
 from .pgan import MinibatchStdDev
-from .priors import LatentGenerator, latent_parts
+from .priors import LatentGenerator
 from .registry import network
 
 
@@ -41,13 +41,11 @@ class DCGANGenerator(LatentGenerator):
     ):
         super().__init__()
         check_geometry(channels, image_size)
-        if latent_dim < 1 or width < 1 or refine < 0 or hidden < 0:
+        if width < 1 or refine < 0 or hidden < 0:
             raise ConfigError(
-                f"latent_dim and width must be >= 1, refine and hidden >= 0, got "
-                f"{latent_dim}, {width}, {refine}, {hidden}"
+                f"width must be >= 1, refine and hidden >= 0, got {width}, {refine}, {hidden}"
             )
-        latent_parts(latent_dist, latent_dim)
-        self.latent_dim, self.latent_dist = latent_dim, latent_dist
+        self.set_prior(latent_dim, latent_dist, categories=True)
         self.channels, self.image_size = channels, image_size
         k, s0 = n_doublings(image_size), base_size(image_size)
         c = width * 2 ** (k - 1)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .layers import check_geometry
-from .priors import LATENT_DISTS, LatentGenerator
+from .priors import LatentGenerator
 from .registry import network
 
 LEAK = 0.2
@@ -149,12 +149,8 @@ class PGANGenerator(LatentGenerator, _Progressive):
         latent_dist: str = "normal",
     ):
         super().__init__()
-        if latent_dist not in LATENT_DISTS:  # InfoGAN's categories are DCGAN's only
-            raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
-        if latent_dim < 1:
-            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.set_prior(latent_dim, latent_dist)  # InfoGAN's categories are DCGAN's only
         self.s0, widths = _geometry(channels, image_size, width)
-        self.latent_dim, self.latent_dist = latent_dim, latent_dist
         self.channels, self.image_size, self.n_stages = channels, image_size, len(widths)
         self.stem = EqualizedLinear(latent_dim, widths[0] * self.s0**2, gain=math.sqrt(2) / 4)
         self.blocks = nn.ModuleList([nn.ModuleList([EqualizedConv2d(widths[0], widths[0], 3)])])

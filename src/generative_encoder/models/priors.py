@@ -50,11 +50,21 @@ def sample_latent(
 
 
 class LatentGenerator(nn.Module):
-    """Base of every generator: ``latent_dim`` and ``latent_dist`` set by the subclass, the
-    prior's sampler, and ``nz`` (the attribute name deepinv's CSGMGenerator reads)."""
+    """Base of every generator: ``latent_dim`` and ``latent_dist`` (set by the subclass through
+    ``set_prior``), the prior's sampler, and ``nz`` (the attribute name deepinv's CSGMGenerator
+    reads)."""
 
     latent_dim: int
     latent_dist: str
+
+    def set_prior(self, latent_dim: int, latent_dist: str, categories: bool = False) -> None:
+        """Check and set the latent size and prior; ``categories``: "+catK" allowed (DCGAN)."""
+        if latent_dim < 1:
+            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
+        if not categories and latent_dist not in LATENT_DISTS:
+            raise ConfigError(f"latent_dist must be one of {LATENT_DISTS}, got {latent_dist!r}")
+        latent_parts(latent_dist, latent_dim)
+        self.latent_dim, self.latent_dist = latent_dim, latent_dist
 
     @property
     def nz(self) -> int:
