@@ -230,3 +230,22 @@ def test_blind_ge_matches_the_code_of_the_sharp_image_to_the_blurred_one(model, 
         METHODS.build("ge", model=model, blind=True, steps=1).solve(
             y, make_physics("denoise", model.image_shape)
         )
+
+
+@pytest.mark.parametrize("name, options", [("yeh", {}), ("ge", {"restarts": 1}), ("csgm", {})])
+def test_long_searches_on_the_shipped_model_do_not_drift_with_the_batch(name, options):
+    """Rounding that depends on the batch (a matrix product with one output column, a lone row's
+    convolution, the vectorised tail of an element-wise op) is amplified by Adam over hundreds of
+    steps: on the shipped model, a problem alone and in a batch of 8 must still agree exactly."""
+    from generative_encoder.data import get_dataset, stack_images
+    from generative_encoder.io.zoo import shipped_model
+
+    model = shipped_model()
+    x = stack_images(get_dataset("mnist5k", "test"), range(8))
+    physics = make_physics("superres", model.image_shape, factor=4, seed=0)
+    y = physics(x)
+    method = METHODS.build(name, model=model, steps=150, **options)
+    batch = method.solve(y, physics, seeds=range(8))
+    for j in (0, 5):
+        alone = method.solve(y[j : j + 1], physics, seeds=[j])
+        torch.testing.assert_close(alone.x[0], batch.x[j], atol=1e-6, rtol=0)
