@@ -11,8 +11,9 @@ from generative_encoder.errors import ConfigError
 from generative_encoder.io.checkpoints import ModelBundle, load_model
 from generative_encoder.methods import METHODS
 from generative_encoder.methods.classical import BASELINE_FOR_TASK, _footprint_radius
-from generative_encoder.methods.yeh import discriminator_prior, importance_weights, poisson_blend
+from generative_encoder.methods.yeh import discriminator_prior, importance_weights
 from generative_encoder.physics import make_physics
+from generative_encoder.physics.consistency import poisson_blend
 
 
 class Ramp(nn.Module):
@@ -116,7 +117,7 @@ def test_yeh_runs_through_methods_and_keeps_the_discriminator_frozen(tiny_model_
     assert [p.requires_grad for p in model.discriminator.parameters()] == flags
     kept = physics.mask.expand_as(y) > 0
     assert torch.equal(x_hat[kept], y[kept])  # blended: known pixels exactly as observed
-    with pytest.raises(ConfigError, match="blend=True applies to inpainting only"):
+    with pytest.raises(ConfigError, match="consistency=blend applies to inpainting only"):
         METHODS.build("yeh", model=model, steps=1, blend=True)(
             y, make_physics("denoise", model.image_shape)
         )
@@ -290,3 +291,57 @@ def test_sparse_dct_patches_grow_by_the_footprint_and_stay_close_to_the_whole_im
         METHODS.build("sparse_dct", patch=64)(y, superres)
     with pytest.raises(ConfigError, match="patch must be"):
         METHODS.build("sparse_dct", patch=1)
+
+
+# --- data consistency ---------------------------------------------------------------------------
+
+
+def test_paste_keeps_the_known_pixels_and_fills_the_hole_with_g(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    physics = make_physics("inpaint", model.image_shape, mask="random", seed=3)
+    y = physics(torch.rand(3, *model.image_shape))
+    plain = METHODS.build("csgm", model=model, steps=5).solve(y, physics, seeds=[1, 2, 3])
+    pasted = METHODS.build("csgm", model=model, steps=5, consistency="paste").solve(
+        y, physics, seeds=[1, 2, 3]
+    )
+    known = physics.mask.expand_as(y) > 0
+    assert torch.equal(pasted.x[known], y[known])
+    assert torch.equal(pasted.x[~known], plain.x[~known])
+    assert torch.equal(pasted.z, plain.z)  # the search itself is the same
+
+
+def test_projection_meets_the_measurements_up_to_the_noise(tiny_model_dir):
+    """Noise-free 2x super-resolution: the projected image measures exactly y (up to clamping to
+    [0, 1]); with noise of known sigma the residual left is the noise's, n sigma^2."""
+    from generative_encoder.physics.consistency import back_project
+
+    model = load_model(tiny_model_dir)
+    x = torch.rand(4, *model.image_shape) * 0.5 + 0.25  # far from the clamp
+    g = torch.full_like(x, 0.5)
+    clean = make_physics("superres", model.image_shape, factor=2)
+    y = clean(x)
+    projected = back_project(g, y, clean)
+    assert (clean.A(projected) - y).abs().max() < 1e-4
+    noisy = make_physics("superres", model.image_shape, factor=2, sigma=0.02, seed=1)
+    y = noisy(x)
+    projected = back_project(g, y, noisy)
+    residual = (noisy.A(projected) - y).flatten(1).square().sum(1)
+    n = y[0].numel()
+    torch.testing.assert_close(residual, torch.full_like(residual, n * 0.02**2), rtol=1e-3, atol=0)
+
+
+def test_consistency_refusals(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    with pytest.raises(ConfigError, match="consistency must be one of none, paste, blend, project"):
+        METHODS.build("ge", model=model, consistency="glue")
+    superres = make_physics("superres", model.image_shape, factor=2)
+    y = superres(torch.rand(1, *model.image_shape))
+    with pytest.raises(ConfigError, match="consistency=paste applies to inpainting only"):
+        METHODS.build("ge", model=model, steps=1, consistency="paste").solve(y, superres)
+    sensing = make_physics("encoder_cs", model.image_shape, encoder=model.encoder)
+    with torch.no_grad():
+        y = sensing(torch.rand(1, *model.image_shape))
+    with pytest.raises(ConfigError, match="consistency=project needs a linear physics"):
+        METHODS.build("csgm", model=model, steps=1, consistency="project").solve(y, sensing)
+    with pytest.raises(ConfigError, match="blend=True is consistency='blend'"):
+        METHODS.build("yeh", model=model, blend=True, consistency="paste")

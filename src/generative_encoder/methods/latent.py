@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..io.checkpoints import ModelBundle
 from ..models.families import family
 from ..physics import EncoderSensing, check_measurements, lift, match
+from ..physics.consistency import check_consistency, make_consistent
 from ..registry import check_arguments
 from ..solve import (
     LossFn,
@@ -77,12 +78,14 @@ class LatentSearch(Reconstructor):
     ):
         super().__init__()
         model.require(*self.needs)
+        self.consistency = config_overrides.pop("consistency", "none")
+        check_consistency(self.consistency)
         options = set(SolveConfig.__dataclass_fields__)
         unknown = sorted(set(config_overrides) - options)
         if unknown:
             raise ConfigError(
                 f"method {self.name!r} has no option {unknown}; options: "
-                f"{sorted(options | {'latent_weight'})}"
+                f"{sorted(options | {'latent_weight', 'consistency'})}"
             )
         check_arguments(SolveConfig, f"method {self.name!r}", **config_overrides)
         self.model = model
@@ -133,11 +136,13 @@ class LatentSearch(Reconstructor):
 
     def check_physics(self, physics: Physics) -> None:
         """Raise ConfigError before any work when the method cannot handle ``physics``."""
+        check_consistency(self.consistency, physics)
 
     def finish(self, result: SearchResult, y: Tensor, physics: Physics) -> Tensor:
-        """The output (B, C, H, W) from the search: G(z*) itself here; methods with a last step
-        (Yeh's blend, LVR-SA's shift) override it."""
-        return result.x
+        """The output (B, C, H, W) from the search: G(z*) made consistent with y as the
+        ``consistency`` option says (:mod:`~generative_encoder.physics.consistency`); LVR-SA
+        shifts z* first."""
+        return make_consistent(result.x, y, physics, self.consistency)
 
     def _search(
         self,

@@ -33,6 +33,7 @@ from ..errors import CheckpointError, ConfigError
 from ..io.checkpoints import ModelBundle, load_tensors, read_json, save_tensors, write_json
 from ..models.priors import sample_latent
 from ..physics import make_physics
+from ..physics.consistency import make_consistent
 from ..physics.seeds import ATTRIBUTE_STREAM, stream_seed
 from ..solve import SearchResult, SolveConfig, expand_targets, image_fidelity, rowwise
 from .latent import LatentSearch
@@ -128,7 +129,8 @@ class LVRSharpness(LVR):
         sigma = self.sigma if self.sigma is not None else _gaussian_sigma(physics)
         s = self.sharpness_attribute(sigma).to(result.z)  # (d,)
         with torch.no_grad():
-            return rowwise(self.model.generator, (result.z + s).clamp(-1, 1))
+            x = rowwise(self.model.generator, (result.z + s).clamp(-1, 1))
+        return make_consistent(x, y, physics, self.consistency)
 
     def sharpness_attribute(self, sigma: float) -> Tensor:
         """The (d,) attribute for noise level sigma: read from its file, else computed and saved."""

@@ -29,20 +29,18 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from deepinv.physics import Inpainting, Physics
+from deepinv.physics import Inpainting
 from torch import Tensor
 
 from ..errors import ConfigError
 from ..io.checkpoints import ModelBundle
-from ..solve import SearchResult, SolveConfig, combine, expand_targets
+from ..solve import SolveConfig, combine, expand_targets
 from ..solve.terms import RowLoss
 from .latent import LatentSearch
 from .registry import METHODS
 
 YEH_DISCRIMINATOR_WEIGHT = 0.01  # lambda: best mean PSNR of experiments/yeh_lambda_sweep.py
 CONTEXT_WINDOW = 7  # side of the neighbourhood N(i) of the importance weights (Yeh et al. 2017)
-BLEND_TOL = 1e-6  # conjugate gradient: stop at this relative residual...
-BLEND_MAX_ITER = 2000  # ...or after this many iterations
 
 
 def discriminator_prior(logit: Tensor) -> Tensor:
@@ -90,7 +88,8 @@ class Yeh(LatentSearch):
     -log p_z(z) = ||z||^2 / 2, so the prior's weight is lambda / 2 (``latent_weight`` overrides
     it; uniform latents: 0, and the box is kept by projection). weighting: "importance" (Yeh et
     al.'s W for inpainting, the default; ``window`` its neighbourhood) or "none" (W = 1).
-    blend: Poisson-blend G(z*) into the known pixels (``Inpainting`` only). Other options: the
+    blend: Poisson-blend G(z*) into the known pixels (``Inpainting`` only), the seed's last step:
+    the same as ``consistency="blend"`` of every latent method. Other options: the
     engine's (``steps``, ``lr``, ``restarts``, ``clip``, ...). Needs a generator and a
     discriminator.
     """
@@ -118,13 +117,17 @@ class Yeh(LatentSearch):
             latent_weight = 0.0 if uniform else disc_weight / 2
         if uniform and "clip" not in config_overrides and (config is None or config.clip is None):
             config_overrides["clip"] = "project"  # -log p_z is finite only inside the box
+        if blend:
+            if config_overrides.get("consistency", "blend") != "blend":
+                raise ConfigError("blend=True is consistency='blend'; give one of the two")
+            config_overrides["consistency"] = "blend"
         super().__init__(model, config, latent_weight=latent_weight, **config_overrides)
         if p not in (1, 2):
             raise ConfigError(f"p must be 1 or 2, got {p}")
         if weighting not in ("importance", "none"):
             raise ConfigError(f"weighting must be 'importance' or 'none', got {weighting!r}")
         importance_weights(torch.ones(1, 1), window)  # checks window now
-        self.p, self.disc_weight, self.blend = p, float(disc_weight), bool(blend)
+        self.p, self.disc_weight = p, float(disc_weight)
         self.weighting, self.window = weighting, window
 
     def data_term(self, y, physics, restarts):
@@ -137,76 +140,3 @@ class Yeh(LatentSearch):
             return fidelity, [discriminator]
         prior = RowLoss(lambda x, z: weight * discriminator_prior(discriminator(x)))
         return combine(fidelity, prior), [discriminator]
-
-    def check_physics(self, physics: Physics) -> None:
-        if self.blend and not isinstance(physics, Inpainting):
-            raise ConfigError(
-                f"blend=True applies to inpainting only, got {type(physics).__name__}"
-            )
-
-    def finish(self, result: SearchResult, y: Tensor, physics: Physics) -> Tensor:
-        if self.blend:
-            return poisson_blend(result.x, y, physics.mask)
-        return result.x
-
-
-def poisson_blend(
-    generated: Tensor,
-    known: Tensor,
-    mask: Tensor,
-    *,
-    tol: float = BLEND_TOL,
-    max_iter: int = BLEND_MAX_ITER,
-) -> Tensor:
-    """Blend ``generated`` into ``known`` by solving Poisson's equation in the hole.
-
-    generated, known (B, C, H, W); mask broadcastable to them, 1 = known pixel, 0 = hole. Returns f
-    with f = known where mask is 1 (exactly: copied, not solved) and, in the hole,
-    Laplacian(f) = Laplacian(generated) with the known pixels as Dirichlet boundary values
-    (4-neighbour Laplacian; Neumann at the image border, i.e. pixels outside are not neighbours).
-    Solved by conjugate gradient on the hole's Laplacian, all B x C planes at once. A hole plane
-    with no known pixel around it has no boundary and keeps ``generated``.
-    """
-    hole = mask.expand_as(generated) == 0
-    g = generated.detach().double()
-    y = known.detach().double().expand_as(g)
-    inside = torch.ones_like(g)
-    hole_f = hole.double()
-
-    def neighbours(t: Tensor) -> Tensor:
-        """Sum over the 4 neighbours inside the image, (B, C, H, W)."""
-        p = F.pad(t, (1, 1, 1, 1))
-        return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
-
-    degree = neighbours(inside)  # 2, 3 or 4
-    guidance = degree * g - neighbours(g)  # Laplacian of g
-    rhs = hole_f * (guidance + neighbours((1 - hole_f) * y))  # boundary moves
-
-    def apply(v: Tensor) -> Tensor:  # the Laplacian restricted to the hole (SPD), v zero outside
-        return hole_f * (degree * v - neighbours(hole_f * v))
-
-    has_boundary = (hole & (neighbours(1 - hole_f) > 0)).flatten(2).any(2)  # (B, C)
-    solvable = has_boundary[..., None, None].double()
-    rhs = rhs * solvable
-    f = hole_f * g * solvable  # warm start
-    r = rhs - apply(f)
-    d = r.clone()
-    rr = _dot(r, r)
-    stop = (tol * torch.sqrt(_dot(rhs, rhs))).clamp_min(1e-30) ** 2
-    for _ in range(max_iter):
-        if bool((rr <= stop).all()):
-            break
-        ad = apply(d)
-        alpha = rr / _dot(d, ad).clamp_min(1e-300)
-        f = f + alpha * d
-        r = r - alpha * ad
-        rr_new = _dot(r, r)
-        d = r + (rr_new / rr.clamp_min(1e-300)) * d
-        rr = rr_new
-    filled = torch.where(solvable.bool(), f, g).to(generated.dtype).clamp(0, 1)
-    return torch.where(hole, filled, known.expand_as(generated))
-
-
-def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """Per-plane inner product, (B, C, H, W) x 2 -> (B, C, 1, 1)."""
-    return (a * b).sum((-2, -1), keepdim=True)
