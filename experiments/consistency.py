@@ -43,7 +43,7 @@ def main() -> None:
         with torch.no_grad():
             y = physics(x)
         for name in ("ge", "csgm"):
-            g = METHODS.build(name, model=model, steps=args.steps)(y, physics)
+            g = METHODS.build(name, model=model, steps=args.steps, consistency="none")(y, physics)
             cells = {"none": psnr(g, x).mean().item()}
             for how in steps:
                 cells[how] = psnr(make_consistent(g, y, physics, how), x).mean().item()

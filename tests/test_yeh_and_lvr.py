@@ -300,7 +300,9 @@ def test_paste_keeps_the_known_pixels_and_fills_the_hole_with_g(tiny_model_dir):
     model = load_model(tiny_model_dir)
     physics = make_physics("inpaint", model.image_shape, mask="random", seed=3)
     y = physics(torch.rand(3, *model.image_shape))
-    plain = METHODS.build("csgm", model=model, steps=5).solve(y, physics, seeds=[1, 2, 3])
+    plain = METHODS.build("csgm", model=model, steps=5, consistency="none").solve(
+        y, physics, seeds=[1, 2, 3]
+    )
     pasted = METHODS.build("csgm", model=model, steps=5, consistency="paste").solve(
         y, physics, seeds=[1, 2, 3]
     )
@@ -332,7 +334,9 @@ def test_projection_meets_the_measurements_up_to_the_noise(tiny_model_dir):
 
 def test_consistency_refusals(tiny_model_dir):
     model = load_model(tiny_model_dir)
-    with pytest.raises(ConfigError, match="consistency must be one of none, paste, blend, project"):
+    with pytest.raises(
+        ConfigError, match="consistency must be one of auto, none, paste, blend, project"
+    ):
         METHODS.build("ge", model=model, consistency="glue")
     superres = make_physics("superres", model.image_shape, factor=2)
     y = superres(torch.rand(1, *model.image_shape))
@@ -345,3 +349,27 @@ def test_consistency_refusals(tiny_model_dir):
         METHODS.build("csgm", model=model, steps=1, consistency="project").solve(y, sensing)
     with pytest.raises(ConfigError, match="blend=True is consistency='blend'"):
         METHODS.build("yeh", model=model, blend=True, consistency="paste")
+
+
+def test_auto_consistency_per_task():
+    """auto: blend for inpainting, project for linear tasks (denoising only with a known noise
+    level), none for encoder sensing and quantization."""
+    from generative_encoder.physics.consistency import resolve_consistency
+
+    shape = (1, 28, 28)
+    expected = {
+        ("inpaint", ()): "blend",
+        ("superres", (("factor", 2),)): "project",
+        ("deblur", ()): "project",
+        ("cs", (("m", 50),)): "project",
+        ("denoise", (("sigma", 0.1),)): "project",
+        ("denoise", (("sigma", 0.0),)): "none",
+        ("quantize", ()): "none",
+    }
+    for (task, params), how in expected.items():
+        assert resolve_consistency("auto", make_physics(task, shape, **dict(params))) == how
+    sensing = make_physics(
+        "encoder_cs", shape, encoder=nn.Sequential(nn.Flatten(), nn.Linear(784, 8))
+    )
+    assert resolve_consistency("auto", sensing) == "none"
+    assert resolve_consistency("paste", make_physics("inpaint", shape)) == "paste"

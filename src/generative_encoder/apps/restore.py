@@ -38,8 +38,9 @@ IMAGE_TASKS = ("denoise", "deblur", "superres", "inpaint")
 @dataclass
 class Restoration:
     """x (B, C, S, S) in [0, 1]; residual (B,) = mean squared ||A(x) - y||; discrepancy (B,) =
-    ||y - A(x)||^2 / (n sigma_ref^2) (see :mod:`~generative_encoder.eval.diagnostics`); flagged (B,)
-    bool when a threshold tau was given, else None. For latent-search methods also z (B, d), the
+    ||y - A(g)||^2 / (n sigma_ref^2) with g = G(z*) before any consistency step (the prior's fit;
+    see :mod:`~generative_encoder.eval.diagnostics`); flagged (B,) bool when a threshold tau was
+    given, else None. For latent-search methods also z (B, d), the
     final objective (B,) and the whole search (restarts, history), else None."""
 
     x: Tensor
@@ -133,7 +134,9 @@ def restore(
     x = x.detach()
     with torch.no_grad():
         residual = measurement_residual(y, physics.A(x))
-    ratio = discrepancy_ratio(y, physics, x)
+    # the fit of the prior: G(z*) before a consistency step made it agree with y
+    fitted = x if search is None or search.generated is None else search.generated
+    ratio = discrepancy_ratio(y, physics, fitted)
     return Restoration(
         x=x,
         residual=residual,

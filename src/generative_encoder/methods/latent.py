@@ -78,7 +78,7 @@ class LatentSearch(Reconstructor):
     ):
         super().__init__()
         model.require(*self.needs)
-        self.consistency = config_overrides.pop("consistency", "none")
+        self.consistency = config_overrides.pop("consistency", "auto")
         check_consistency(self.consistency)
         options = set(SolveConfig.__dataclass_fields__)
         unknown = sorted(set(config_overrides) - options)
@@ -132,7 +132,7 @@ class LatentSearch(Reconstructor):
             )
         else:
             result = self._search(y, physics, self.latent_weight, seeds, init, on_step)
-        return replace(result, x=self.finish(result, y, physics).detach())
+        return replace(result, x=self.finish(result, y, physics).detach(), generated=result.x)
 
     def check_physics(self, physics: Physics) -> None:
         """Raise ConfigError before any work when the method cannot handle ``physics``."""

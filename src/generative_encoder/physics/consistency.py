@@ -6,7 +6,11 @@
   measurement residual, with t = 1 when the measurements are noise-free (then A x' = y) and, with
   Gaussian noise of known sigma, the t in [0, 1] that leaves the residual the noise explains,
   ||A x' - y||^2 = n sigma^2 (the discrepancy principle; t = 0 when x already leaves less);
-- ``none``: x as it is (the papers' G(z*)).
+- ``none``: x as it is (the papers' G(z*));
+- ``auto`` (the default): ``blend`` for inpainting; ``project`` for other linear degradations,
+  denoising only when its Gaussian noise level is known (without noise the projection would return
+  y itself); ``none`` for the rest (encoder sensing, quantization). Chosen on training digits
+  (``experiments/consistency.py``).
 
 Every x is (B, C, H, W) in [0, 1] and so is the result.
 """
@@ -15,13 +19,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from deepinv.physics import Inpainting, LinearPhysics, Physics
+from deepinv.physics import Denoising, Inpainting, LinearPhysics, Physics
 from torch import Tensor
 
 from ..errors import ConfigError
 from .noise import noise_sigma
+from .tasks import Quantization
 
-CONSISTENCY = ("none", "paste", "blend", "project")
+CONSISTENCY = ("auto", "none", "paste", "blend", "project")
 BLEND_TOL = 1e-6  # conjugate gradient: stop at this relative residual...
 BLEND_MAX_ITER = 2000  # ...or after this many iterations
 
@@ -30,7 +35,7 @@ def check_consistency(how: str, physics: Physics | None = None) -> None:
     """ConfigError unless ``how`` is one of CONSISTENCY and applies to ``physics`` (when given)."""
     if how not in CONSISTENCY:
         raise ConfigError(f"consistency must be one of {', '.join(CONSISTENCY)}, got {how!r}")
-    if physics is None or how == "none":
+    if physics is None or how in ("none", "auto"):
         return
     if how in ("paste", "blend") and not isinstance(physics, Inpainting):
         raise ConfigError(
@@ -42,8 +47,22 @@ def check_consistency(how: str, physics: Physics | None = None) -> None:
         )
 
 
+def resolve_consistency(how: str, physics: Physics) -> str:
+    """The step ``how`` means for ``physics``: ``auto`` resolved as the module says."""
+    if how != "auto":
+        return how
+    if isinstance(physics, Inpainting):
+        return "blend"
+    if isinstance(physics, Quantization) or not isinstance(physics, LinearPhysics):
+        return "none"
+    if isinstance(physics, Denoising) and noise_sigma(physics) is None:
+        return "none"
+    return "project"
+
+
 def make_consistent(x: Tensor, y: Tensor, physics: Physics, how: str) -> Tensor:
     """x brought into agreement with y by ``how`` (see the module)."""
+    how = resolve_consistency(how, physics)
     check_consistency(how, physics)
     if how == "paste":
         mask = physics.mask.expand_as(x)
@@ -59,7 +78,8 @@ def make_consistent(x: Tensor, y: Tensor, physics: Physics, how: str) -> Tensor:
 def back_project(x: Tensor, y: Tensor, physics: LinearPhysics) -> Tensor:
     """x + t A^dagger(y - A x), t per image as in the module; clamped to [0, 1]."""
     r = y - physics.A(x)  # (B, ...)
-    step = physics.A_dagger(r)  # (B, C, H, W)
+    # one image at a time: A^dagger may be an iterative solve whose stopping reads the batch
+    step = torch.cat([physics.A_dagger(r[i : i + 1]) for i in range(len(r))])  # (B, C, H, W)
     sigma = noise_sigma(physics)
     if sigma is None:
         t = torch.ones(len(x), device=x.device, dtype=x.dtype)
@@ -114,14 +134,16 @@ def poisson_blend(
     rr = _dot(r, r)
     stop = (tol * torch.sqrt(_dot(rhs, rhs))).clamp_min(1e-30) ** 2
     for _ in range(max_iter):
-        if bool((rr <= stop).all()):
+        # each plane stops at its own tolerance: its result does not depend on its batch-mates
+        active = rr > stop  # (B, C, 1, 1)
+        if not bool(active.any()):
             break
         ad = apply(d)
-        alpha = rr / _dot(d, ad).clamp_min(1e-300)
+        alpha = torch.where(active, rr / _dot(d, ad).clamp_min(1e-300), 0.0)
         f = f + alpha * d
         r = r - alpha * ad
         rr_new = _dot(r, r)
-        d = r + (rr_new / rr.clamp_min(1e-300)) * d
+        d = torch.where(active, r + (rr_new / rr.clamp_min(1e-300)) * d, d)
         rr = rr_new
     filled = torch.where(solvable.bool(), f, g).to(generated.dtype).clamp(0, 1)
     return torch.where(hole, filled, known.expand_as(generated))

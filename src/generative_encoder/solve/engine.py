@@ -102,6 +102,8 @@ class SearchResult:
     history (T, B, R): objective at ``history_steps``; the last entry is the final iterate.
     steps_run (B, R): optimizer steps each row took before it stopped.
     snapshots (S, B, C, H, W): G(z) of the chosen restart at ``snapshot_steps``, or None.
+    generated (B, C, H, W): G(z) when a method's last step made ``x`` something else (its
+        consistency step, LVR-SA's shift), else None.
     """
 
     z: Tensor
@@ -114,6 +116,7 @@ class SearchResult:
     steps_run: Tensor
     snapshots: Tensor | None
     snapshot_steps: list[int]
+    generated: Tensor | None = None
 
 
 def select_best(values: Tensor) -> Tensor:
