@@ -1,7 +1,7 @@
 """Choose the data-consistency step of the latent methods on TRAINING digits (never the test
-digits of the tables): mean PSNR of G(z*) as it is (``none``) and after each step that applies to
-the task, GE and CSGM, the GE paper's settings. The search is run once per method and task; the
-steps are applied to its G(z*).
+digits of the tables): mean PSNR and SSIM of G(z*) as it is (``none``) and after each step that
+applies to the task, GE and CSGM, the GE paper's settings. The search is run once per method and
+task; the steps are applied to its G(z*).
 Usage: OMP_NUM_THREADS=1 python experiments/consistency.py [--model mnist5k] [--n 32]"""
 
 import argparse
@@ -10,7 +10,7 @@ import time
 import torch
 
 from generative_encoder.data import get_dataset, stack_images
-from generative_encoder.eval.metrics import psnr
+from generative_encoder.eval.metrics import psnr, ssim
 from generative_encoder.io.zoo import resolve_model
 from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     model = resolve_model(args.model)
     x = stack_images(get_dataset("mnist5k", "train"), range(args.n))
-    print(f"{args.n} training digits, {args.steps} Adam steps, 2 restarts; mean PSNR (dB)")
+    print(f"{args.n} training digits, {args.steps} Adam steps, 2 restarts; mean PSNR (dB) / SSIM")
     print("| task | method | none | paste | blend | project |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     t0 = time.perf_counter()
@@ -44,13 +44,11 @@ def main() -> None:
             y = physics(x)
         for name in ("ge", "csgm"):
             g = METHODS.build(name, model=model, steps=args.steps, consistency="none")(y, physics)
-            cells = {"none": psnr(g, x).mean().item()}
-            for how in steps:
-                cells[how] = psnr(make_consistent(g, y, physics, how), x).mean().item()
-            row = " | ".join(
-                f"{cells[k]:.2f}" if k in cells else ""
-                for k in ("none", "paste", "blend", "project")
-            )
+            outputs = {"none": g} | {how: make_consistent(g, y, physics, how) for how in steps}
+            cells = {
+                k: f"{psnr(v, x).mean():.2f} / {ssim(v, x).mean():.3f}" for k, v in outputs.items()
+            }
+            row = " | ".join(cells.get(k, "") for k in ("none", "paste", "blend", "project"))
             print(f"| {label} | {name} | {row} |", flush=True)
     print(f"wall time {time.perf_counter() - t0:.0f} s")
 
