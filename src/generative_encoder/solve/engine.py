@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -202,7 +202,7 @@ def latent_search(
             seeds=_problem_seeds(1, config, seeds) * 2,
             on_step=None if on_step is None else (lambda step, z: on_step(step, z[:1])),
         )
-        return _first_problem(twice)
+        return take_problems(twice, torch.tensor([0]))
     device, dtype = _device_and_dtype(generator)
     starts = _starts(n_problems, restarts, latent_dim, dist, config, init, seeds)  # (B, R, d)
 
@@ -356,19 +356,18 @@ class _ActiveRows:
         return objective[keep]
 
 
-def _first_problem(result: SearchResult) -> SearchResult:
-    """The search result of problem 0 alone."""
-    return SearchResult(
-        z=result.z[:1],
-        x=result.x[:1],
-        objective=result.objective[:1],
-        restart_z=result.restart_z[:1],
-        restart_objective=result.restart_objective[:1],
-        history=result.history[:, :1],
-        history_steps=result.history_steps,
-        steps_run=result.steps_run[:1],
-        snapshots=None if result.snapshots is None else result.snapshots[:, :1],
-        snapshot_steps=result.snapshot_steps,
+def take_problems(result: SearchResult, rows: Tensor) -> SearchResult:
+    """The problems ``rows`` (an index tensor) of a search result, in that order."""
+    return replace(
+        result,
+        z=result.z[rows],
+        x=result.x[rows],
+        objective=result.objective[rows],
+        restart_z=result.restart_z[rows],
+        restart_objective=result.restart_objective[rows],
+        history=result.history[:, rows],
+        steps_run=result.steps_run[rows],
+        snapshots=None if result.snapshots is None else result.snapshots[:, rows],
     )
 
 

@@ -13,7 +13,7 @@ in any batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -23,7 +23,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..physics.noise import noise_sigma, residual
 from ..physics.seeds import HELD_OUT_SEED
-from .engine import SearchResult
+from .engine import SearchResult, take_problems
 
 AUTO_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 DISCREPANCY_TAU = 1.1
@@ -78,7 +78,7 @@ def choose_weight(
         best = torch.where(ratios <= target, levels, -1).max(0).values  # (B,)
         best = torch.where(best < 0, ratios.argmin(0), best)
         auto = AutoWeight("discrepancy", grid, ratios.T.tolist(), [grid[i] for i in best.tolist()])
-        return take(result, best * b + torch.arange(b, device=y.device)), auto
+        return take_problems(result, best * b + torch.arange(b, device=y.device)), auto
     fit_physics, y_fit, held = held_out_split(y, physics, hide_any, name)
     result = search(
         y_fit.repeat(rep, *[1] * (y.dim() - 1)), fit_physics, weights, seeds * rep, init_rep, None
@@ -125,18 +125,3 @@ class _Masked(Physics):
 
     def A(self, x: Tensor, **kwargs) -> Tensor:
         return self.inner.A(x) * self.keep
-
-
-def take(result: SearchResult, rows: Tensor) -> SearchResult:
-    """The problems ``rows`` (an index tensor) of a search result, in that order."""
-    return replace(
-        result,
-        z=result.z[rows],
-        x=result.x[rows],
-        objective=result.objective[rows],
-        restart_z=result.restart_z[rows],
-        restart_objective=result.restart_objective[rows],
-        history=result.history[:, rows],
-        steps_run=result.steps_run[rows],
-        snapshots=None if result.snapshots is None else result.snapshots[:, rows],
-    )
