@@ -2,7 +2,8 @@
 # Train the berea64 zoo model: 64 x 64 patches of the segmented Berea sandstone micro-CT volume
 # (../shared/data/rock/berea.zip), cut from slices along all three axes of its first three
 # quarters along z (z-slices 300..399 are held out: no training patch touches them), DCGAN with
-# the R1 penalty (without it this binary data collapsed at latent 64), then the conv encoder.
+# the R1 penalty (without it this binary data collapsed at latent 64), then the conv encoder,
+# amortized GE's latent regressor and the codec's quantiser.
 # Resumable: rerun the same command after an interruption and it continues from the last
 # checkpoint (every 250 steps). Usage: bash scripts/train_berea64.sh [RUN_DIR] [ZIP] [DEVICE]
 set -euo pipefail
@@ -17,11 +18,13 @@ opts=(--data rock --data-opt "path=$data" --data-opt patch=64 --data-opt stride=
 
 start=$(date +%s)
 $genc train gan "${opts[@]}" --out "$run" --arch dcgan --latent-dim 128 --width ${WIDTH:-48} \
-    --steps ${GAN_STEPS:-12000} --batch-size 64 --r1 1 --checkpoint-every 250 \
+    --steps ${GAN_STEPS:-5000} --batch-size 64 --r1 1 --checkpoint-every 250 \
     --sample-every 500 --seed 0 --device "$device" --resume
 gan_done=$(date +%s)
 $genc train encoder "${opts[@]}" --model "$run" --m 128 --width 32 --real-fraction 0.5 \
-    --steps ${ENCODER_STEPS:-4000} --batch-size 64 --seed 0 --device "$device" --resume
+    --steps ${ENCODER_STEPS:-2000} --batch-size 64 --seed 0 --device "$device" --resume \
+    --regressor-steps ${REGRESSOR_STEPS:-1000} --regressor-batch-size 64
+$genc train codec "${opts[@]}" --model "$run"
 end=$(date +%s)
 echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s (this invocation)" \
     | tee -a "$run"/train_time.txt

@@ -17,13 +17,14 @@ $genc train gan --data mnist5k --out "$run" --arch dcgan --latent-dim 64 --width
 gan_done=$(date +%s)
 $genc train encoder --data mnist5k --model "$run" --m 64 --width 16 --real-fraction 0.5 \
     --steps 3000 --batch-size 64 --seed 0 --resume
+$genc train codec --data mnist5k --model "$run"
 end=$(date +%s)
 
 dest=src/generative_encoder/weights/mnist5k
 mkdir -p "$dest"
-for name in generator discriminator encoder decoder; do
+for name in generator discriminator encoder decoder regressor codec; do
     cp "$run/$name.safetensors" "$run/$name.json" "$dest"/
 done
-cp "$run/model.json" "$run/gan_log.csv" "$run/encoder_log.csv" "$dest"/
+cp "$run/model.json" "$run/gan_log.csv" "$run/encoder_log.csv" "$run/regressor_log.csv" "$dest"/
 cp "$(ls "$run"/samples/step_*.png | tail -n 1)" "$dest"/samples.png
 echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s" | tee "$dest"/train_time.txt

@@ -28,8 +28,9 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A model folder (generator, discriminator, encoder, decoder) for 28 x 28 digits, trained for
-    a few steps only: enough to exercise every code path, not to restore well."""
+    """A model folder (generator, discriminator, encoder, decoder, latent regressor) for 28 x 28
+    digits, trained for a few steps only: enough to exercise every code path, not to restore
+    well."""
     from generative_encoder.data import get_dataset
     from generative_encoder.training import EncoderConfig, GANConfig, train_encoder, train_gan
 
@@ -56,6 +57,9 @@ def tiny_model_dir(tmp_path_factory):
             n_eval=64,
         ),
     )
+    from generative_encoder.training.regressor import RegressorConfig, train_regressor
+
+    train_regressor(out, RegressorConfig(steps=20, hidden=32, batch_size=16))
     return out
 
 

@@ -434,11 +434,13 @@ def test_cli_trains_began_then_a_vae_encoder(tmp_path, capsys):
     assert (
         main(
             ["train", "encoder", "--kind", "vae", "--model", out, "--m", "4", "--width", "4", *tiny]
+            + ["--regressor-steps", "3", "--regressor-hidden", "8"]
         )
         == 0
     )
     model = load_model(out)
     assert model.info["gan_arch"] == "began" and model.network("vae_encoder") is not None
+    assert model.network("vae_regressor").kwargs["code_dim"] == 4  # amortized GE's R
     assert "vae encoder m=4" in capsys.readouterr().out
     assert (
         main(

@@ -327,7 +327,7 @@ TYPE_CASES = [
         BASE | {"methods": {"identity": 1}},
         "methods must be a non-empty list of method names, got {'identity': 1}",
     ),
-    (BASE | {"methods": ["magic"]}, "unknown method 'magic'; known: aegan, autoencoder"),
+    (BASE | {"methods": ["magic"]}, "unknown method 'magic'; known: aegan, amortized, autoencoder"),
     (BASE | {"tasks": "denoise"}, "tasks must be a non-empty list of task objects, got 'denoise'"),
     (BASE | {"tasks": []}, "tasks must be a non-empty list of task objects, got []"),
     ({"methods": ["identity"]}, "tasks must be a non-empty list of task objects, got []"),

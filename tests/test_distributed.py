@@ -28,7 +28,8 @@ SCRIPT = textwrap.dedent(f"""
                  "--latent-dim", "8", "--width", "8", "--checkpoint-every", "4",
                  "--sample-every", "4"]) == 0
     assert main(["train", "encoder", "--model", out, "--steps", "{ENCODER_STEPS}",
-                 "--batch-size", "16", "--m", "8", "--width", "4"]) == 0
+                 "--batch-size", "16", "--m", "8", "--width", "4",
+                 "--regressor-steps", "0"]) == 0
 """)
 
 

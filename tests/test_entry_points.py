@@ -23,8 +23,9 @@ LATENT = {"steps": 4}
 CASES = {
     "ge": ("shipped", "inpaint", {"mask": "block"}, LATENT),
     "ge0": ("began", "denoise", {"sigma": 0.1}, LATENT),
-    "csgm": ("shipped", "superres", {"factor": 2}, LATENT),
+    "csgm": ("shipped", "superres", {"factor": 2}, LATENT | {"start": "amortized+prior"}),
     "autoencoder": ("shipped", "deblur", {}, {}),
+    "amortized": ("shipped", "superres", {"factor": 2}, {}),
     "aegan": ("began", "denoise", {"sigma": 0.1}, {}),
     "yeh": ("shipped", "inpaint", {"mask": "block"}, LATENT | {"blend": True}),
     "lvr": ("began", "denoise", {"sigma": 0.1}, LATENT),

@@ -55,6 +55,26 @@ def progress_callback(total: int, desc: str, keys: Sequence[str]):
     return on_step
 
 
+class LazyBar:
+    """A tqdm bar made at its first update (an error before any work is the only line printed);
+    ``update(n)`` is the ``on_batch`` callback of folder runs."""
+
+    def __init__(self, desc: str, total: int | None = None, unit: str = "img"):
+        self.desc, self.total, self.unit, self.bar = desc, total, unit, None
+
+    def update(self, n: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, dynamic_ncols=True)
+        self.bar.update(n)
+
+    def __enter__(self) -> "LazyBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
@@ -67,6 +87,44 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="dataset option, repeatable: root=DIR, size=64, channels=3, path=VOL.tif",
     )
+
+
+def add_regressor_args(p: argparse.ArgumentParser, steps_flag: str) -> None:
+    from .training.regressor import RegressorConfig
+
+    default = RegressorConfig()
+    p.add_argument(
+        steps_flag,
+        dest="regressor_steps",
+        type=int,
+        default=default.steps,
+        help="Adam steps of amortized GE's latent regressor"
+        + (" (0: do not train it)" if steps_flag != "--steps" else ""),
+    )
+    p.add_argument("--regressor-hidden", type=int, default=default.hidden)
+    p.add_argument("--regressor-batch-size", type=int, default=default.batch_size)
+
+
+def run_regressor(args, encoder: str, device: str) -> None:
+    from .training.regressor import RegressorConfig, train_regressor
+
+    steps = args.regressor_steps
+    config = RegressorConfig(
+        steps=steps,
+        hidden=args.regressor_hidden,
+        batch_size=args.regressor_batch_size,
+        device=device,
+    )
+    on_step = progress_callback(steps, f"train regressor ({encoder})", ["loss", "image_loss"])
+    logs = train_regressor(args.model, config, encoder, overwrite=args.overwrite, on_step=on_step)
+    print(
+        f"latent regressor of the {encoder} encoder: G(R(E(G(z)))) is {logs['image_mse']:.5f} "
+        f"from G(z) in MSE on held samples (the amortized start)"
+    )
+
+
+def cmd_train_regressor(args) -> None:
+    run_regressor(args, args.encoder, args.device)
 
 
 def load_splits(args) -> tuple:
@@ -164,12 +222,17 @@ def cmd_train_encoder(args) -> None:
             f"{config.kind} encoder in {args.model} already has {config.steps} steps; nothing "
             "to do (a larger --steps continues it)"
         )
-        return
-    print(
-        f"{config.kind} encoder m={config.code_dim}: reconstruction MSE "
-        f"{logs['mse_real_test']:.5f} on real test images, "
-        f"{logs['mse_fake']:.5f} on generator samples"
-    )
+    else:
+        print(
+            f"{config.kind} encoder m={config.code_dim}: reconstruction MSE "
+            f"{logs['mse_real_test']:.5f} on real test images, "
+            f"{logs['mse_fake']:.5f} on generator samples"
+        )
+    from .models.families import family
+
+    present = (Path(args.model) / f"{family(config.kind).regressor}.safetensors").exists()
+    if args.regressor_steps > 0 and (args.overwrite or not present):
+        run_regressor(args, config.kind, args.device)
 
 
 def print_table(rows) -> None:
@@ -312,6 +375,95 @@ def cmd_restore(args) -> None:
         f"restored {summary.restored} image(s) into {summary.out}/restored (grid.png, "
         f"metrics.csv, latents/{extra}){where}"
     )
+
+
+def cmd_train_codec(args) -> None:
+    from .io.zoo import resolve_model
+    from .training.codec import fit_codec
+
+    model = resolve_model(args.model)
+    train_set, _ = load_splits(args)
+    with LazyBar("encode training images", len(train_set)) as bar:
+        quantizer = fit_codec(model, train_set, args.encoder, on_batch=bar.update)
+    print(
+        f"codec of the {args.encoder} encoder ({quantizer.code_dim} numbers, bits "
+        f"{', '.join(map(str, quantizer.bits))}) fitted on {len(train_set)} images, in "
+        f"{model.folder}"
+    )
+
+
+def cmd_evaluate_model(args) -> None:
+    from .apps.evaluate import evaluate_model, markdown
+    from .io.zoo import resolve_model
+
+    model = resolve_model(args.model)
+    train_set, test_set = load_splits(args)
+    report = evaluate_model(
+        model,
+        train_set,
+        test_set,
+        args.output,
+        n=args.n,
+        n_fit=args.n_fit,
+        steps=args.steps,
+        restarts=args.restarts,
+        fid=not args.no_fid,
+        on_stage=lambda what: print(f"evaluate: {what}", flush=True),
+    )
+    print(markdown(report), end="")
+    print(f"wrote {args.output}/evaluation.json, evaluation.md, samples.png")
+
+
+def cmd_compress(args) -> None:
+    from .apps.codec import Codec, compress_files
+    from .io.zoo import resolve_model
+
+    codec = Codec(resolve_model(args.model), args.encoder)
+    with LazyBar(f"compress at {args.bits} bits") as bar:
+        summary = compress_files(
+            args.inputs,
+            args.output,
+            codec,
+            args.bits,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+            on_batch=bar.update,
+        )
+    if summary.skipped:
+        print(f"kept {summary.skipped} file(s) already in {args.output} (--overwrite redoes them)")
+    if summary.resized:
+        print(
+            f"note: {summary.resized} image(s) were center-cropped and resized to the model's size"
+        )
+    if summary.written:
+        c, h, w = codec.model.image_shape
+        mean = summary.bytes / summary.written
+        print(
+            f"compressed {summary.written} image(s) into {args.output}: {mean:.1f} bytes each, "
+            f"{8 * mean / (h * w):.3f} bits per pixel"
+        )
+
+
+def cmd_decompress(args) -> None:
+    from .apps.codec import Codec, decompress_files
+    from .io.zoo import resolve_model
+
+    codec = Codec(resolve_model(args.model), args.encoder)
+    options = parse_options(args.method_opt, "--method-opt")
+    with LazyBar(f"decompress with {args.decoder}") as bar:
+        summary = decompress_files(
+            args.inputs,
+            args.output,
+            codec,
+            args.decoder,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+            on_batch=bar.update,
+            **options,
+        )
+    if summary.skipped:
+        print(f"kept {summary.skipped} image(s) already in {args.output} (--overwrite redoes them)")
+    print(f"decoded {summary.written} image(s) into {args.output}")
 
 
 def cmd_list(args) -> None:
@@ -463,7 +615,76 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument(
         "--overwrite", action="store_true", help="train anew over this family's encoder"
     )
+    add_regressor_args(enc, "--regressor-steps")
     enc.set_defaults(func=cmd_train_encoder)
+
+    reg = train_sub.add_parser(
+        "regressor",
+        help="train amortized GE's latent regressor R: code -> latent (genc train encoder runs it)",
+    )
+    reg.add_argument("--model", required=True, help="model folder holding generator and encoder")
+    reg.add_argument("--encoder", default="ge1", help="encoder family: ge1, vae, aegan, ge0")
+    add_regressor_args(reg, "--steps")
+    reg.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
+    reg.add_argument("--overwrite", action="store_true", help="train anew over a regressor")
+    reg.set_defaults(func=cmd_train_regressor)
+
+    codec = train_sub.add_parser(
+        "codec", help="fit the codec's quantiser on the training images' codes (genc compress)"
+    )
+    add_data_args(codec)
+    codec.add_argument("--model", required=True, help="model folder holding the encoder")
+    codec.add_argument("--encoder", default="ge1", help="encoder family: ge1, vae, aegan, ge0")
+    codec.set_defaults(func=cmd_train_codec)
+
+    ev = sub.add_parser(
+        "evaluate-model",
+        help="a model's quality as a prior: representation error, FID, rock measures",
+    )
+    ev.add_argument("model", help="model folder or shipped model name")
+    add_data_args(ev)
+    ev.add_argument("-o", "--output", required=True, help="output folder")
+    ev.add_argument("--n", type=int, default=500, help="held-out images and samples")
+    ev.add_argument(
+        "--n-fit", type=int, default=100, help="held-out images for the representation error"
+    )
+    ev.add_argument("--steps", type=int, default=500, help="CSGM steps of the representation error")
+    ev.add_argument("--restarts", type=int, default=2)
+    ev.add_argument("--no-fid", action="store_true", help="skip the domain FID")
+    ev.set_defaults(func=cmd_evaluate_model)
+
+    comp = sub.add_parser("compress", help="compress images into .genc files (the encoder code)")
+    comp.add_argument("inputs", nargs="+", help="image files or folders")
+    comp.add_argument("-o", "--output", required=True, help="output folder")
+    comp.add_argument("--model", default="mnist5k", help="model folder or shipped model name")
+    comp.add_argument("--encoder", default="ge1", help="encoder family: ge1, vae, aegan, ge0")
+    comp.add_argument(
+        "--bits", type=int, default=4, help="bits per code number before entropy coding: 1-6"
+    )
+    comp.add_argument("--batch-size", type=int, default=64)
+    comp.add_argument("--overwrite", action="store_true", help="redo files already in -o")
+    comp.set_defaults(func=cmd_compress)
+
+    dec = sub.add_parser("decompress", help="decode .genc files into PNG images")
+    dec.add_argument("inputs", nargs="+", help=".genc files or folders")
+    dec.add_argument("-o", "--output", required=True, help="output folder")
+    dec.add_argument("--model", default="mnist5k", help="the model the files were made with")
+    dec.add_argument("--encoder", default="ge1", help="encoder family: ge1, vae, aegan, ge0")
+    dec.add_argument(
+        "--decoder",
+        default="ge",
+        help="ge (search the generator for the code; sharp), autoencoder (fast) or amortized "
+        "(G(R(code)): the latent regressor's start, no search)",
+    )
+    dec.add_argument(
+        "--method-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="ge's options, repeatable: steps=500, restarts=2, latent_weight=0.1",
+    )
+    dec.add_argument("--batch-size", type=int, default=64)
+    dec.add_argument("--overwrite", action="store_true", help="redo images already in -o")
+    dec.set_defaults(func=cmd_decompress)
 
     restore = sub.add_parser("restore", help="restore degraded images (or --simulate a task)")
     restore.add_argument("inputs", nargs="+", help="image files or folders")

@@ -70,20 +70,26 @@ def shard_from_env(env: dict | None = None) -> tuple[int, int]:
     return rank, world
 
 
-def gather_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """The image files named or found (recursively) in folders; two inputs whose outputs would
-    share a name (``a/x.png``, ``b/x.jpg`` -> ``restored/x.png``), names that are not valid
-    text and anything but regular files (a FIFO would block the read forever) are refused."""
+def gather_inputs(
+    paths: Sequence[str | os.PathLike],
+    find: Callable[[Path], list[Path]] = list_images,
+    written_as: str = "restored/{}.png",
+    what: str = "images",
+) -> list[Path]:
+    """The files named or found in folders by ``find`` (images, recursively); two inputs whose
+    outputs would share a name (``a/x.png``, ``b/x.jpg`` -> ``written_as`` of ``x``), names that
+    are not valid text and anything but regular files (a FIFO would block the read forever) are
+    refused."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += list_images(p)
+            files += find(p)
         elif p.exists():
             files.append(p)
         else:
             raise ConfigError(f"input {p} does not exist")
     if not files:
-        raise ConfigError(f"no images found in {', '.join(map(str, paths))}")
+        raise ConfigError(f"no {what} found in {', '.join(map(str, paths))}")
     files = list(dict.fromkeys(files))  # a file given twice is restored once
     for f in files:
         try:
@@ -99,7 +105,7 @@ def gather_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
         if f.stem in by_stem:
             raise ConfigError(
                 f"inputs {by_stem[f.stem]} and {f} would both be written to "
-                f"restored/{f.stem}.png; rename one"
+                f"{written_as.format(f.stem)}; rename one"
             )
         by_stem[f.stem] = f
     return files

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..data import NO_LABEL
 from ..errors import ConfigError, DataError
 from ..training.loop import dataset_name
 
@@ -141,6 +142,12 @@ class RotatedImages(Dataset):
     def __getitem__(self, i: int):
         image, k = self.dataset[i // 4][0], i % 4
         return torch.rot90(image, k, dims=(-2, -1)), k
+
+
+def feature_training_set(dataset):
+    """What a domain classifier for FID trains on: the data set itself when it has labels, else
+    its four rotations (:class:`RotatedImages`)."""
+    return RotatedImages(dataset) if dataset[0][1] == NO_LABEL else dataset
 
 
 @torch.no_grad()

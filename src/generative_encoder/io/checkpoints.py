@@ -36,6 +36,7 @@ from ..errors import CheckpointError, ConfigError
 from ..models.families import EXTRA_NETWORK_NAMES, FAMILIES
 from ..models.layers import IMAGE_SIZES
 from ..models.priors import LatentGenerator
+from ..models.quantizer import CodeQuantizer
 from ..models.registry import NETWORKS
 from ..registry import annotation_name, matches_annotation
 from .files import atomic_path
@@ -392,6 +393,8 @@ def role_archs(name: str) -> tuple[str, ...]:
     ``encoder`` and the families' ``*_encoder``, a decoder for ``decoder`` and ``*_decoder``."""
     if name == "generator":
         return tuple(n for n in NETWORKS.names() if issubclass(NETWORKS.get(n), LatentGenerator))
+    if name.endswith("regressor"):
+        return ("latent_regressor",)
     suffix = "_" + next(r for r in ("discriminator", "encoder", "decoder") if name.endswith(r))
     return tuple(n for n in NETWORKS.names() if n.endswith(suffix))
 
@@ -449,8 +452,23 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") ->
     bundle = ModelBundle(info=info, folder=folder, extras=extras, **nets)
     bundle.require("generator")
     for f in FAMILIES.values():
+        regressor = bundle.network(f.regressor)
+        if regressor is not None:
+            want = bundle.generator.kwargs["latent_dim"]
+            if regressor.kwargs["latent_dim"] != want:
+                raise CheckpointError(
+                    f"{folder / f'{f.regressor}.json'}: kwarg 'latent_dim' is "
+                    f"{regressor.kwargs['latent_dim']} but the generator's is {want}"
+                )
         encoder = bundle.network(f.encoder) if f.encoder else None
         decoder = bundle.network(f.decoder) if f.decoder else None
+        if regressor is not None and encoder is not None:
+            if regressor.kwargs["code_dim"] != encoder.kwargs["code_dim"]:
+                raise CheckpointError(
+                    f"{folder / f'{f.regressor}.json'}: kwarg 'code_dim' is "
+                    f"{regressor.kwargs['code_dim']} but {f.encoder}.json's is "
+                    f"{encoder.kwargs['code_dim']} (the regressor maps the encoder's codes)"
+                )
         if encoder is not None and decoder is not None:
             if encoder.kwargs["code_dim"] != decoder.kwargs["code_dim"]:
                 raise CheckpointError(
@@ -459,3 +477,61 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") ->
                     f"{encoder.kwargs['code_dim']} (the decoder decodes the encoder's codes)"
                 )
     return bundle
+
+
+QUANTIZER_FORMAT = "generative-encoder/quantizer"
+
+
+def quantizer_name(encoder: str) -> str:
+    """File stem of the quantiser of the encoder family ``encoder``: ``codec`` (ge1),
+    ``vae_codec``, ``ge0_codec``, ..."""
+    return "codec" if encoder == "ge1" else f"{encoder}_codec"
+
+
+def save_quantizer(folder: str | os.PathLike, name: str, quantizer: CodeQuantizer) -> None:
+    """Write ``folder/name.safetensors`` and ``folder/name.json`` for a fitted quantiser."""
+    folder = Path(folder)
+    save_tensors(folder / f"{name}.safetensors", quantizer.state_dict())
+    write_json(
+        folder / f"{name}.json",
+        {
+            "format": QUANTIZER_FORMAT,
+            "version": FORMAT_VERSION,
+            "bits": list(quantizer.bits),
+            "code_dim": quantizer.code_dim,
+        },
+    )
+
+
+def load_quantizer(folder: str | os.PathLike, name: str) -> CodeQuantizer:
+    """The quantiser ``folder/name`` written by :func:`save_quantizer`; CheckpointError when it
+    is missing, malformed, not finite, or its probability tables are not distributions."""
+    where = Path(folder) / f"{name}.json"
+    if not where.exists():
+        raise CheckpointError(
+            f"{Path(folder)} has no {name}.json: fit the codec with `genc train codec`"
+        )
+    config = read_json(where)
+    bits, m = config.get("bits"), config.get("code_dim")
+    if config.get("format") != QUANTIZER_FORMAT or not isinstance(bits, list) or not bits:
+        raise CheckpointError(f"{where} is not a quantiser description")
+    if not all(type(b) is int and 1 <= b <= 16 for b in bits) or type(m) is not int or m < 1:
+        raise CheckpointError(f"{where}: 'bits' must list integers in 1..16 and 'code_dim' be > 0")
+    tensors = load_tensors(Path(folder) / f"{name}.safetensors")
+    expected = {"lo": (m,), "hi": (m,)}
+    for b in bits:
+        expected[f"centroids_{b}"] = expected[f"probabilities_{b}"] = (m, 2**b)
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    if shapes != expected:
+        raise CheckpointError(f"{where}: the tensors do not match bits {bits}, code_dim {m}")
+    if not all(bool(torch.isfinite(v).all()) for v in tensors.values()):
+        raise CheckpointError(f"{where}: the quantiser holds NaN or Inf values")
+    if not bool((tensors["hi"] > tensors["lo"]).all()):
+        raise CheckpointError(f"{where}: a range has hi <= lo")
+    for b in bits:
+        p = tensors[f"probabilities_{b}"].double()
+        if not bool((p > 0).all()) or not torch.allclose(p.sum(1), torch.ones_like(p[:, 0])):
+            raise CheckpointError(f"{where}: probabilities_{b} is not a distribution per row")
+    quantizer = CodeQuantizer(tensors["lo"], tensors["hi"], tuple(bits))
+    quantizer.load_state_dict({k: v.float() for k, v in tensors.items()})
+    return quantizer

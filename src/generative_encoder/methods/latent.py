@@ -60,6 +60,9 @@ class LatentSearch(Reconstructor):
         ``default_latent_weight``; "auto" chooses it per problem from the measurements
         (:mod:`~generative_encoder.solve.weight`; ``last_auto`` says how), for the methods that
         have a default.
+    start (``ge`` and ``csgm``): where the search starts: "prior" (every restart drawn from the
+        latent prior), "amortized" (one start, R(E(x_dagger)) of the model's latent regressor:
+        amortized GE), "amortized+prior" (restart 0 from R, the others from the prior).
     """
 
     name = "latent"
@@ -68,6 +71,8 @@ class LatentSearch(Reconstructor):
     # weights differ per method; None: no default, and no "auto".
     default_latent_weight: float | None = None
     hides_any_measurement = False  # "auto" may hold out entries of any measurement (A(x) only)
+    amortizable = False  # whether ``start`` may be amortized (the method has an encoder to use)
+    start_encoder = "ge1"  # the encoder family whose regressor makes the amortized start
 
     def __init__(
         self,
@@ -80,16 +85,30 @@ class LatentSearch(Reconstructor):
         model.require(*self.needs)
         self.consistency = config_overrides.pop("consistency", "auto")
         check_consistency(self.consistency)
+        self.start = config_overrides.pop("start", "prior")
+        if self.start not in STARTS:
+            raise ConfigError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
+        if self.start != "prior" and not self.amortizable:
+            raise ConfigError(f"method {self.name!r} has no amortized start (ge and csgm have)")
         options = set(SolveConfig.__dataclass_fields__)
         unknown = sorted(set(config_overrides) - options)
         if unknown:
             raise ConfigError(
                 f"method {self.name!r} has no option {unknown}; options: "
-                f"{sorted(options | {'latent_weight', 'consistency'})}"
+                f"{sorted(options | {'latent_weight', 'consistency', 'start'})}"
             )
         check_arguments(SolveConfig, f"method {self.name!r}", **config_overrides)
         self.model = model
         self.config = replace(config or SolveConfig(), **config_overrides)
+        if self.start == "amortized":
+            if config_overrides.get("restarts", 1) != 1:
+                raise ConfigError(
+                    "start='amortized' runs the one start R(E(x_dagger)); "
+                    "'amortized+prior' adds restarts from the prior"
+                )
+            self.config = replace(self.config, restarts=1)
+        if self.start != "prior":
+            model.require(family(self.start_encoder).regressor)
         if isinstance(latent_weight, str) and latent_weight != "auto":
             raise ConfigError(
                 f"latent_weight must be a number >= 0 or 'auto', got {latent_weight!r}"
@@ -111,6 +130,8 @@ class LatentSearch(Reconstructor):
         check_measurements(y, physics, self.model.image_shape)
         y = y.detach()
         self.check_physics(physics)
+        if self.start != "prior" and init is None:
+            init = amortized_latent(self.model, self.start_encoder, y, physics)
         if self.latent_weight == "auto":
             if self.default_latent_weight is None:
                 raise ConfigError(
@@ -172,6 +193,19 @@ class LatentSearch(Reconstructor):
         return self.solve(y, physics, **kwargs).x
 
 
+STARTS = ("prior", "amortized", "amortized+prior")
+
+
+@torch.no_grad()
+def amortized_latent(model: ModelBundle, encoder: str, y: Tensor, physics: Physics) -> Tensor:
+    """R(E(x_dagger)) (B, d): the latent regressor of the family ``encoder`` on the code of the
+    lifted observation (for encoder sensing, of the code y itself)."""
+    own, _ = select_autoencoder(model, encoder)
+    _, _, code = _encoder_target(own, y, physics)
+    regressor = model.network(family(encoder).regressor)
+    return rowwise(regressor, code)
+
+
 def _prior(weight: float | Tensor):
     """lambda ||z||^2 per row; weight a float or one per row (N,)."""
     if isinstance(weight, Tensor):
@@ -229,6 +263,7 @@ class GenerativeEncoder(LatentSearch):
     kernel unused) instead of S = the known blur (the default)."""
 
     name = "ge"
+    amortizable = True
     # the best mean PSNR over four tasks on 32 TRAINING digits (experiments/lambda_sweep.py)
     default_latent_weight = 1e-1
 
@@ -241,6 +276,7 @@ class GenerativeEncoder(LatentSearch):
         blind: bool = False,
         **config_overrides,
     ):
+        self.start_encoder = encoder  # before the base class checks the regressor
         super().__init__(model, config, latent_weight, **config_overrides)
         select_autoencoder(model, encoder)  # fails now, not at the first call
         self.encoder_kind, self.blind = encoder, bool(blind)
@@ -281,6 +317,7 @@ class CSGM(LatentSearch):
     """CSGM / invertGAN: z* = argmin ||A(G(z)) - y||^2 + lambda ||z||^2, x_hat = G(z*)."""
 
     name = "csgm"
+    amortizable = True  # with the ge1 encoder's regressor
     default_latent_weight = 1e-3  # chosen as GE's (experiments/lambda_sweep.py)
     hides_any_measurement = True
 
@@ -305,6 +342,24 @@ class AutoEncoderBaseline(Reconstructor):
         encoder, decoder = select_autoencoder(self.model, self.encoder_kind)
         _, _, code = _encoder_target(encoder, y, physics)
         return rowwise(decoder, code).clamp(0, 1)  # BEGAN's decoder (GE0) is linear
+
+
+@METHODS.register("amortized")
+class Amortized(Reconstructor):
+    """Amortized GE without search, the zero-iteration row: x_hat = G(R(E(x_dagger))), R the
+    model's latent regressor of the family ``encoder`` (``genc train regressor``)."""
+
+    def __init__(self, model: ModelBundle, encoder: str = "ge1"):
+        super().__init__()
+        select_autoencoder(model, encoder)  # fails now, not at the first call
+        model.require(family(encoder).regressor)
+        self.model, self.encoder_kind = model, encoder
+
+    @torch.no_grad()
+    def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
+        check_measurements(y, physics, self.model.image_shape)
+        z = amortized_latent(self.model, self.encoder_kind, y, physics)
+        return rowwise(self.model.generator, z).clamp(0, 1)
 
 
 @METHODS.register("aegan")

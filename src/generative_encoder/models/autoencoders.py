@@ -148,3 +148,37 @@ class AutoEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.encoder(x))
+
+
+@network("latent_regressor")
+class LatentRegressor(nn.Module):
+    """Amortized GE's start: code (N, code_dim) -> latent (N, latent_dim), an MLP of ``layers``
+    hidden layers of ``hidden`` units (ReLU), trained on pairs (z, E(G(z))) so that
+    G(R(E(x))) approximates x without a search. ``channels`` and ``image_size`` record the
+    images of its encoder (a model folder checks them like every network's)."""
+
+    def __init__(
+        self,
+        channels: int = 1,
+        image_size: int = 28,
+        code_dim: int = 128,
+        latent_dim: int = 64,
+        hidden: int = 512,
+        layers: int = 2,
+    ):
+        super().__init__()
+        check_geometry(channels, image_size)
+        if min(code_dim, latent_dim, hidden, layers) < 1:
+            raise ConfigError(
+                "code_dim, latent_dim, hidden and layers must be >= 1, got "
+                f"{code_dim}, {latent_dim}, {hidden}, {layers}"
+            )
+        sizes = [code_dim] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for a, b in zip(sizes, sizes[1:]):
+            blocks += [RowLinear(a, b), nn.ReLU(True)]
+        self.mlp = nn.Sequential(*blocks, RowLinear(sizes[-1], latent_dim))
+        self.code_dim, self.latent_dim = code_dim, latent_dim
+
+    def forward(self, code: Tensor) -> Tensor:
+        return self.mlp(code)  # (N, latent_dim)

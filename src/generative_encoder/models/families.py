@@ -32,6 +32,12 @@ class Family:
         """File-name prefix of the family's networks: "" (``encoder``), "vae_" (``vae_encoder``)."""
         return self.encoder.removesuffix("encoder") if self.encoder else ""
 
+    @property
+    def regressor(self) -> str:
+        """Network name of the family's latent regressor (amortized GE): ``regressor`` (ge1),
+        ``vae_regressor``, ``ge0_regressor``."""
+        return f"{self.prefix or ('' if self.encoder else 'ge0_')}regressor"
+
 
 FAMILIES = {
     f.name: f
@@ -46,7 +52,7 @@ TRAINABLE = tuple(name for name, f in FAMILIES.items() if f.arch)
 # networks of the trainable families besides GE1's, which a model folder may hold
 EXTRA_NETWORK_NAMES = tuple(
     n for f in FAMILIES.values() if f.prefix for n in (f.encoder, f.decoder)
-)
+) + tuple(f.regressor for f in FAMILIES.values())
 
 
 def family(name: str, trainable: bool = False) -> Family:

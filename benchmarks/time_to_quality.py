@@ -1,0 +1,148 @@
+"""Time to quality: how long each solver takes per image to reach the mean PSNR that deepinv's
+``CSGMGenerator`` reaches in 500 iterations, on the same problems and generator, in one run.
+
+Problem: denoising (A = identity, sigma ``--sigma``) of the first ``--n`` test images of the
+model's data (one noise draw). Rows:
+
+- ``deepinv CSGMGenerator``: image by image, its own settings (lr 1e-2, U[-1, 1] start, no
+  prior, last iterate, ``--peer-steps`` iterations), the generator frozen as our engine freezes
+  it (``solve_vs_deepinv.py`` explains the setup); on the first ``--peer-n`` images. Its mean
+  PSNR on them is the target Q, its seconds per image the reference.
+- ``csgm`` and ``ge`` with the paper's settings (Adam lr 0.1, the methods' lambda, 2 restarts,
+  best iterate), each with ``start=prior`` (two restarts from N(0, I)), ``start=amortized`` (one
+  start at R(E(x_dagger)), the model's latent regressor) and ``start=amortized+prior``, each run
+  at every iteration count of ``--steps`` on all ``--n`` problems in one batch; and ``amortized``
+  (G(R(E(x_dagger))), zero iterations).
+
+For each row: seconds per image and mean PSNR at each iteration count (PSNR on the peer's
+images, to compare with Q), the first count that reaches Q, its seconds per image and the
+speed-up over deepinv (deepinv's seconds per image / ours at that count: the time-to-quality
+ratio), and PSNR at the largest count that costs no more per image than deepinv.
+
+Usage: python benchmarks/time_to_quality.py --out runs/ttq_mnist5k.json
+       python benchmarks/time_to_quality.py --model runs/berea64 --data rock \\
+           --data-opt path=../shared/data/rock/berea.zip --data-opt patch=64 ... --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from generative_encoder.cli import parse_options
+from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.eval.metrics import psnr
+from generative_encoder.io.zoo import resolve_model
+from generative_encoder.methods import METHODS
+from generative_encoder.physics import make_physics
+
+sys.path.insert(0, str(Path(__file__).parent))
+from solve_vs_deepinv import DEEPINV_LR, machine_info, run_deepinv  # noqa: E402
+
+STARTS = ("prior", "amortized", "amortized+prior")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="mnist5k")
+    p.add_argument("--data", default="mnist5k")
+    p.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--peer-n", type=int, default=16)
+    p.add_argument("--peer-steps", type=int, default=500)
+    p.add_argument("--steps", default="5,10,20,50,100,200,500")
+    p.add_argument("--sigma", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    info = machine_info(args.threads)
+    model = resolve_model(args.model)
+    test = get_dataset(args.data, "test", **parse_options(args.data_opt, "--data-opt"))
+    x = stack_images(test, range(min(args.n, len(test))))
+    physics = make_physics("denoise", model.image_shape, seed=args.seed, sigma=args.sigma)
+    torch.manual_seed(args.seed)
+    y = physics(x)
+    k = min(args.peer_n, len(x))
+
+    peer_args = argparse.Namespace(steps=args.peer_steps, lr=DEEPINV_LR, peer_n=k, seed=args.seed)
+    peer, _ = run_deepinv(model.generator, y, x, physics, peer_args, stock=False)
+    target = peer.mean_psnr
+    peer_s = peer.wall_s / k
+    print(f"{info}\ndeepinv: {peer_s:.3f} s/image, mean PSNR {target:.2f} dB on {k} images")
+
+    rows = []
+
+    def record(name: str, steps: int, fn) -> None:
+        fn(y[:2])  # warm-up
+        t0 = time.perf_counter()
+        x_hat = fn(y).detach()
+        wall = time.perf_counter() - t0
+        row = {
+            "row": name,
+            "steps": steps,
+            "s_per_image": wall / len(y),
+            "psnr_peer_images": float(psnr(x_hat[:k], x[:k]).mean()),
+            "psnr_all": float(psnr(x_hat, x).mean()),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    amortized = METHODS.build("amortized", model=model)
+    record("amortized", 0, lambda b: amortized(b, physics))
+    for method in ("csgm", "ge"):
+        for start in STARTS:
+            for steps in map(int, args.steps.split(",")):
+                solver = METHODS.build(method, model=model, steps=steps, start=start)
+                record(f"{method} start={start}", steps, lambda b, s=solver: s(b, physics))
+
+    summary = []
+    for name in dict.fromkeys(r["row"] for r in rows):
+        mine = sorted((r for r in rows if r["row"] == name), key=lambda r: r["steps"])
+        reached = next((r for r in mine if r["psnr_peer_images"] >= target), None)
+        affordable = [r for r in mine if r["s_per_image"] <= peer_s]
+        summary.append(
+            {
+                "row": name,
+                "images_per_s_at_max_steps": 1 / mine[-1]["s_per_image"],
+                "steps_to_target": reached and reached["steps"],
+                "s_per_image_to_target": reached and reached["s_per_image"],
+                "time_to_quality_speedup": reached and peer_s / reached["s_per_image"],
+                "psnr_at_equal_time": affordable[-1]["psnr_peer_images"] if affordable else None,
+            }
+        )
+    print("\n| row | images/s at max steps | steps to Q | s/image to Q | speed-up vs deepinv |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for s in summary:
+        if s["steps_to_target"] is None:
+            print(f"| {s['row']} | {s['images_per_s_at_max_steps']:.1f} | not reached | | |")
+        else:
+            print(
+                f"| {s['row']} | {s['images_per_s_at_max_steps']:.1f} | {s['steps_to_target']} | "
+                f"{s['s_per_image_to_target']:.4f} | {s['time_to_quality_speedup']:.0f}x |"
+            )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "args": {k_: str(v) for k_, v in vars(args).items()},
+                    "deepinv": {"s_per_image": peer_s, "mean_psnr": target, "images": k},
+                    "rows": rows,
+                    "summary": summary,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
