@@ -43,7 +43,7 @@ from generative_encoder.cli import parse_options
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.eval.attributes import feature_training_set
 from generative_encoder.eval.fid import FIDScorer, classifier_features, domain_classifier
-from generative_encoder.eval.metrics import psnr, ssim
+from generative_encoder.eval.metrics import paired_difference, psnr, ssim
 from generative_encoder.io.images import save_grid
 from generative_encoder.io.zoo import resolve_model
 
@@ -122,7 +122,7 @@ def main() -> None:
             steps=args.classifier_steps,
         )
         fid = FIDScorer(classifier_features(classifier), x)
-    rows, decoded = [], {}
+    rows, decoded, per_image, paired = [], {}, {}, []
 
     for bits in map(int, args.bits.split(",")):
         t0 = time.perf_counter()
@@ -140,7 +140,10 @@ def main() -> None:
             row.update(encode_img_s=len(x) / t_enc, decode_img_s=len(x) / t_dec)
             rows.append(row)
             decoded[(row["codec"], row["setting"])] = x_hat
+            per_image[(decoder, bits)] = psnr(x_hat, x)
             print(json.dumps(row))
+        gap = paired_difference(per_image[("ge", bits)], per_image[("autoencoder", bits)])
+        paired.append({"bits": bits} | gap)
 
     formats = [f for f in QUALITIES if f != "JPEG2000" or features.check("jpg_2000")]
     for fmt in formats:
@@ -159,12 +162,12 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    write_markdown(out / "rd.md", rows, args, len(x))
+    write_markdown(out / "rd.md", rows, args, len(x), paired)
     plot(out / "rd.png", rows)
     grid(out / "grid.png", rows, decoded, x)
 
 
-def write_markdown(path: Path, rows: list[dict], args, n: int) -> None:
+def write_markdown(path: Path, rows: list[dict], args, n: int, paired: list[dict]) -> None:
     lines = [
         f"# Rate-distortion: {args.model} on {n} test images of {args.data}",
         "",
@@ -178,6 +181,12 @@ def write_markdown(path: Path, rows: list[dict], args, n: int) -> None:
             f"| {r['codec']} | {r['setting']} | {r['bytes']:.1f} | {r['bpp']:.3f} | "
             f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['fid']:.2f} | {r['encode_img_s']:.0f} | "
             f"{r['decode_img_s']:.1f} |"
+        )
+    lines += ["", "## GE minus autoencoder decoding, PSNR per image (paired, 95 % interval)", ""]
+    lines += ["| bits | mean (dB) | interval | n |", "|---|---|---|---|"]
+    for g in paired:
+        lines.append(
+            f"| {g['bits']} | {g['mean']:+.2f} | [{g['low']:+.2f}, {g['high']:+.2f}] | {g['n']} |"
         )
     lines += ["", "## Classical codecs at the GE codec's rates (linear interpolation)", ""]
     lines += [

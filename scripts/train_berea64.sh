@@ -28,3 +28,8 @@ $genc train codec "${opts[@]}" --model "$run"
 end=$(date +%s)
 echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s (this invocation)" \
     | tee -a "$run"/train_time.txt
+# ship: a float16 copy into the package, then the codec fitted again on the shipped encoder
+py=${PYTHON:-$(dirname "$(command -v "$genc")")/python}
+dest=src/generative_encoder/weights/berea64
+"$py" scripts/ship_model.py "$run" "$dest"
+$genc train codec "${opts[@]}" --model "$dest"
