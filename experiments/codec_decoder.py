@@ -12,8 +12,6 @@ import argparse
 import json
 import time
 
-import torch
-
 from generative_encoder.apps.codec import Codec
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.eval.metrics import paired_difference, psnr
