@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..devices import check_device
+from ..errors import ConfigError
 from ..io.checkpoints import load_model, save_network
 from ..methods.latent import select_autoencoder
 from ..models.families import family
@@ -27,7 +28,7 @@ from ..models.registry import build_network
 from ..registry import check_finite_fields
 from ..solve import rowwise
 from .loop import CsvLog
-from .state import check_finite, prepare_run
+from .state import check_finite
 
 N_HELD = 1000  # held samples of the final evaluation
 
@@ -62,7 +63,10 @@ def train_regressor(
     check_device(config.device)
     folder = Path(model_dir)
     name = family(encoder).regressor
-    prepare_run(folder, f"{name}_state", (name,), "generator", resume=False, overwrite=overwrite)
+    if (folder / f"{name}.safetensors").exists() and not overwrite:
+        raise ConfigError(
+            f"{folder} already holds a trained run ({name}); use --overwrite to train it anew"
+        )
     model = load_model(folder, config.device)
     net, _ = select_autoencoder(model, encoder)
     generator = model.generator
