@@ -1,7 +1,9 @@
 """Named models: the ones that ship inside the package, looked up by name from any folder.
 
-``mnist5k`` (made by ``scripts/train_mnist5k.sh``) lives in ``generative_encoder/weights/``, so a
-wheel install carries it too.
+``mnist5k`` (28 x 28 digits, made by ``scripts/train_mnist5k.sh``) and ``berea64`` (64 x 64
+patches of segmented Berea sandstone micro-CT slices, ``scripts/train_berea64.sh``) live in
+``generative_encoder/weights/``, so a wheel install carries them too; each folder's ``MODEL.md``
+is its model card.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from ..errors import CheckpointError
 from .checkpoints import ModelBundle, load_model
 
-SHIPPED_MODELS = {"mnist5k": "weights/mnist5k"}
+SHIPPED_MODELS = {"mnist5k": "weights/mnist5k", "berea64": "weights/berea64"}
 
 
 def shipped_model_dir(name: str = "mnist5k") -> Path:
