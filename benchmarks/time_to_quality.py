@@ -56,6 +56,7 @@ def main() -> None:
     p.add_argument("--peer-n", type=int, default=16)
     p.add_argument("--peer-steps", type=int, default=500)
     p.add_argument("--steps", default="5,10,20,50,100,200,500")
+    p.add_argument("--methods", default="csgm,ge", help="latent methods to time")
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -96,7 +97,7 @@ def main() -> None:
 
     amortized = METHODS.build("amortized", model=model)
     record("amortized", 0, lambda b: amortized(b, physics))
-    for method in ("csgm", "ge"):
+    for method in args.methods.split(","):
         for start in STARTS:
             for steps in map(int, args.steps.split(",")):
                 solver = METHODS.build(method, model=model, steps=steps, start=start)

@@ -378,10 +378,10 @@ def cmd_restore(args) -> None:
 
 
 def cmd_train_codec(args) -> None:
-    from .io.zoo import resolve_model
+    from .io.checkpoints import load_model
     from .training.codec import fit_codec
 
-    model = resolve_model(args.model)
+    model = load_model(args.model)  # a folder: a shipped model is never written into
     train_set, _ = load_splits(args)
     with LazyBar("encode training images", len(train_set)) as bar:
         quantizer = fit_codec(model, train_set, args.encoder, on_batch=bar.update)
