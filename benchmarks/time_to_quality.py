@@ -57,6 +57,7 @@ def main() -> None:
     p.add_argument("--peer-steps", type=int, default=500)
     p.add_argument("--steps", default="5,10,20,50,100,200,500")
     p.add_argument("--methods", default="csgm,ge", help="latent methods to time")
+    p.add_argument("--starts", default=",".join(STARTS), help="their starts to time")
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -98,7 +99,7 @@ def main() -> None:
     amortized = METHODS.build("amortized", model=model)
     record("amortized", 0, lambda b: amortized(b, physics))
     for method in args.methods.split(","):
-        for start in STARTS:
+        for start in args.starts.split(","):
             for steps in map(int, args.steps.split(",")):
                 solver = METHODS.build(method, model=model, steps=steps, start=start)
                 record(f"{method} start={start}", steps, lambda b, s=solver: s(b, physics))
