@@ -1,6 +1,7 @@
 """The codec: quantiser, file format, `genc compress` / `genc decompress`, and every damaged-file
 case of the "Compressed files" table of docs/bad_inputs.md."""
 
+import os
 import shutil
 import struct
 import zlib
@@ -383,3 +384,19 @@ def test_fit_codec_writes_the_quantiser_into_the_model_folder(tmp_path):
     )
     assert load_quantizer(folder, "codec").bits == (1, 2) == q.bits
     assert Codec(model).model_id != Codec(shipped_model()).model_id
+
+
+def test_cli_train_codec_writes_into_a_model_folder_never_a_shipped_model(tmp_path, capsys):
+    folder = tmp_path / "m"
+    shutil.copytree(shipped_model_dir(), folder)
+    (folder / "codec.json").unlink()
+    assert main(["train", "codec", "--model", str(folder)]) == 0
+    assert "fitted on 4500 images" in capsys.readouterr().out
+    assert load_quantizer(folder, "codec").bits == (1, 2, 3, 4, 5, 6)
+    here = Path.cwd()
+    try:
+        os.chdir(tmp_path)
+        assert main(["train", "codec", "--model", "mnist5k"]) == 2
+    finally:
+        os.chdir(here)
+    assert "model folder mnist5k does not exist" in capsys.readouterr().err
