@@ -113,15 +113,23 @@ class Codec:
         """Images (B, C, H, W) in [0, 1] of files' bytes. decoder: "ge" (options: the method's,
         e.g. steps, restarts, latent_weight, start="amortized+prior"), "autoencoder" or
         "amortized" (G(R(code)), no search; needs the model's latent regressor)."""
-        if decoder not in DECODERS:
-            raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-        code = self.codes(blobs)
+        check_decoder(decoder)
+        return self.decode(self.codes(blobs), blobs, decoder, **options)
+
+    def decode(self, code: Tensor, blobs: Sequence[bytes], decoder: str, **options) -> Tensor:
+        """Images of checked codes (B, m) (:meth:`codes`) of the files ``blobs``, whose bytes
+        seed GE's random starts."""
         physics = make_physics("encoder_cs", self.model.image_shape, encoder=self.encoder)
         method = METHODS.build(decoder, model=self.model, encoder=self.encoder_kind, **options)
         if decoder != "ge":
             return method(code, physics)
         seeds = [image_seed(0, hashlib.sha256(b).hexdigest(), LATENT_STREAM) for b in blobs]
         return method.solve(code, physics, seeds=seeds).x.detach()
+
+
+def check_decoder(decoder: str) -> None:
+    if decoder not in DECODERS:
+        raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
 
 
 @dataclass
@@ -194,16 +202,16 @@ def decompress_files(
 ) -> CodecSummary:
     """Decode the ``.genc`` files named or found in folders into ``output/NAME.png``. Every
     file is checked before any is decoded: one bad file stops the run with its name."""
-    if decoder not in DECODERS:
-        raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    check_decoder(decoder)
     files = gather_inputs(inputs, _find_compressed, "{}.png", f"{SUFFIX} files")
     check_apart(inputs, files, output)
     blobs = {f: f.read_bytes() for f in files}
-    codec.codes(list(blobs.values()), [str(f) for f in files])
+    codes = dict(zip(files, codec.codes(list(blobs.values()), [str(f) for f in files])))
     out = ensure_folder(output)
     todo = _pending(files, out, ".png", overwrite)
     for batch in _batches(todo, batch_size):
-        x = codec.decompress([blobs[f] for f in batch], decoder, **options)
+        code = torch.stack([codes[f] for f in batch])
+        x = codec.decode(code, [blobs[f] for f in batch], decoder, **options)
         for f, image in zip(batch, x):
             write_image(path_inside(out, f.stem + ".png"), image)
         if on_batch:
