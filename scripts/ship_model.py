@@ -26,7 +26,14 @@ from generative_encoder.io.checkpoints import (
     save_tensors,
 )
 
-LOGS = ("gan_log.csv", "encoder_log.csv", "regressor_log.csv", "train_time.txt", "model.json")
+LOGS = (
+    "gan_log.csv",
+    "encoder_log.csv",
+    "regressor_log.csv",
+    "denoiser_log.csv",
+    "train_time.txt",
+    "model.json",
+)
 
 
 def main() -> None:
@@ -59,6 +66,11 @@ def main() -> None:
             diff = (full.encoder(x_full) - shipped.encoder(x_full)).abs().max()
             scale = full.encoder(x_full).abs().max()
             print(f"encoder: largest |E32(x) - E16(x)| = {diff:.2e} (codes up to {scale:.2f})")
+        if full.network("denoiser") is not None:
+            noise = torch.randn(x_full.shape, generator=torch.Generator().manual_seed(1))
+            noisy = x_full + 0.1 * noise
+            diff = full.network("denoiser")(noisy, 0.1) - shipped.network("denoiser")(noisy, 0.1)
+            print(f"denoiser: largest |D32(x) - D16(x)| = {diff.abs().max():.2e} at noise 0.1")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 # (../shared/data/rock/berea.zip), cut from slices along all three axes of its first three
 # quarters along z (z-slices 300..399 are held out: no training patch touches them), DCGAN with
 # the R1 penalty (without it this binary data collapsed at latent 64), then the conv encoder,
-# amortized GE's latent regressor and the codec's quantiser.
+# amortized GE's latent regressor, the codec's quantiser and plug-and-play's denoiser.
 # Resumable: rerun the same command after an interruption and it continues from the last
 # checkpoint (every 250 steps). Usage: bash scripts/train_berea64.sh [RUN_DIR] [ZIP] [DEVICE]
 set -euo pipefail
@@ -25,6 +25,8 @@ $genc train encoder "${opts[@]}" --model "$run" --m 128 --width 32 --real-fracti
     --steps ${ENCODER_STEPS:-2000} --batch-size 64 --seed 0 --device "$device" --resume \
     --regressor-steps ${REGRESSOR_STEPS:-1000} --regressor-batch-size 64
 $genc train codec "${opts[@]}" --model "$run"
+$genc train denoiser "${opts[@]}" --model "$run" --steps ${DENOISER_STEPS:-1500} --seed 0 \
+    --device "$device" --resume
 end=$(date +%s)
 echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s (this invocation)" \
     | tee -a "$run"/train_time.txt

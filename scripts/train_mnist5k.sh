@@ -19,12 +19,17 @@ $genc train encoder --data mnist5k --model "$run" --m 64 --width 16 --real-fract
     --steps 3000 --batch-size 64 --seed 0 --resume
 $genc train codec --data mnist5k --model "$run"
 end=$(date +%s)
+# plug-and-play's denoiser (the pnp method), trained on the same digits
+$genc train denoiser --data mnist5k --model "$run" --steps 3000 --seed 0 --resume
+denoiser_done=$(date +%s)
 
 dest=src/generative_encoder/weights/mnist5k
 mkdir -p "$dest"
-for name in generator discriminator encoder decoder regressor codec; do
+for name in generator discriminator encoder decoder regressor codec denoiser; do
     cp "$run/$name.safetensors" "$run/$name.json" "$dest"/
 done
-cp "$run/model.json" "$run/gan_log.csv" "$run/encoder_log.csv" "$run/regressor_log.csv" "$dest"/
+cp "$run/model.json" "$run/gan_log.csv" "$run/encoder_log.csv" "$run/regressor_log.csv" \
+    "$run/denoiser_log.csv" "$dest"/
 cp "$(ls "$run"/samples/step_*.png | tail -n 1)" "$dest"/samples.png
-echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s" | tee "$dest"/train_time.txt
+echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s," \
+    "denoiser: $((denoiser_done - end)) s" | tee "$dest"/train_time.txt

@@ -28,9 +28,9 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A model folder (generator, discriminator, encoder, decoder, latent regressor) for 28 x 28
-    digits, trained for a few steps only: enough to exercise every code path, not to restore
-    well."""
+    """A model folder (generator, discriminator, encoder, decoder, latent regressor, denoiser)
+    for 28 x 28 digits, trained for a few steps only: enough to exercise every code path, not to
+    restore well."""
     from generative_encoder.data import get_dataset
     from generative_encoder.training import EncoderConfig, GANConfig, train_encoder, train_gan
 
@@ -60,6 +60,11 @@ def tiny_model_dir(tmp_path_factory):
     from generative_encoder.training.regressor import RegressorConfig, train_regressor
 
     train_regressor(out, RegressorConfig(steps=20, hidden=32, batch_size=16))
+    from generative_encoder.training.denoiser import DenoiserConfig, train_denoiser
+
+    train_denoiser(
+        train, test, out, DenoiserConfig(steps=5, width=4, blocks=1, batch_size=4, n_eval=8)
+    )
     return out
 
 

@@ -155,7 +155,9 @@ def test_ge0_needs_a_began_discriminator():
         match="encoder='ge0' is the encoder of a BEGAN discrimin.*'dcgan_discriminator'",
     ):
         METHODS.build("ge0", model=ModelBundle(info=info, generator=G, discriminator=D))
-    with pytest.raises(ConfigError, match="encoder family must be one of ge1, vae, aegan, ge0"):
+    with pytest.raises(
+        ConfigError, match="encoder family must be one of ge1, vae, aegan, robust, ge0"
+    ):
         METHODS.build("ge", model=ModelBundle(info=info, generator=G), encoder="ge2")
 
 
@@ -266,7 +268,7 @@ def test_encoder_kinds_write_their_own_files(began_dir):
     for name in ("encoder", "vae", "aegan"):
         assert [int(r["step"]) for r in _rows(began_dir / f"{name}_log.csv")] == [1, 2]
     with pytest.raises(
-        ConfigError, match="encoder family must be one of ge1, vae, aegan, got 'pca'"
+        ConfigError, match="encoder family must be one of ge1, vae, aegan, robust, got 'pca'"
     ):
         EncoderConfig(kind="pca")
 

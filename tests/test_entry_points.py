@@ -39,6 +39,8 @@ CASES = {
     "lasso_dct": ("shipped", "cs", {"m": 200}, {}),
     "sparse_dct": ("shipped", "inpaint", {"mask": "random"}, {}),
     "identity": ("shipped", "denoise", {"sigma": 0.1}, {}),
+    "pnp": ("shipped", "deblur", {}, {}),
+    "dip": ("shipped", "inpaint", {"mask": "block"}, {"iterations": 20, "check_every": 5}),
 }
 
 
@@ -79,7 +81,7 @@ def test_restore_bench_and_call_give_the_same_images(name, began_dir, tmp_path):
     physics = task_physics(task, model, params, seed=0)
     y = simulate_each(physics, x, image_seeds(0, range(N_IMAGES), NOISE_STREAM))
     method = METHODS.build(name, model=model, **options)
-    latent = hasattr(method, "solve")
+    latent = hasattr(method, "solve") or getattr(method, "seeded", False)  # takes seeds
     seeds = {"seeds": image_seeds(0, range(N_IMAGES), LATENT_STREAM)} if latent else {}
     assert torch.equal(_uint8(method(y, physics, **seeds)), benched)
 

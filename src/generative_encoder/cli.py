@@ -185,7 +185,12 @@ def cmd_train_encoder(args) -> None:
     import os
 
     from .training import EncoderConfig, train_encoder
+    from .training.encoder import DEGRADATIONS
 
+    if args.degradations is None:
+        degradations = DEGRADATIONS if args.kind == "robust" else ()
+    else:
+        degradations = tuple(d.strip() for d in args.degradations.split(",") if d.strip())
     train_set, test_set = load_splits(args)
     config = EncoderConfig(
         code_dim=args.m,
@@ -202,6 +207,8 @@ def cmd_train_encoder(args) -> None:
         kind=args.kind,
         kl_weight=args.kl_weight,
         adv_weight=args.adv_weight,
+        degradations=degradations,
+        code_weight=args.code_weight,
     )
     on_step = progress_callback(
         config.steps, f"train encoder ({config.kind})", ["loss", "mse_real_test", "mse_fake"]
@@ -374,6 +381,40 @@ def cmd_restore(args) -> None:
     print(
         f"restored {summary.restored} image(s) into {summary.out}/restored (grid.png, "
         f"metrics.csv, latents/{extra}){where}"
+    )
+
+
+def cmd_train_denoiser(args) -> None:
+    from .training.denoiser import DenoiserConfig, train_denoiser
+
+    train_set, test_set = load_splits(args)
+    config = DenoiserConfig(
+        width=args.width,
+        blocks=args.blocks,
+        sigma_min=args.sigma_min,
+        sigma_max=args.sigma_max,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+    )
+    on_step = progress_callback(config.steps, "train denoiser", ["loss", "psnr_test"])
+    logs = train_denoiser(
+        train_set,
+        test_set,
+        args.model,
+        config,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        on_step=on_step,
+    )
+    if "psnr_test" not in logs:  # --resume of a run already at --steps: no step ran
+        print(f"denoiser in {args.model} already has {config.steps} steps; nothing to do")
+        return
+    print(
+        f"denoiser in {args.model}: {logs['psnr_test']:.2f} dB on held-out images at noise "
+        f"0.1 (noisy: {logs['psnr_noisy']:.2f} dB); {logs['seconds']:.0f} s"
     )
 
 
@@ -594,7 +635,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind",
         default="ge1",
         help="encoder family: ge1 (encoder.*), vae (vae_encoder.*; E(x) = posterior "
-        "mean), aegan (aegan_encoder.*: + adversarial loss on reconstructions)",
+        "mean), aegan (aegan_encoder.*: + adversarial loss on reconstructions), robust "
+        "(robust_encoder.*: decodes the clean image from degraded ones, --degradations)",
+    )
+    enc.add_argument(
+        "--degradations",
+        default=None,
+        help="robust: comma list of denoise, deblur, superres, inpaint drawn per image "
+        "(default all four); refused with another --kind",
+    )
+    enc.add_argument(
+        "--code-weight",
+        type=float,
+        default=0.0,
+        help="robust: weight of ||E(degraded) - E(clean)||^2 beside the clean reconstruction",
     )
     enc.add_argument("--kl-weight", type=float, default=1.0, help="vae: weight of the KL term")
     enc.add_argument(
@@ -623,18 +677,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="train amortized GE's latent regressor R: code -> latent (genc train encoder runs it)",
     )
     reg.add_argument("--model", required=True, help="model folder holding generator and encoder")
-    reg.add_argument("--encoder", default="ge1", help="encoder family: ge1, vae, aegan, ge0")
+    reg.add_argument(
+        "--encoder", default="ge1", help="encoder family: ge1, vae, aegan, robust, ge0"
+    )
     add_regressor_args(reg, "--steps")
     reg.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
     reg.add_argument("--overwrite", action="store_true", help="train anew over a regressor")
     reg.set_defaults(func=cmd_train_regressor)
+
+    den = train_sub.add_parser(
+        "denoiser",
+        help="train plug-and-play's denoiser (DRUNet, noise-level conditioned) on the real images",
+    )
+    add_data_args(den)
+    den.add_argument(
+        "--model", "--out", dest="model", required=True, help="model folder to add it to"
+    )
+    from .training.denoiser import DenoiserConfig
+
+    den_default = DenoiserConfig()
+    den.add_argument("--width", type=int, default=den_default.width, help="channels at full size")
+    den.add_argument(
+        "--blocks", type=int, default=den_default.blocks, help="residual blocks per scale"
+    )
+    den.add_argument("--sigma-min", type=float, default=den_default.sigma_min)
+    den.add_argument(
+        "--sigma-max",
+        type=float,
+        default=den_default.sigma_max,
+        help="noise std range, [0, 1] scale",
+    )
+    den.add_argument("--steps", type=int, default=den_default.steps)
+    den.add_argument("--batch-size", type=int, default=den_default.batch_size)
+    den.add_argument("--lr", type=float, default=den_default.lr)
+    den.add_argument("--seed", type=int, default=0)
+    den.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
+    den.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    den.add_argument("--overwrite", action="store_true", help="train anew over a denoiser")
+    den.set_defaults(func=cmd_train_denoiser)
 
     codec = train_sub.add_parser(
         "codec", help="fit the codec's quantiser on the training images' codes (genc compress)"
     )
     add_data_args(codec)
     codec.add_argument("--model", required=True, help="model folder holding the encoder")
-    codec.add_argument("--encoder", default="ge1", help="encoder family: ge1, vae, aegan, ge0")
+    codec.add_argument(
+        "--encoder", default="ge1", help="encoder family: ge1, vae, aegan, robust, ge0"
+    )
     codec.set_defaults(func=cmd_train_codec)
 
     ev = sub.add_parser(
@@ -657,7 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("inputs", nargs="+", help="image files or folders")
     comp.add_argument("-o", "--output", required=True, help="output folder")
     comp.add_argument("--model", default="mnist5k", help="model folder or shipped model name")
-    comp.add_argument("--encoder", default="ge1", help="encoder family: ge1, vae, aegan, ge0")
+    comp.add_argument(
+        "--encoder", default="ge1", help="encoder family: ge1, vae, aegan, robust, ge0"
+    )
     comp.add_argument(
         "--bits", type=int, default=4, help="bits per code number before entropy coding: 1-6"
     )
@@ -669,7 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("inputs", nargs="+", help=".genc files or folders")
     dec.add_argument("-o", "--output", required=True, help="output folder")
     dec.add_argument("--model", default="mnist5k", help="the model the files were made with")
-    dec.add_argument("--encoder", default="ge1", help="encoder family: ge1, vae, aegan, ge0")
+    dec.add_argument(
+        "--encoder", default="ge1", help="encoder family: ge1, vae, aegan, robust, ge0"
+    )
     dec.add_argument(
         "--decoder",
         default="ge",

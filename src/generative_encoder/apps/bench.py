@@ -436,7 +436,8 @@ def run_bench(
                 extra = solve_options(spec, t.name, name)
                 method = methods_of[t.name, name]
                 t0 = time.perf_counter()
-                seeds = {"seeds": start_seeds} if isinstance(method, LatentSearch) else {}
+                seeded = isinstance(method, LatentSearch) or getattr(method, "seeded", False)
+                seeds = {"seeds": start_seeds} if seeded else {}
                 if extra:
                     result = method.solve(y, physics, **seeds)  # method(y, physics) is its .x
                     x_hat = result.x.detach()

@@ -43,8 +43,8 @@ DECODERS = ("ge", "autoencoder", "amortized")
 
 
 class Codec:
-    """The codec of a model's encoder family ``encoder`` (ge1, vae, aegan, ge0) and its fitted
-    quantiser (read from the model folder unless given)."""
+    """The codec of a model's encoder family ``encoder`` (ge1, vae, aegan, robust, ge0) and its
+    fitted quantiser (read from the model folder unless given)."""
 
     def __init__(
         self, model: ModelBundle, encoder: str = "ge1", quantizer: CodeQuantizer | None = None

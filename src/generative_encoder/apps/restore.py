@@ -116,7 +116,8 @@ def restore(
     built once for a run and used for every batch of it).
 
     seeds: one seed per problem for the random starts of latent-search methods (the engine's
-    ``seeds``); init: warm-start latents (B, d) or (B, R, d) for them; tau: the flag threshold
+    ``seeds``) and the random draws of methods marked ``seeded`` (``dip``); init: warm-start
+    latents (B, d) or (B, R, d) for them; tau: the flag threshold
     on the discrepancy ratio (:func:`generative_encoder.eval.diagnostics.calibrate`).
     """
     if not torch.isfinite(y).all():
@@ -130,7 +131,8 @@ def restore(
             raise ConfigError(
                 f"method {type(method).__name__} does not search a latent space: no init"
             )
-        x = method(y, physics)
+        seeded = getattr(method, "seeded", False)  # e.g. dip: a network drawn per problem
+        x = method(y, physics, seeds=seeds) if seeded and seeds is not None else method(y, physics)
     x = x.detach()
     with torch.no_grad():
         residual = measurement_residual(y, physics.A(x))

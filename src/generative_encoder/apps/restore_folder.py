@@ -436,7 +436,12 @@ class FolderRestore:
             else None
         )
         result = restore(
-            y, physics, self.method, seeds=seeds if self.latent else None, init=init, tau=tau
+            y,
+            physics,
+            self.method,
+            seeds=seeds if self.latent or getattr(self.method, "seeded", False) else None,
+            init=init,
+            tau=tau,
         )
         cands = None
         if r.candidates:

@@ -45,6 +45,8 @@ NETWORK_FORMAT = "generative-encoder/network"
 MODEL_FORMAT = "generative-encoder/model"
 FORMAT_VERSION = 1
 NETWORK_NAMES = ("generator", "discriminator", "encoder", "decoder")
+# plug-and-play's denoiser (``genc train denoiser``), besides the encoder families' networks
+DENOISER_NAME = "denoiser"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
 
 
@@ -158,6 +160,7 @@ KWARG_VALUES: dict[str, range | tuple] = {
     "n_classes": range(1, 65537),
     "depth": range(1, 8),
     "encoder_depth": range(1, 8),
+    "blocks": range(1, 9),
 }
 MAX_PARAMETERS = 2**28  # numbers in a network's state dict: 1 GiB of float32
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
@@ -329,7 +332,8 @@ class ModelBundle:
     ``generator`` maps (N, latent_dim) -> (N, C, S, S) in [0, 1]; ``encoder`` maps images to
     (N, code_dim); ``decoder`` maps codes back; ``discriminator`` maps images to logits (N,).
     Absent networks are None. ``extras`` holds the other encoder families found in the folder
-    (``vae_encoder``, ``aegan_decoder``, ...: ``models.families.EXTRA_NETWORK_NAMES``);
+    (``vae_encoder``, ``aegan_decoder``, ...: ``models.families.EXTRA_NETWORK_NAMES``) and the
+    plug-and-play ``denoiser``;
     ``network(name)``
     reads either kind.
     """
@@ -395,6 +399,8 @@ def role_archs(name: str) -> tuple[str, ...]:
         return tuple(n for n in NETWORKS.names() if issubclass(NETWORKS.get(n), LatentGenerator))
     if name.endswith("regressor"):
         return ("latent_regressor",)
+    if name == DENOISER_NAME:
+        return ("drunet",)
     suffix = "_" + next(r for r in ("discriminator", "encoder", "decoder") if name.endswith(r))
     return tuple(n for n in NETWORKS.names() if n.endswith(suffix))
 
@@ -428,7 +434,7 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") ->
                 f"{typ.__name__}, got {_short(info.get(key))}"
             )
     nets = {}
-    for name in NETWORK_NAMES + EXTRA_NETWORK_NAMES:
+    for name in NETWORK_NAMES + EXTRA_NETWORK_NAMES + (DENOISER_NAME,):
         where = folder / f"{name}.json"
         if not where.exists():
             continue
@@ -448,7 +454,9 @@ def load_model(folder: str | os.PathLike, device: torch.device | str = "cpu") ->
                         f"{info[key]!r}"
                     )
         nets[name] = _load_planned(folder, name, plan, device)
-    extras = {name: nets.pop(name) for name in EXTRA_NETWORK_NAMES if name in nets}
+    extras = {
+        name: nets.pop(name) for name in EXTRA_NETWORK_NAMES + (DENOISER_NAME,) if name in nets
+    }
     bundle = ModelBundle(info=info, folder=folder, extras=extras, **nets)
     bundle.require("generator")
     for f in FAMILIES.values():

@@ -108,7 +108,7 @@ def _require(physics: Physics, method: str, *types: type) -> None:
         )
 
 
-def _noise_sigma(physics: Physics, y: Tensor, method: str) -> np.ndarray:
+def noise_std(physics: Physics, y: Tensor, method: str) -> np.ndarray:
     """Per-image noise standard deviation (B,) of the physics' noise model: its Gaussian sigma, or
     for speckle ``y = x (1 + sigma n)`` the root-mean-square std ``sigma * rms(x)``, with rms(x)
     estimated as ``rms(y) / sqrt(1 + sigma^2)``."""
@@ -187,7 +187,7 @@ class BM3D(Reconstructor):
         import bm3d  # here, not at the top: importing it takes about a second
 
         _require(physics, "bm3d", Denoising)
-        sigmas = _noise_sigma(physics, y, "bm3d")
+        sigmas = noise_std(physics, y, "bm3d")
         out = []
         for image, sigma in zip(_to_numpy(y), sigmas):  # image (C, H, W)
             if image.shape[0] == 3:
@@ -224,7 +224,7 @@ class TV(Reconstructor):
             )
         if np.ptp(weights) > 0:  # deepinv's PGD takes one weight for the whole batch
             raise ConfigError(f"method 'tv' needs one weight per batch, got {weights.tolist()}")
-        init = _fill_holes(y, physics.mask) if isinstance(physics, Inpainting) else None
+        init = fill_holes(y, physics.mask) if isinstance(physics, Inpainting) else None
         solver = PGD(
             data_fidelity=L2(),
             prior=TVPrior(n_it_max=TV_PROX_ITERATIONS),
@@ -239,14 +239,14 @@ class TV(Reconstructor):
         """Per-image TV weight (B,): the ``weight`` option, else the sigma rule."""
         if self.weight is not None:
             return np.full(len(y), self.weight)
-        sigma = _noise_sigma(physics, y, "tv")
+        sigma = noise_std(physics, y, "tv")
         if isinstance(physics, Denoising):
             return np.maximum(TV_DENOISE_WEIGHT_PER_SIGMA * sigma, TV_MIN_WEIGHT)
         floor = TV_INPAINT_MIN_WEIGHT if isinstance(physics, Inpainting) else TV_MIN_WEIGHT
         return np.maximum(TV_WEIGHT_PER_SIGMA * sigma, floor)
 
 
-def _fill_holes(y: Tensor, mask: Tensor) -> Tensor:
+def fill_holes(y: Tensor, mask: Tensor) -> Tensor:
     """``y`` (B, C, H, W) with the pixels where ``mask`` is 0 set to their plane's observed mean."""
     mask = mask.expand_as(y)
     observed = mask.sum((-2, -1), keepdim=True).clamp(min=1)
@@ -268,7 +268,7 @@ class Wiener(Reconstructor):
         _require(physics, "wiener", Blur)
         kernels = _blur_kernels(physics, y.shape, "wiener")
         if self.balance is None:
-            sigma = _noise_sigma(physics, y, "wiener")
+            sigma = noise_std(physics, y, "wiener")
             balances = np.maximum(WIENER_BALANCE_PER_VARIANCE * sigma**2, WIENER_MIN_BALANCE)
         else:
             balances = np.full(len(y), self.balance)

@@ -3,7 +3,7 @@ DCGAN, BEGAN and progressive-GAN generators and discriminators, the GE journal p
 its VAE variant and decoder, a small classifier; latent priors and shared layers.
 """
 
-from . import autoencoders, began, classifier, dcgan, pgan  # noqa: F401  (registers the networks)
+from . import autoencoders, began, classifier, dcgan, denoisers, pgan  # noqa: F401  (registers the networks)
 from .priors import LATENT_DISTS, LatentGenerator, latent_parts, sample_latent
 from .registry import NETWORKS, build_network
 

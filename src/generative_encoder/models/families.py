@@ -5,6 +5,9 @@
 - ``vae``: a VAE whose E(x) is the posterior mean (``vae_encoder``, ``vae_decoder``);
 - ``aegan``: the conv autoencoder trained with an adversarial loss on its reconstructions
   (``aegan_encoder``, ``aegan_decoder``);
+- ``robust``: the conv autoencoder trained to decode the clean image from degraded inputs
+  (``genc train encoder --kind robust --degradations ...``; ``robust_encoder``,
+  ``robust_decoder``), so that GE's target E(x_dagger) points at the clean image;
 - ``ge0``: the encoder half of a BEGAN discriminator (inside ``discriminator``; not trained by
   ``genc train encoder``).
 """
@@ -45,6 +48,7 @@ FAMILIES = {
         Family("ge1", "encoder", "decoder", "conv_encoder", "encoder"),
         Family("vae", "vae_encoder", "vae_decoder", "vae_encoder", "vae"),
         Family("aegan", "aegan_encoder", "aegan_decoder", "conv_encoder", "aegan"),
+        Family("robust", "robust_encoder", "robust_decoder", "conv_encoder", "robust"),
         Family("ge0", None, None, None, None),
     )
 }
