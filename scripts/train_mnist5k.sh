@@ -17,6 +17,10 @@ $genc train gan --data mnist5k --out "$run" --arch dcgan --latent-dim 64 --width
 gan_done=$(date +%s)
 $genc train encoder --data mnist5k --model "$run" --m 64 --width 16 --real-fraction 0.5 \
     --steps 3000 --batch-size 64 --seed 0 --resume
+# the robust encoder family: decodes the clean digit from GE's x_dagger of a degraded one
+$genc train encoder --data mnist5k --model "$run" --kind robust \
+    --degradations denoise,deblur,superres,inpaint --m 64 --width 16 --real-fraction 0.5 \
+    --steps 3000 --batch-size 64 --seed 0 --resume --regressor-steps 0
 $genc train codec --data mnist5k --model "$run"
 end=$(date +%s)
 # plug-and-play's denoiser (the pnp method), trained on the same digits
@@ -25,11 +29,12 @@ denoiser_done=$(date +%s)
 
 dest=src/generative_encoder/weights/mnist5k
 mkdir -p "$dest"
-for name in generator discriminator encoder decoder regressor codec denoiser; do
+for name in generator discriminator encoder decoder robust_encoder robust_decoder regressor codec \
+    denoiser; do
     cp "$run/$name.safetensors" "$run/$name.json" "$dest"/
 done
 cp "$run/model.json" "$run/gan_log.csv" "$run/encoder_log.csv" "$run/regressor_log.csv" \
-    "$run/denoiser_log.csv" "$dest"/
+    "$run/robust_log.csv" "$run/denoiser_log.csv" "$dest"/
 cp "$(ls "$run"/samples/step_*.png | tail -n 1)" "$dest"/samples.png
 echo "GAN: $((gan_done - start)) s, encoder: $((end - gan_done)) s," \
     "denoiser: $((denoiser_done - end)) s" | tee "$dest"/train_time.txt

@@ -165,6 +165,8 @@ LATENT_CASES = {
     "ge auto": ("tiny", {"latent_weight": "auto"}),
     "csgm": ("tiny", {}),
     "csgm auto": ("tiny", {"latent_weight": "auto"}),
+    "ge adapt": ("tiny", {"adapt_steps": 5, "adapt_lr": 1e-2, "adapt_check_every": 1}),
+    "csgm adapt": ("tiny", {"adapt_steps": 5, "adapt_lr": 1e-2, "adapt_check_every": 1}),
     "yeh": ("tiny", {}),
     "yeh blend": ("tiny", {"blend": True}),
     "lvr": ("uniform", {}),

@@ -182,3 +182,17 @@ def test_dip_gives_an_image_alone_what_it_gives_in_a_batch(digits):
         dip(y, physics, seeds=[1])
     with pytest.raises(ConfigError, match="channels must be an integer >= 1"):
         METHODS.build("dip", channels=0)
+
+
+def test_genc_train_denoiser_adds_a_denoiser_to_a_model_folder(tiny_model_dir, tmp_path, capsys):
+    from generative_encoder.cli import main
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("denoiser*"))
+    argv = ["train", "denoiser", "--model", str(folder), "--steps", "2", "--batch-size", "2"]
+    assert main(argv + ["--width", "4", "--blocks", "1"]) == 0
+    assert "dB on held-out images at noise 0.1" in capsys.readouterr().out
+    D = load_model(folder).network("denoiser")
+    assert D.kwargs == {"channels": 1, "image_size": 28, "width": 4, "blocks": 1}
+    assert main(argv) == 2  # a second run without --resume or --overwrite is refused
+    assert "already holds a trained run" in capsys.readouterr().err

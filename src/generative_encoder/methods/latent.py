@@ -8,6 +8,12 @@
   "GA" / "invertGAN").
 - ``autoencoder``: decoder(E(x_dagger)), the journal's ConvAE row.
 
+Every latent method but ``lvr_sa`` takes ``adapt_steps`` > 0 to fine-tune, after the search, a
+copy of the generator per problem jointly with z* on the same objective
+(:mod:`~generative_encoder.solve.adapt`), the step count chosen without the clean image: by the
+discrepancy principle when the Gaussian noise std is known, else on a seeded tenth of the
+measured entries held out from the adaptation.
+
 ``ge`` and ``autoencoder`` take ``encoder=``: which encoder (and decoder) of the model folder,
 one of :mod:`~generative_encoder.models.families`. ``ge0`` and ``aegan`` are ``ge`` with
 ``encoder="ge0"`` and
@@ -26,7 +32,7 @@ from dataclasses import replace
 
 import torch
 from deepinv.models import Reconstructor
-from deepinv.physics import Blur, Physics
+from deepinv.physics import Blur, Inpainting, Physics
 from torch import Tensor
 
 from ..errors import ConfigError
@@ -34,6 +40,7 @@ from ..io.checkpoints import ModelBundle
 from ..models.families import family
 from ..physics import EncoderSensing, check_measurements, lift, match
 from ..physics.consistency import check_consistency, make_consistent
+from ..physics.noise import noise_sigma
 from ..registry import check_arguments
 from ..solve import (
     LossFn,
@@ -47,7 +54,15 @@ from ..solve import (
     latent_search,
     rowwise,
 )
-from ..solve.weight import AutoWeight, choose_weight
+from ..solve.adapt import (
+    AdaptConfig,
+    adapt_generator,
+    adapted_names,
+    discrepancy_score,
+    held_out_score,
+)
+from ..solve.engine import take_problems
+from ..solve.weight import AutoWeight, choose_weight, held_out_split
 from .registry import METHODS
 
 
@@ -63,6 +78,11 @@ class LatentSearch(Reconstructor):
     start (``ge`` and ``csgm``): where the search starts: "prior" (every restart drawn from the
         latent prior), "amortized" (one start, R(E(x_dagger)) of the model's latent regressor:
         amortized GE), "amortized+prior" (restart 0 from R, the others from the prior).
+    adapt_steps: 0 (off, the default) or the most Adam steps of per-problem generator adaptation
+        after the search (see the module); adapt_lr: its learning rate (weights and z);
+        adapt_layers: the last k layers with parameters (3 by default), or None (every layer);
+        adapt_check_every: steps between its stopping checks. ``solve(...).adapt_steps`` says
+        which step each problem kept.
     """
 
     name = "latent"
@@ -90,12 +110,25 @@ class LatentSearch(Reconstructor):
             raise ConfigError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
         if self.start != "prior" and not self.amortizable:
             raise ConfigError(f"method {self.name!r} has no amortized start (ge and csgm have)")
+        self.adapt = AdaptConfig(
+            **{
+                key: config_overrides.pop(f"adapt_{key}")
+                for key in AdaptConfig.__dataclass_fields__
+                if f"adapt_{key}" in config_overrides
+            }
+        )
+        if self.adapt.steps:
+            if type(self).finish is not LatentSearch.finish:
+                raise ConfigError(  # its last step regenerates from z with the unadapted G
+                    f"method {self.name!r} has no generator adaptation (adapt_steps)"
+                )
+            adapted_names(model.generator, self.adapt.layers)  # fails now, not at the first call
         options = set(SolveConfig.__dataclass_fields__)
         unknown = sorted(set(config_overrides) - options)
         if unknown:
             raise ConfigError(
                 f"method {self.name!r} has no option {unknown}; options: "
-                f"{sorted(options | {'latent_weight', 'consistency', 'start'})}"
+                f"{sorted(options | {'latent_weight', 'consistency', 'start'} | ADAPT_OPTIONS)}"
             )
         check_arguments(SolveConfig, f"method {self.name!r}", **config_overrides)
         self.model = model
@@ -151,8 +184,12 @@ class LatentSearch(Reconstructor):
                 self.hides_any_measurement,
                 self.name,
             )
+            weight = torch.tensor(self.last_auto.chosen, device=y.device)
         else:
             result = self._search(y, physics, self.latent_weight, seeds, init, on_step)
+            weight = self.latent_weight
+        if self.adapt.steps:
+            result = self._adapt(result, y, physics, weight)
         return replace(result, x=self.finish(result, y, physics).detach(), generated=result.x)
 
     def check_physics(self, physics: Physics) -> None:
@@ -188,12 +225,63 @@ class LatentSearch(Reconstructor):
             on_step=on_step,
         )
 
+    def _adapt(
+        self, result: SearchResult, y: Tensor, physics: Physics, weight: float | Tensor
+    ) -> SearchResult:
+        """The search's answer for y (B, ...) adapted (see the module); weight: lambda, or one
+        per problem (B,)."""
+        if len(y) == 1:  # a lone problem beside a copy of itself: see solve.rowwise
+            pair = torch.tensor([0, 0], device=result.z.device)
+            if isinstance(weight, Tensor):
+                weight = weight[pair.to(weight.device)]
+            twice = self._adapt(take_problems(result, pair), torch.cat([y, y]), physics, weight)
+            return take_problems(twice, pair[:1])
+        sigma = noise_sigma(physics)
+        if sigma is not None:
+            fit_physics, y_fit = physics, y
+            score = discrepancy_score(y, physics.A, sigma)
+        else:
+            fit_physics, y_fit, held = self._held_out(y, physics, result.x)
+            score = held_out_score(y, physics.A, held)
+        data, networks = self.data_term(y_fit, fit_physics, 1)
+        adapted = adapt_generator(
+            self.model.generator,
+            combine(data, _prior(weight)),
+            result.z,
+            result.x,
+            score,
+            sigma is not None,
+            self.adapt,
+            networks=networks,
+            clip=self.config.clip is not None,
+        )
+        return replace(
+            result,
+            z=adapted.z,
+            x=adapted.x,
+            objective=adapted.objective,
+            adapt_steps=adapted.step,
+        )
+
+    def _held_out(self, y: Tensor, physics: Physics, x: Tensor) -> tuple[Physics, Tensor, Tensor]:
+        """(physics, y, held-out indicator) of the adaptation when the noise is unknown: a
+        seeded tenth of the measured entries hidden from the fit; where the data term cannot
+        hide entries (GE away from inpainting), they are replaced by A(x) of the search's
+        answer x (B, C, H, W)."""
+        if isinstance(physics, Inpainting) or self.hides_any_measurement:
+            return held_out_split(y, physics, self.hides_any_measurement, self.name)
+        _, _, held = held_out_split(y, physics, True, self.name)
+        with torch.no_grad():
+            predicted = physics.A(x)
+        return physics, y * (1 - held) + predicted * held, held
+
     def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
         """``solve(y, physics).x``: the one path of every latent method."""
         return self.solve(y, physics, **kwargs).x
 
 
 STARTS = ("prior", "amortized", "amortized+prior")
+ADAPT_OPTIONS = {f"adapt_{key}" for key in AdaptConfig.__dataclass_fields__}
 
 
 @torch.no_grad()
@@ -242,7 +330,7 @@ def _encoder_target(encoder: torch.nn.Module, y: Tensor, physics: Physics, blind
             raise ConfigError(
                 "this encoder_cs measurement is the code of another encoder than "
                 "the method's; measure with the method's own family (the task's "
-                "encoder: ge1, ge0, vae or aegan)"
+                "encoder: ge1, ge0, vae, aegan or robust)"
             )
         return physics.encoder, (lambda x: x), y
     with torch.no_grad():

@@ -104,6 +104,9 @@ class SearchResult:
     snapshots (S, B, C, H, W): G(z) of the chosen restart at ``snapshot_steps``, or None.
     generated (B, C, H, W): G(z) when a method's last step made ``x`` something else (its
         consistency step, LVR-SA's shift), else None.
+    adapt_steps: with generator adaptation (:mod:`~generative_encoder.solve.adapt`), the steps
+        each problem's chosen iterate took (B ints; 0: the search's own answer); z, x and
+        objective are then that iterate's, x = G_b(z) with problem b's adapted weights.
     """
 
     z: Tensor
@@ -117,6 +120,7 @@ class SearchResult:
     snapshots: Tensor | None
     snapshot_steps: list[int]
     generated: Tensor | None = None
+    adapt_steps: list[int] | None = None
 
 
 def select_best(values: Tensor) -> Tensor:
@@ -368,6 +372,10 @@ def take_problems(result: SearchResult, rows: Tensor) -> SearchResult:
         history=result.history[:, rows],
         steps_run=result.steps_run[rows],
         snapshots=None if result.snapshots is None else result.snapshots[:, rows],
+        generated=None if result.generated is None else result.generated[rows],
+        adapt_steps=None
+        if result.adapt_steps is None
+        else [result.adapt_steps[i] for i in rows.tolist()],
     )
 
 

@@ -1,0 +1,214 @@
+"""Per-image generator adaptation after the latent search (the ``adapt_steps`` option)."""
+
+import pytest
+import torch
+
+from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.errors import ConfigError
+from generative_encoder.io.checkpoints import load_model
+from generative_encoder.methods import METHODS
+from generative_encoder.physics import make_physics
+from generative_encoder.physics.noise import residual
+from generative_encoder.solve.adapt import adapted_names
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return load_model(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Four real test digits: outside what the 20-step generator can make."""
+    return stack_images(get_dataset("mnist5k", "test"), range(4))
+
+
+def _measure(task, model, x, **params):
+    physics = make_physics(task, model.image_shape, seed=1, **params)
+    return physics, physics(x)
+
+
+@pytest.mark.parametrize("name", ["ge", "csgm"])
+def test_zero_adaptation_steps_is_the_plain_method_bit_for_bit(name, model, digits):
+    physics, y = _measure("denoise", model, digits, sigma=0.1)
+    plain = METHODS.build(name, model=model, steps=15).solve(y, physics)
+    off = METHODS.build(name, model=model, steps=15, adapt_steps=0, adapt_lr=0.5).solve(y, physics)
+    assert off.adapt_steps is None and plain.adapt_steps is None
+    for field in ("z", "x", "objective", "generated"):
+        assert torch.equal(getattr(off, field), getattr(plain, field))
+
+
+@pytest.mark.parametrize(
+    "name, task, params",
+    [
+        ("ge", "denoise", {"sigma": 0.1}),
+        ("csgm", "denoise", {"sigma": 0.1}),
+        ("ge", "inpaint", {"mask": "freeform"}),
+        ("csgm", "cs", {"m": 100}),
+        ("ge", "superres", {"factor": 2}),
+    ],
+)
+def test_adapted_problem_alone_equals_it_in_a_batch_of_4(name, task, params, model, digits):
+    """Stacked per-problem weights: a problem's adaptation does not see its batch-mates, whether
+    the steps are chosen by the discrepancy principle (sigma known) or on held-out entries."""
+    physics, y = _measure(task, model, digits, **params)
+    options = {"steps": 10, "adapt_steps": 6, "adapt_lr": 1e-2, "adapt_check_every": 2}
+    method = METHODS.build(name, model=model, **options)
+    batch = method.solve(y, physics, seeds=range(100, 104))
+    assert len(batch.adapt_steps) == 4 and all(0 <= s <= 6 for s in batch.adapt_steps)
+    for j in (0, 3):
+        alone = method.solve(y[j : j + 1], physics, seeds=[100 + j])
+        assert alone.adapt_steps == [batch.adapt_steps[j]]
+        torch.testing.assert_close(alone.z[0], batch.z[j], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(alone.x[0], batch.x[j], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["ge", "csgm"])
+def test_adaptation_lowers_the_residual_the_generator_cannot_explain(name, model, digits):
+    """Real digits at a noise level the tiny generator cannot reach: the discrepancy rule never
+    stops, so each problem keeps its lowest-residual check, below the plain search's."""
+    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    plain = METHODS.build(name, model=model, steps=20, consistency="none").solve(y, physics)
+    adapted = METHODS.build(
+        name, model=model, steps=20, consistency="none", adapt_steps=30, adapt_lr=1e-2
+    ).solve(y, physics)
+    assert all(s > 0 for s in adapted.adapt_steps)
+    before, after = residual(y, physics, plain.x), residual(y, physics, adapted.x)
+    assert bool((after < 0.9 * before).all()), (before, after)
+    assert bool((after > physics.noise_model.sigma**2 * y[0].numel()).all())  # never stopped
+
+
+def test_discrepancy_principle_stops_at_the_first_check_at_the_noise_level(model):
+    """Measurements of the generator's own images with large noise: the search alone already
+    explains them to the noise level, so no adaptation step is taken."""
+    G = model.generator
+    with torch.no_grad():
+        fakes = G(G.sample_latent(4, torch.Generator().manual_seed(7)))
+    physics, y = _measure("denoise", model, fakes, sigma=0.3)
+    plain = METHODS.build("csgm", model=model, steps=30).solve(y, physics)
+    adapted = METHODS.build("csgm", model=model, steps=30, adapt_steps=20).solve(y, physics)
+    fits = residual(y, physics, plain.x) <= 0.3**2 * y[0].numel()
+    assert bool(fits.any())
+    for j in fits.nonzero().flatten().tolist():
+        assert adapted.adapt_steps[j] == 0
+        assert torch.equal(adapted.x[j], plain.x[j])
+
+
+def test_held_out_rule_keeps_the_iterate_of_lowest_held_out_error(model, digits):
+    """Noise-free inpainting: every step's score is read, and the kept step's is the lowest."""
+    from generative_encoder.solve.adapt import held_out_score
+    from generative_encoder.solve.weight import held_out_split
+
+    physics, y = _measure("inpaint", model, digits, mask="freeform")
+    method = METHODS.build(
+        "csgm", model=model, steps=10, adapt_steps=8, adapt_lr=1e-2, adapt_check_every=1
+    )
+    result = method.solve(y, physics)
+    _, _, held = held_out_split(y, physics, True, "csgm")
+    score = held_out_score(y, physics.A, held)(result.generated)
+    plain = METHODS.build("csgm", model=model, steps=10).solve(y, physics)
+    plain_score = held_out_score(y, physics.A, held)(plain.generated)
+    assert bool((score <= plain_score).all())
+    moved = [j for j, s in enumerate(result.adapt_steps) if s > 0]
+    assert all(score[j] < plain_score[j] for j in moved)
+
+
+def test_chosen_steps_do_not_depend_on_the_clean_images(model, digits, monkeypatch, tmp_path):
+    """The method gets y only: the same y gives the same steps; and in the bench, scoring against
+    other clean images (same measurements, same seeds) changes the scores, not the steps."""
+    from generative_encoder.apps import bench
+    from generative_encoder.methods.latent import LatentSearch
+
+    physics, y = _measure("denoise", model, digits, sigma=0.1)
+    options = {"steps": 10, "adapt_steps": 6, "adapt_lr": 1e-2, "adapt_check_every": 2}
+    first = METHODS.build("ge", model=model, **options).solve(y, physics)
+    second = METHODS.build("ge", model=model, **options).solve(y.clone(), physics)
+    assert first.adapt_steps == second.adapt_steps and torch.equal(first.x, second.x)
+
+    chosen, fixed_y = [], {}
+    solve = LatentSearch.solve
+
+    def recording(self, *args, **kwargs):
+        result = solve(self, *args, **kwargs)
+        chosen.append(result.adapt_steps)
+        return result
+
+    def measured(physics, x, seeds):  # the same y whatever the clean images are
+        key = type(physics).__name__
+        if key not in fixed_y:
+            fixed_y[key] = bench_simulate(physics, x, seeds)
+        return fixed_y[key]
+
+    bench_simulate = bench.simulate_each
+    monkeypatch.setattr(LatentSearch, "solve", recording)
+    monkeypatch.setattr(bench, "simulate_each", measured)
+    spec = bench.spec_from_dict(
+        {
+            "data": "mnist5k",
+            "split": "test",
+            "n_images": 3,
+            "tasks": [
+                {"name": "noisy", "task": "denoise", "params": {"sigma": 0.1}},
+                {"name": "hole", "task": "inpaint", "params": {"mask": "freeform"}},
+            ],
+            "methods": ["ge", "csgm"],
+            "method_options": {"ge": options, "csgm": options},
+        }
+    )
+    rows = bench.run_bench(spec, model, tmp_path / "real")
+    real = list(chosen)
+    chosen.clear()
+    monkeypatch.setattr(bench, "stack_images", lambda d, i: 1 - stack_images(d, i))
+    other = bench.run_bench(spec, model, tmp_path / "inverted")
+    assert len(real) == 4 and all(len(s) == 3 for s in real)
+    assert chosen == real
+    assert all(a.psnr != b.psnr for a, b in zip(rows, other))  # the scores did change
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"adapt_steps": -1}, "adapt_steps must be an integer >= 0, got -1"),
+        ({"adapt_steps": 5, "adapt_lr": 0.0}, "adapt_lr must be > 0, got 0.0"),
+        ({"adapt_steps": 5, "adapt_lr": -1e-3}, "adapt_lr must be > 0, got -0.001"),
+        ({"adapt_layers": 0}, "adapt_layers must be None or an integer >= 1, got 0"),
+        ({"adapt_steps": 5, "adapt_layers": 99}, "adapt_layers=99 but the generator has 5 "),
+        ({"adapt_check_every": 0}, "adapt_check_every must be an integer >= 1, got 0"),
+        ({"adapt_lr": float("nan")}, "lr must be finite"),
+    ],
+)
+def test_invalid_adaptation_options_are_refused(options, message, model):
+    with pytest.raises(ConfigError, match=message) as error:
+        METHODS.build("ge", model=model, **options)
+    assert "\n" not in str(error.value)
+
+
+def test_adaptation_is_refused_where_the_last_step_regenerates_from_z(uniform_model_dir):
+    with pytest.raises(ConfigError, match="'lvr_sa' has no generator adaptation"):
+        METHODS.build("lvr_sa", model=load_model(uniform_model_dir), adapt_steps=3)
+
+
+def test_adapt_layers_picks_the_last_layers_with_parameters(model):
+    G = model.generator
+    assert adapted_names(G, None) == [name for name, _ in G.named_parameters()]
+    last = adapted_names(G, 1)
+    assert last == [n for n, _ in G.named_parameters()][-len(last) :]
+    assert set(adapted_names(G, 2)) > set(last)
+
+
+@pytest.mark.parametrize("layers", [None, 1])
+def test_the_shared_generator_is_left_as_it_was(layers, model, digits):
+    """Adaptation changes per-problem copies only: G's weights, its BatchNorm running statistics
+    (eval mode throughout) and its flags are the same after."""
+    G = model.generator
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    flags = [p.requires_grad for p in G.parameters()], G.training
+    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    result = METHODS.build(
+        "csgm", model=model, steps=5, adapt_steps=10, adapt_lr=1e-2, adapt_layers=layers
+    ).solve(y, physics)
+    assert all(s > 0 for s in result.adapt_steps)
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
+    assert ([p.requires_grad for p in G.parameters()], G.training) == flags
+    with torch.no_grad():
+        assert not torch.allclose(G(result.z), result.x, atol=1e-4)  # the adapted G made x
