@@ -14,6 +14,11 @@ copy of the generator per problem jointly with z* on the same objective
 discrepancy principle when the Gaussian noise std is known, else on a seeded tenth of the
 measured entries held out from the adaptation.
 
+``ge`` and ``csgm`` (every latent method but ``lvr_sa``) take ``ilo_steps`` > 0 instead for
+Intermediate Layer Optimization (:mod:`~generative_encoder.solve.ilo`): after the search, an
+intermediate activation of G is moved within an l1 ball around G_before(z*) on the same
+objective, its step count chosen by the same rules. The two cannot be combined.
+
 ``ge`` and ``autoencoder`` take ``encoder=``: which encoder (and decoder) of the model folder,
 one of :mod:`~generative_encoder.models.families`. ``ge0`` and ``aegan`` are ``ge`` with
 ``encoder="ge0"`` and
@@ -62,6 +67,7 @@ from ..solve.adapt import (
     held_out_score,
 )
 from ..solve.engine import take_problems
+from ..solve.ilo import ILOConfig, optimize_intermediate, split_generator
 from ..solve.weight import AutoWeight, choose_weight, held_out_split
 from .registry import METHODS
 
@@ -82,6 +88,12 @@ class LatentSearch(Reconstructor):
         after the search (see the module); adapt_lr: its learning rate (weights and z);
         adapt_layers: the last k layers with parameters (3 by default), or None (every layer);
         adapt_check_every: steps between its stopping checks. ``solve(...).adapt_steps`` says
+        which step each problem kept.
+    ilo_steps: 0 (off, the default) or the most Adam steps of Intermediate Layer Optimization
+        after the search; ilo_layer: the split point (the input of the k-th transposed
+        convolution of a DCGAN generator, k >= 1); ilo_radius: the l1 ball's radius as a mean
+        per element of the activation; ilo_lr: its learning rate; ilo_check_every: steps
+        between its stopping checks. Not with ``adapt_steps``. ``solve(...).ilo_steps`` says
         which step each problem kept.
     """
 
@@ -123,12 +135,27 @@ class LatentSearch(Reconstructor):
                     f"method {self.name!r} has no generator adaptation (adapt_steps)"
                 )
             adapted_names(model.generator, self.adapt.layers)  # fails now, not at the first call
+        self.ilo = ILOConfig(
+            **{
+                key: config_overrides.pop(f"ilo_{key}")
+                for key in ILOConfig.__dataclass_fields__
+                if f"ilo_{key}" in config_overrides
+            }
+        )
+        if self.ilo.steps:
+            if self.adapt.steps:
+                raise ConfigError("ilo_steps and adapt_steps cannot both be > 0; choose one")
+            if type(self).finish is not LatentSearch.finish:
+                raise ConfigError(  # its last step regenerates from z, dropping the new layer
+                    f"method {self.name!r} has no intermediate layer optimization (ilo_steps)"
+                )
+            split_generator(model.generator, self.ilo.layer)  # fails now, not at the first call
         options = set(SolveConfig.__dataclass_fields__)
         unknown = sorted(set(config_overrides) - options)
         if unknown:
             raise ConfigError(
                 f"method {self.name!r} has no option {unknown}; options: "
-                f"{sorted(options | {'latent_weight', 'consistency', 'start'} | ADAPT_OPTIONS)}"
+                f"{sorted(options | {'latent_weight', 'consistency', 'start'} | EXTRA_OPTIONS)}"
             )
         check_arguments(SolveConfig, f"method {self.name!r}", **config_overrides)
         self.model = model
@@ -190,6 +217,8 @@ class LatentSearch(Reconstructor):
             weight = self.latent_weight
         if self.adapt.steps:
             result = self._adapt(result, y, physics, weight)
+        if self.ilo.steps:
+            result = self._ilo(result, y, physics, weight)
         return replace(result, x=self.finish(result, y, physics).detach(), generated=result.x)
 
     def check_physics(self, physics: Physics) -> None:
@@ -236,21 +265,14 @@ class LatentSearch(Reconstructor):
                 weight = weight[pair.to(weight.device)]
             twice = self._adapt(take_problems(result, pair), torch.cat([y, y]), physics, weight)
             return take_problems(twice, pair[:1])
-        sigma = noise_sigma(physics)
-        if sigma is not None:
-            fit_physics, y_fit = physics, y
-            score = discrepancy_score(y, physics.A, sigma)
-        else:
-            fit_physics, y_fit, held = self._held_out(y, physics, result.x)
-            score = held_out_score(y, physics.A, held)
-        data, networks = self.data_term(y_fit, fit_physics, 1)
+        loss, networks, score, stops = self._refit(result, y, physics, weight)
         adapted = adapt_generator(
             self.model.generator,
-            combine(data, _prior(weight)),
+            loss,
             result.z,
             result.x,
             score,
-            sigma is not None,
+            stops,
             self.adapt,
             networks=networks,
             clip=self.config.clip is not None,
@@ -263,11 +285,49 @@ class LatentSearch(Reconstructor):
             adapt_steps=adapted.step,
         )
 
+    def _ilo(
+        self, result: SearchResult, y: Tensor, physics: Physics, weight: float | Tensor
+    ) -> SearchResult:
+        """The search's answer for y (B, ...) refined by Intermediate Layer Optimization (see
+        :mod:`~generative_encoder.solve.ilo`); weight: lambda, or one per problem (B,)."""
+        if len(y) == 1:  # a lone problem beside a copy of itself: see solve.rowwise
+            pair = torch.tensor([0, 0], device=result.z.device)
+            if isinstance(weight, Tensor):
+                weight = weight[pair.to(weight.device)]
+            twice = self._ilo(take_problems(result, pair), torch.cat([y, y]), physics, weight)
+            return take_problems(twice, pair[:1])
+        loss, networks, score, stops = self._refit(result, y, physics, weight)
+        found = optimize_intermediate(
+            self.model.generator,
+            loss,
+            result.z,
+            result.x,
+            score,
+            stops,
+            self.ilo,
+            networks=networks,
+        )
+        return replace(result, x=found.x, objective=found.objective, ilo_steps=found.step)
+
+    def _refit(self, result: SearchResult, y: Tensor, physics: Physics, weight: float | Tensor):
+        """(per-row loss, its networks, score, stops) of a step after the search on y (B, ...):
+        the discrepancy principle when the Gaussian noise std is known (stops), else the
+        held-out error of a seeded tenth of the measured entries hidden from the loss."""
+        sigma = noise_sigma(physics)
+        if sigma is not None:
+            fit_physics, y_fit = physics, y
+            score = discrepancy_score(y, physics.A, sigma)
+        else:
+            fit_physics, y_fit, held = self._held_out(y, physics, result.x)
+            score = held_out_score(y, physics.A, held)
+        data, networks = self.data_term(y_fit, fit_physics, 1)
+        return combine(data, _prior(weight)), networks, score, sigma is not None
+
     def _held_out(self, y: Tensor, physics: Physics, x: Tensor) -> tuple[Physics, Tensor, Tensor]:
-        """(physics, y, held-out indicator) of the adaptation when the noise is unknown: a
-        seeded tenth of the measured entries hidden from the fit; where the data term cannot
-        hide entries (GE away from inpainting), they are replaced by A(x) of the search's
-        answer x (B, C, H, W)."""
+        """(physics, y, held-out indicator) of a step after the search (adaptation, ILO) when
+        the noise is unknown: a seeded tenth of the measured entries hidden from the fit; where
+        the data term cannot hide entries (GE away from inpainting), they are replaced by A(x)
+        of the search's answer x (B, C, H, W)."""
         if isinstance(physics, Inpainting) or self.hides_any_measurement:
             return held_out_split(y, physics, self.hides_any_measurement, self.name)
         _, _, held = held_out_split(y, physics, True, self.name)
@@ -282,6 +342,8 @@ class LatentSearch(Reconstructor):
 
 STARTS = ("prior", "amortized", "amortized+prior")
 ADAPT_OPTIONS = {f"adapt_{key}" for key in AdaptConfig.__dataclass_fields__}
+ILO_OPTIONS = {f"ilo_{key}" for key in ILOConfig.__dataclass_fields__}
+EXTRA_OPTIONS = ADAPT_OPTIONS | ILO_OPTIONS
 
 
 @torch.no_grad()

@@ -107,6 +107,9 @@ class SearchResult:
     adapt_steps: with generator adaptation (:mod:`~generative_encoder.solve.adapt`), the steps
         each problem's chosen iterate took (B ints; 0: the search's own answer); z, x and
         objective are then that iterate's, x = G_b(z) with problem b's adapted weights.
+    ilo_steps: with intermediate layer optimization (:mod:`~generative_encoder.solve.ilo`), the
+        steps each problem's chosen iterate took (B ints; 0: the search's own answer); x and
+        objective are then that iterate's, x = G_after(h), z stays the search's z*.
     """
 
     z: Tensor
@@ -121,6 +124,7 @@ class SearchResult:
     snapshot_steps: list[int]
     generated: Tensor | None = None
     adapt_steps: list[int] | None = None
+    ilo_steps: list[int] | None = None
 
 
 def select_best(values: Tensor) -> Tensor:
@@ -376,6 +380,9 @@ def take_problems(result: SearchResult, rows: Tensor) -> SearchResult:
         adapt_steps=None
         if result.adapt_steps is None
         else [result.adapt_steps[i] for i in rows.tolist()],
+        ilo_steps=None
+        if result.ilo_steps is None
+        else [result.ilo_steps[i] for i in rows.tolist()],
     )
 
 
