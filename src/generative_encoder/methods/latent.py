@@ -259,12 +259,8 @@ class LatentSearch(Reconstructor):
     ) -> SearchResult:
         """The search's answer for y (B, ...) adapted (see the module); weight: lambda, or one
         per problem (B,)."""
-        if len(y) == 1:  # a lone problem beside a copy of itself: see solve.rowwise
-            pair = torch.tensor([0, 0], device=result.z.device)
-            if isinstance(weight, Tensor):
-                weight = weight[pair.to(weight.device)]
-            twice = self._adapt(take_problems(result, pair), torch.cat([y, y]), physics, weight)
-            return take_problems(twice, pair[:1])
+        if len(y) == 1:
+            return _beside_a_copy(self._adapt, result, y, physics, weight)
         loss, networks, score, stops = self._refit(result, y, physics, weight)
         adapted = adapt_generator(
             self.model.generator,
@@ -290,12 +286,8 @@ class LatentSearch(Reconstructor):
     ) -> SearchResult:
         """The search's answer for y (B, ...) refined by Intermediate Layer Optimization (see
         :mod:`~generative_encoder.solve.ilo`); weight: lambda, or one per problem (B,)."""
-        if len(y) == 1:  # a lone problem beside a copy of itself: see solve.rowwise
-            pair = torch.tensor([0, 0], device=result.z.device)
-            if isinstance(weight, Tensor):
-                weight = weight[pair.to(weight.device)]
-            twice = self._ilo(take_problems(result, pair), torch.cat([y, y]), physics, weight)
-            return take_problems(twice, pair[:1])
+        if len(y) == 1:
+            return _beside_a_copy(self._ilo, result, y, physics, weight)
         loss, networks, score, stops = self._refit(result, y, physics, weight)
         found = optimize_intermediate(
             self.model.generator,
@@ -338,6 +330,16 @@ class LatentSearch(Reconstructor):
     def forward(self, y: Tensor, physics: Physics, **kwargs) -> Tensor:
         """``solve(y, physics).x``: the one path of every latent method."""
         return self.solve(y, physics, **kwargs).x
+
+
+def _beside_a_copy(refine, result: SearchResult, y: Tensor, physics: Physics, weight):
+    """``refine(result, y, physics, weight)`` of a lone problem (y (1, ...)) run beside a copy
+    of itself: a batch of one takes other code paths, which round differently (solve.rowwise)."""
+    pair = torch.tensor([0, 0], device=result.z.device)
+    if isinstance(weight, Tensor):
+        weight = weight[pair.to(weight.device)]
+    twice = refine(take_problems(result, pair), torch.cat([y, y]), physics, weight)
+    return take_problems(twice, pair[:1])
 
 
 STARTS = ("prior", "amortized", "amortized+prior")

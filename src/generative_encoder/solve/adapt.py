@@ -74,6 +74,47 @@ class Adapted:
     step: list[int]
 
 
+class BestIterate:
+    """Per problem, the best-scored iterate of a step after the search (adaptation, ILO):
+    the search's answer x (B, C, H, W) at step 0, then each ``check``; ``score``: (B, C, H, W)
+    -> (B,), lower better; with ``stops`` a problem whose best score is <= 0 is done (its
+    iterate kept). ``z`` (B, d), when given, is kept beside x."""
+
+    def __init__(
+        self,
+        score: Callable[[Tensor], Tensor],
+        stops: bool,
+        x: Tensor,
+        objective: Tensor,
+        z: Tensor | None = None,
+    ):
+        self.score, self.stops = score, stops
+        with torch.no_grad():
+            self.best = score(x)  # (B,)
+        self.x, self.objective = x.detach().clone(), objective
+        self.z = None if z is None else z.detach().clone()
+        self.step = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        self.done = (self.best <= 0) if stops else torch.zeros_like(self.best, dtype=torch.bool)
+
+    def all_done(self) -> bool:
+        return self.stops and bool(self.done.all())
+
+    @torch.no_grad()
+    def check(self, step: int, x: Tensor, loss: Tensor, z: Tensor | None = None) -> None:
+        """Score the iterate x (B, C, H, W) of ``step`` (loss (B,), z (B, d)); keep it where it
+        beats a problem's best and the problem is not done."""
+        s = self.score(x.detach())
+        better = ~self.done & (s < self.best)
+        self.best = torch.where(better, s, self.best)
+        self.x[better] = x.detach()[better]
+        if self.z is not None:
+            self.z[better] = z.detach()[better]
+        self.objective = torch.where(better, loss.detach(), self.objective)
+        self.step[better] = step
+        if self.stops:
+            self.done |= self.best <= 0
+
+
 def adapted_names(generator: nn.Module, layers: int | None) -> list[str]:
     """Names of the parameters that adaptation changes: all, or the last ``layers`` modules that
     hold parameters of their own (in registration order)."""
@@ -118,13 +159,9 @@ def adapt_generator(
     names = adapted_names(generator, config.layers)
     own = dict(generator.named_parameters())
     with frozen(generator, *networks), torch.no_grad():
-        best = score(x)  # (B,)
-        objective = loss_fn(x, z)  # (B,)
-    best_z, best_x = z.detach().clone(), x.detach().clone()
-    step_of = torch.zeros(n, dtype=torch.long, device=z.device)
-    done = (best <= 0) if stops else torch.zeros(n, dtype=torch.bool, device=z.device)
-    if stops and bool(done.all()):
-        return Adapted(best_z, best_x, objective, step_of.tolist())
+        kept = BestIterate(score, stops, x, loss_fn(x, z), z)
+    if kept.all_done():
+        return Adapted(kept.z, kept.x, kept.objective, kept.step.tolist())
     params = {
         name: own[name].detach().unsqueeze(0).expand(n, *own[name].shape).clone() for name in names
     }  # name -> (B, ...)
@@ -142,17 +179,8 @@ def adapt_generator(
             x_t = forward(params, z_t)  # (B, C, H, W)
             loss = loss_fn(x_t, z_t)  # (B,)
             if step > 0 and (step % config.check_every == 0 or step == config.steps):
-                with torch.no_grad():
-                    s = score(x_t.detach())
-                    better = ~done & (s < best)
-                    best = torch.where(better, s, best)
-                    best_z[better] = z_t.detach()[better]
-                    best_x[better] = x_t.detach()[better]
-                    objective = torch.where(better, loss.detach(), objective)
-                    step_of[better] = step
-                    if stops:
-                        done |= best <= 0
-                if stops and bool(done.all()):
+                kept.check(step, x_t, loss, z_t)
+                if kept.all_done():
                     break
             if step == config.steps:
                 break
@@ -162,7 +190,7 @@ def adapt_generator(
             if clip:
                 with torch.no_grad():
                     z_t.clamp_(-1.0, 1.0)
-    return Adapted(best_z, best_x, objective, step_of.tolist())
+    return Adapted(kept.z, kept.x, kept.objective, kept.step.tolist())
 
 
 def discrepancy_score(

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..models.dcgan import DCGANGenerator
 from ..registry import check_finite_fields
+from .adapt import BestIterate
 from .engine import frozen
 from .terms import LossFn
 
@@ -127,18 +128,13 @@ def optimize_intermediate(
     score: (B, C, H, W) -> (B,), lower better, read every ``config.check_every`` steps and at
     the last; stops: a problem whose best score is <= 0 is done. Returns each problem's
     best-scored iterate."""
-    n = len(z)
     before, after = split_generator(generator, config.layer)
     z = z.detach()
     with frozen(generator, *networks), torch.no_grad():
-        best = score(x)  # (B,)
-        objective = loss_fn(x, z)  # (B,)
+        kept = BestIterate(score, stops, x, loss_fn(x, z))
         h0 = before(z)  # (B, c, s, s)
-    best_x = x.detach().clone()
-    step_of = torch.zeros(n, dtype=torch.long, device=z.device)
-    done = (best <= 0) if stops else torch.zeros(n, dtype=torch.bool, device=z.device)
-    if config.radius == 0 or (stops and bool(done.all())):
-        return Intermediate(best_x, objective, step_of.tolist())
+    if config.radius == 0 or kept.all_done():
+        return Intermediate(kept.x, kept.objective, kept.step.tolist())
     total = config.radius * h0[0].numel()
     delta = torch.zeros_like(h0, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=config.lr)
@@ -147,16 +143,8 @@ def optimize_intermediate(
             x_t = after(h0 + delta)  # (B, C, H, W)
             loss = loss_fn(x_t, z)  # (B,)
             if step > 0 and (step % config.check_every == 0 or step == config.steps):
-                with torch.no_grad():
-                    s = score(x_t.detach())
-                    better = ~done & (s < best)
-                    best = torch.where(better, s, best)
-                    best_x[better] = x_t.detach()[better]
-                    objective = torch.where(better, loss.detach(), objective)
-                    step_of[better] = step
-                    if stops:
-                        done |= best <= 0
-                if stops and bool(done.all()):
+                kept.check(step, x_t, loss)
+                if kept.all_done():
                     break
             if step == config.steps:
                 break
@@ -165,7 +153,7 @@ def optimize_intermediate(
             optimizer.step()
             with torch.no_grad():
                 delta.copy_(project_l1_ball(delta.flatten(1), total).view_as(delta))
-    return Intermediate(best_x, objective, step_of.tolist())
+    return Intermediate(kept.x, kept.objective, kept.step.tolist())
 
 
 __all__ = [

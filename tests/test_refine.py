@@ -1,4 +1,7 @@
-"""Per-image generator adaptation after the latent search (the ``adapt_steps`` option)."""
+"""Steps after the latent search: per-image generator adaptation (``adapt_steps``) and
+Intermediate Layer Optimization (``ilo_steps``)."""
+
+import itertools
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
 from generative_encoder.physics.noise import residual
 from generative_encoder.solve.adapt import adapted_names
+from generative_encoder.solve.ilo import project_l1_ball, split_generator
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +216,172 @@ def test_the_shared_generator_is_left_as_it_was(layers, model, digits):
     assert ([p.requires_grad for p in G.parameters()], G.training) == flags
     with torch.no_grad():
         assert not torch.allclose(G(result.z), result.x, atol=1e-4)  # the adapted G made x
+
+
+@pytest.mark.parametrize("name", ["ge", "csgm"])
+def test_zero_ilo_steps_is_the_plain_method_bit_for_bit(name, model, digits):
+    physics, y = _measure("denoise", model, digits, sigma=0.1)
+    plain = METHODS.build(name, model=model, steps=15).solve(y, physics)
+    off = METHODS.build(
+        name, model=model, steps=15, ilo_steps=0, ilo_lr=0.5, ilo_radius=3.0, ilo_layer=1
+    ).solve(y, physics)
+    assert off.ilo_steps is None and plain.ilo_steps is None
+    for field in ("z", "x", "objective", "generated"):
+        assert torch.equal(getattr(off, field), getattr(plain, field))
+
+
+def test_split_generator_composes_to_the_generator(model):
+    G = model.generator.eval()
+    z = G.sample_latent(3, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = G(z)
+        for layer in (1, 2):
+            before, after = split_generator(G, layer)
+            h = before(z)
+            assert h.dim() == 4 and h.shape[0] == 3
+            torch.testing.assert_close(after(h), full, atol=1e-6, rtol=0)
+
+
+def test_l1_projection_is_exact():
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(6, 50, generator=g, dtype=torch.float64)
+    norms = v.abs().sum(1)
+    radius = torch.tensor([0.0, 0.5, 3.0, 10.0, 1e3, 1e3], dtype=torch.float64)
+    radius[4] = norms[4]  # on the boundary: unchanged
+    w = project_l1_ball(v, radius)
+    assert bool((w.abs().sum(1) <= radius * (1 + 1e-12) + 1e-12).all())
+    assert torch.equal(w[4], v[4]) and torch.equal(w[5], v[5])  # inside: unchanged
+    assert torch.equal(w[0], torch.zeros_like(v[0]))
+    for j in (1, 2, 3):  # outside: on the sphere, the soft-threshold of v
+        assert abs(w[j].abs().sum() - radius[j]) < 1e-10
+        assert bool((w[j] * v[j] >= 0).all())
+    # scalar radius, float32
+    w32 = project_l1_ball(v.float(), 2.0)
+    torch.testing.assert_close(w32, project_l1_ball(v, 2.0).float(), atol=1e-6, rtol=1e-5)
+
+
+def test_l1_projection_matches_brute_force_on_small_vectors():
+    """In 3 dimensions the projection is the closest point among the candidates on each face
+    of the l1 sphere (the closest point of each face's plane within the face, its edges and
+    vertices) and v itself when inside."""
+    g = torch.Generator().manual_seed(1)
+    v = torch.randn(40, 3, generator=g, dtype=torch.float64) * 2
+    r = 1.5
+    mesh = torch.linspace(0, 1, 301, dtype=torch.float64)
+    a, b = torch.meshgrid(mesh, mesh, indexing="ij")
+    keep = (a + b) <= 1
+    a, b = a[keep], b[keep]
+    face = torch.stack([a, b, 1 - a - b], 1) * r  # (P, 3) points of one octant's face
+    signs = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=3)), dtype=torch.float64)
+    sphere = (face[None] * signs[:, None]).reshape(-1, 3)  # the whole l1 sphere, sampled
+    w = project_l1_ball(v, r)
+    for vi, wi in zip(v, w):
+        if vi.abs().sum() <= r:
+            assert torch.equal(wi, vi)
+            continue
+        d_brute = (sphere - vi).norm(dim=1).min()
+        d = (wi - vi).norm()
+        assert d <= d_brute + 1e-12  # nothing sampled on the ball is closer
+        assert d >= d_brute - r / 300 * 2  # and the sample's best is as close, up to the grid
+
+
+@pytest.mark.parametrize(
+    "name, task, params",
+    [
+        ("ge", "denoise", {"sigma": 0.1}),
+        ("csgm", "denoise", {"sigma": 0.1}),
+        ("ge", "inpaint", {"mask": "freeform"}),
+        ("csgm", "cs", {"m": 100}),
+    ],
+)
+def test_ilo_problem_alone_equals_it_in_a_batch_of_4(name, task, params, model, digits):
+    physics, y = _measure(task, model, digits, **params)
+    options = {"steps": 10, "ilo_steps": 6, "ilo_lr": 1e-2, "ilo_check_every": 2}
+    method = METHODS.build(name, model=model, **options)
+    batch = method.solve(y, physics, seeds=range(100, 104))
+    assert len(batch.ilo_steps) == 4 and all(0 <= s <= 6 for s in batch.ilo_steps)
+    for j in (0, 3):
+        alone = method.solve(y[j : j + 1], physics, seeds=[100 + j])
+        assert alone.ilo_steps == [batch.ilo_steps[j]]
+        torch.testing.assert_close(alone.z[0], batch.z[j], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(alone.x[0], batch.x[j], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name, layer, ratio", [("csgm", 1, 0.9), ("csgm", 2, 0.9), ("ge", 2, 0.99)]
+)
+def test_ilo_lowers_the_residual_the_generator_cannot_explain(name, layer, ratio, model, digits):
+    """Real digits at a noise level the tiny generator cannot reach: the discrepancy rule never
+    stops, so each problem keeps its lowest-residual check, below the plain search's (GE fits
+    the tiny encoder's code, which follows the residual only loosely)."""
+    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    common = {"steps": 20, "consistency": "none"}
+    plain = METHODS.build(name, model=model, **common).solve(y, physics)
+    ilo = METHODS.build(
+        name, model=model, ilo_steps=30, ilo_layer=layer, ilo_radius=0.5, ilo_lr=3e-2, **common
+    ).solve(y, physics)
+    assert all(s > 0 for s in ilo.ilo_steps)
+    assert torch.equal(ilo.z, plain.z)
+    before, after = residual(y, physics, plain.x), residual(y, physics, ilo.x)
+    assert bool((after < ratio * before).all()), (before, after)
+    assert bool((after > physics.noise_model.sigma**2 * y[0].numel()).all())  # never stopped
+
+
+def test_ilo_stays_in_the_l1_ball(model, digits):
+    """The chosen image is G_after of a point within radius * n (l1) of G_before(z*)."""
+    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    method = METHODS.build(
+        "csgm", model=model, steps=10, consistency="none", ilo_steps=10, ilo_radius=0.01
+    )
+    result = method.solve(y, physics)
+    free = METHODS.build(
+        "csgm", model=model, steps=10, consistency="none", ilo_steps=10, ilo_radius=100.0
+    ).solve(y, physics)
+    G = model.generator.eval()
+    with torch.no_grad():
+        far = residual(y, physics, free.x)
+        near = residual(y, physics, result.x)
+        plain = residual(y, physics, G(result.z))
+    assert bool((far < near).all()) and bool((near <= plain).all())
+
+
+@pytest.mark.parametrize("name", ["ge", "csgm"])
+def test_radius_zero_returns_the_plain_result(name, model, digits):
+    physics, y = _measure("inpaint", model, digits, mask="freeform")
+    plain = METHODS.build(name, model=model, steps=10).solve(y, physics)
+    zero = METHODS.build(name, model=model, steps=10, ilo_steps=5, ilo_radius=0.0).solve(y, physics)
+    assert zero.ilo_steps == [0, 0, 0, 0]
+    for field in ("z", "x", "generated"):
+        assert torch.equal(getattr(zero, field), getattr(plain, field))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"ilo_steps": -1}, "ilo_steps"),
+        ({"ilo_steps": 5, "ilo_layer": 0}, "ilo_layer"),
+        ({"ilo_steps": 5, "ilo_layer": 3}, "ilo_layer must be in 1..2"),
+        ({"ilo_steps": 5, "ilo_radius": -0.1}, "ilo_radius"),
+        ({"ilo_steps": 5, "ilo_lr": 0.0}, "ilo_lr"),
+        ({"ilo_steps": 5, "ilo_radius": float("nan")}, "radius"),
+        ({"ilo_steps": 5, "ilo_check_every": 0}, "ilo_check_every"),
+        ({"ilo_steps": 5, "adapt_steps": 5}, "cannot both"),
+        ({"ilo_stepz": 5}, "no option"),
+    ],
+)
+def test_bad_options_are_refused_in_one_line(options, message, model):
+    with pytest.raises(ConfigError, match=message) as info:
+        METHODS.build("csgm", model=model, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_ilo_is_refused_where_the_last_step_regenerates_from_z(uniform_model_dir):
+    with pytest.raises(ConfigError, match="'lvr_sa' has no intermediate layer") as info:
+        METHODS.build("lvr_sa", model=load_model(uniform_model_dir), ilo_steps=5)
+    assert "\n" not in str(info.value)
+
+
+def test_generator_that_cannot_be_split_is_refused():
+    with pytest.raises(ConfigError, match="DCGAN generator") as info:
+        split_generator(torch.nn.Linear(2, 2), 1)
+    assert "\n" not in str(info.value)
