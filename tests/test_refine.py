@@ -43,26 +43,32 @@ def test_zero_adaptation_steps_is_the_plain_method_bit_for_bit(name, model, digi
 
 
 @pytest.mark.parametrize(
-    "name, task, params",
+    "kind, name, task, params",
     [
-        ("ge", "denoise", {"sigma": 0.1}),
-        ("csgm", "denoise", {"sigma": 0.1}),
-        ("ge", "inpaint", {"mask": "freeform"}),
-        ("csgm", "cs", {"m": 100}),
-        ("ge", "superres", {"factor": 2}),
+        ("adapt", "ge", "denoise", {"sigma": 0.1}),
+        ("adapt", "csgm", "denoise", {"sigma": 0.1}),
+        ("adapt", "ge", "inpaint", {"mask": "freeform"}),
+        ("adapt", "csgm", "cs", {"m": 100}),
+        ("adapt", "ge", "superres", {"factor": 2}),
+        ("ilo", "ge", "denoise", {"sigma": 0.1}),
+        ("ilo", "csgm", "denoise", {"sigma": 0.1}),
+        ("ilo", "ge", "inpaint", {"mask": "freeform"}),
+        ("ilo", "csgm", "cs", {"m": 100}),
     ],
 )
-def test_adapted_problem_alone_equals_it_in_a_batch_of_4(name, task, params, model, digits):
-    """Stacked per-problem weights: a problem's adaptation does not see its batch-mates, whether
-    the steps are chosen by the discrepancy principle (sigma known) or on held-out entries."""
+def test_refined_problem_alone_equals_it_in_a_batch_of_4(kind, name, task, params, model, digits):
+    """Per-problem adaptation (stacked weights) and ILO: a problem does not see its batch-mates,
+    whether the steps are chosen by the discrepancy principle (sigma known) or on held-out
+    entries."""
     physics, y = _measure(task, model, digits, **params)
-    options = {"steps": 10, "adapt_steps": 6, "adapt_lr": 1e-2, "adapt_check_every": 2}
+    options = {"steps": 10, f"{kind}_steps": 6, f"{kind}_lr": 1e-2, f"{kind}_check_every": 2}
     method = METHODS.build(name, model=model, **options)
     batch = method.solve(y, physics, seeds=range(100, 104))
-    assert len(batch.adapt_steps) == 4 and all(0 <= s <= 6 for s in batch.adapt_steps)
+    chosen = getattr(batch, f"{kind}_steps")
+    assert len(chosen) == 4 and all(0 <= s <= 6 for s in chosen)
     for j in (0, 3):
         alone = method.solve(y[j : j + 1], physics, seeds=[100 + j])
-        assert alone.adapt_steps == [batch.adapt_steps[j]]
+        assert getattr(alone, f"{kind}_steps") == [chosen[j]]
         torch.testing.assert_close(alone.z[0], batch.z[j], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(alone.x[0], batch.x[j], atol=1e-5, rtol=1e-4)
 
@@ -283,28 +289,6 @@ def test_l1_projection_matches_brute_force_on_small_vectors():
         d = (wi - vi).norm()
         assert d <= d_brute + 1e-12  # nothing sampled on the ball is closer
         assert d >= d_brute - r / 300 * 2  # and the sample's best is as close, up to the grid
-
-
-@pytest.mark.parametrize(
-    "name, task, params",
-    [
-        ("ge", "denoise", {"sigma": 0.1}),
-        ("csgm", "denoise", {"sigma": 0.1}),
-        ("ge", "inpaint", {"mask": "freeform"}),
-        ("csgm", "cs", {"m": 100}),
-    ],
-)
-def test_ilo_problem_alone_equals_it_in_a_batch_of_4(name, task, params, model, digits):
-    physics, y = _measure(task, model, digits, **params)
-    options = {"steps": 10, "ilo_steps": 6, "ilo_lr": 1e-2, "ilo_check_every": 2}
-    method = METHODS.build(name, model=model, **options)
-    batch = method.solve(y, physics, seeds=range(100, 104))
-    assert len(batch.ilo_steps) == 4 and all(0 <= s <= 6 for s in batch.ilo_steps)
-    for j in (0, 3):
-        alone = method.solve(y[j : j + 1], physics, seeds=[100 + j])
-        assert alone.ilo_steps == [batch.ilo_steps[j]]
-        torch.testing.assert_close(alone.z[0], batch.z[j], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(alone.x[0], batch.x[j], atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize(
