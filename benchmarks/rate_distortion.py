@@ -18,9 +18,16 @@ so). Throughput: images per second of compress and of each decoder on this machi
 count as set by OMP_NUM_THREADS.
 
 Writes OUT/rd.csv (one row per codec and setting), rd.md, rd.png (bpp vs PSNR, SSIM, FID) and
-grid.png (originals, then each codec at the setting closest to GE's 2-bit file size).
+grid.png (originals, then each codec at the setting closest to GE's 2-bit file size); OUT/points/
+keeps each GE codec point's decoded images (a rerun reads them instead of decoding again).
+
+``--peer DIR`` adds CompressAI's factorized prior (``compressai_peer.sh``: trained on the same
+training images in its own environment; its files have no header), whose decoded test images
+and file sizes the peer script wrote to DIR.
 
 Usage: python benchmarks/rate_distortion.py --out runs/rd_mnist5k
+       bash benchmarks/compressai_peer.sh runs/peer_mnist5k 25000 --n 200
+       python benchmarks/rate_distortion.py --out runs/rd_mnist5k --peer runs/peer_mnist5k
        python benchmarks/rate_distortion.py --model runs/berea64 --data rock \\
            --data-opt path=../shared/data/rock/berea.zip ... --out runs/rd_berea64
 """
@@ -44,6 +51,7 @@ from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.eval.attributes import feature_training_set
 from generative_encoder.eval.fid import FIDScorer, classifier_features, domain_classifier
 from generative_encoder.eval.metrics import paired_difference, psnr, ssim
+from generative_encoder.io.checkpoints import load_tensors, save_tensors
 from generative_encoder.io.images import save_grid
 from generative_encoder.io.zoo import resolve_model
 
@@ -104,8 +112,15 @@ def main() -> None:
     p.add_argument("--restarts", type=int, default=2, help="GE decoder: random starts")
     p.add_argument("--no-fid", action="store_true")
     p.add_argument("--classifier-steps", type=int, default=1500)
-    p.add_argument("--out", required=True)
+    p.add_argument("--export-peer", metavar="DIR", help="write DIR/train.npy, DIR/test.npy; stop")
+    p.add_argument("--peer", metavar="DIR", help="add compressai_peer.py's rows from DIR/peer")
+    p.add_argument("--out")
     args = p.parse_args()
+    if args.export_peer:
+        export_peer(Path(args.export_peer), args)
+        return
+    if not args.out:
+        p.error("--out is required")
     torch.manual_seed(0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,9 +148,18 @@ def main() -> None:
             ("autoencoder", {}),
             ("ge", {"steps": args.steps, "restarts": args.restarts}),
         ):
-            t0 = time.perf_counter()
-            x_hat = codec.decompress(files, decoder, **opts)
-            t_dec = time.perf_counter() - t0
+            # each decoded point is kept, so a stopped or extended run (--peer) decodes it once
+            kept = (
+                out / "points" / f"{decoder}_bits={bits}_{args.steps}x{args.restarts}.safetensors"
+            )
+            if kept.is_file():
+                stored = load_tensors(kept)
+                x_hat, t_enc, t_dec = stored["x_hat"], *stored["seconds"].tolist()
+            else:
+                t0 = time.perf_counter()
+                x_hat = codec.decompress(files, decoder, **opts)
+                t_dec = time.perf_counter() - t0
+                save_tensors(kept, {"x_hat": x_hat, "seconds": torch.tensor([t_enc, t_dec])})
             row = point(f"genc-{decoder}", f"bits={bits}", x, x_hat, sizes, fid)
             row.update(encode_img_s=len(x) / t_enc, decode_img_s=len(x) / t_dec)
             rows.append(row)
@@ -158,6 +182,12 @@ def main() -> None:
             decoded[(row["codec"], row["setting"])] = x_hat
             print(json.dumps(row))
 
+    if args.peer:
+        for row, x_hat in peer_rows(Path(args.peer), x, fid):
+            rows.append(row)
+            decoded[(row["codec"], row["setting"])] = x_hat
+            print(json.dumps(row))
+
     with open(out / "rd.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -165,6 +195,36 @@ def main() -> None:
     write_markdown(out / "rd.md", rows, args, len(x), paired)
     plot(out / "rd.png", rows)
     grid(out / "grid.png", rows, decoded, x)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1) * 255).round().byte().numpy()
+
+
+def export_peer(folder: Path, args) -> None:
+    """The arrays ``compressai_peer.py`` trains and codes on (it cannot import this project)."""
+    options = parse_options(args.data_opt, "--data-opt")
+    train = get_dataset(args.data, "train", **options)
+    test = get_dataset(args.data, "test", **options)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "train.npy", to_uint8(stack_images(train, range(len(train)))))
+    np.save(folder / "test.npy", to_uint8(stack_images(test, range(min(args.n, len(test))))))
+
+
+def peer_rows(folder: Path, x: torch.Tensor, fid):
+    """Rows of the CompressAI peer: one per trained lambda, from its real files' sizes."""
+    if not np.array_equal(np.load(folder / "test.npy"), to_uint8(x)):
+        raise SystemExit(f"{folder}/test.npy holds other test images than this run's")
+    settings = sorted((folder / "peer").glob("lambda=*/sizes.json"))
+    if not settings:
+        raise SystemExit(f"no finished peer in {folder}/peer: run benchmarks/compressai_peer.py")
+    for sizes_file in settings:
+        setting = sizes_file.parent
+        x_hat = torch.from_numpy(np.load(setting / "decoded.npy")).float() / 255
+        sizes = json.loads(sizes_file.read_text())
+        row = point("compressai-factorized", setting.name, x, x_hat, sizes, fid)
+        row.update(encode_img_s=float("nan"), decode_img_s=float("nan"))
+        yield row, x_hat
 
 
 def write_markdown(path: Path, rows: list[dict], args, n: int, paired: list[dict]) -> None:

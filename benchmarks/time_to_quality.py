@@ -19,6 +19,12 @@ images, to compare with Q), the first count that reaches Q, its seconds per imag
 speed-up over deepinv (deepinv's seconds per image / ours at that count: the time-to-quality
 ratio), and PSNR at the largest count that costs no more per image than deepinv.
 
+``--early-stop TOL/PATIENCE,...`` adds, per method and start, a row that runs at most the largest
+count of ``--steps`` and stops each problem once its objective changed by less than TOL over
+PATIENCE steps (the engine's ``early_stop_tol`` and ``patience``; stopped rows leave the batch);
+its ``steps`` is the mean number of steps the problems ran. ``--split train`` runs everything on
+training images, where the stopping rule and iteration counts are chosen.
+
 Usage: python benchmarks/time_to_quality.py --out runs/ttq_mnist5k.json
        python benchmarks/time_to_quality.py --model runs/berea64 --data rock \\
            --data-opt path=../shared/data/rock/berea.zip --data-opt patch=64 ... --threads 2
@@ -40,6 +46,7 @@ from generative_encoder.eval.metrics import psnr
 from generative_encoder.io.zoo import resolve_model
 from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
+from generative_encoder.solve.engine import SearchResult
 
 sys.path.insert(0, str(Path(__file__).parent))
 from solve_vs_deepinv import DEEPINV_LR, machine_info, run_deepinv  # noqa: E402
@@ -58,6 +65,8 @@ def main() -> None:
     p.add_argument("--steps", default="5,10,20,50,100,200,500")
     p.add_argument("--methods", default="csgm,ge", help="latent methods to time")
     p.add_argument("--starts", default=",".join(STARTS), help="their starts to time")
+    p.add_argument("--early-stop", default="", metavar="TOL/PATIENCE,...")
+    p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -66,7 +75,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     info = machine_info(args.threads)
     model = resolve_model(args.model)
-    test = get_dataset(args.data, "test", **parse_options(args.data_opt, "--data-opt"))
+    test = get_dataset(args.data, args.split, **parse_options(args.data_opt, "--data-opt"))
     x = stack_images(test, range(min(args.n, len(test))))
     physics = make_physics("denoise", model.image_shape, seed=args.seed, sigma=args.sigma)
     torch.manual_seed(args.seed)
@@ -84,8 +93,12 @@ def main() -> None:
     def record(name: str, steps: int, fn) -> None:
         fn(y[:2])  # warm-up
         t0 = time.perf_counter()
-        x_hat = fn(y).detach()
+        x_hat = fn(y)
         wall = time.perf_counter() - t0
+        if isinstance(x_hat, SearchResult):
+            steps = float(x_hat.steps_run.float().mean())
+            x_hat = x_hat.x
+        x_hat = x_hat.detach()
         row = {
             "row": name,
             "steps": steps,
@@ -103,9 +116,21 @@ def main() -> None:
             for steps in map(int, args.steps.split(",")):
                 solver = METHODS.build(method, model=model, steps=steps, start=start)
                 record(f"{method} start={start}", steps, lambda b, s=solver: s(b, physics))
+            for rule in filter(None, args.early_stop.split(",")):
+                tol, patience = rule.split("/")
+                solver = METHODS.build(
+                    method,
+                    model=model,
+                    steps=max(map(int, args.steps.split(","))),
+                    start=start,
+                    early_stop_tol=float(tol),
+                    patience=int(patience),
+                )
+                name = f"{method} start={start} stop={rule}"
+                record(name, 0, lambda b, s=solver: s.solve(b, physics))
 
     summary = []
-    for name in dict.fromkeys(r["row"] for r in rows):
+    for name in dict.fromkeys(r["row"] for r in rows if "stop=" not in r["row"]):
         mine = sorted((r for r in rows if r["row"] == name), key=lambda r: r["steps"])
         reached = next((r for r in mine if r["psnr_peer_images"] >= target), None)
         affordable = [r for r in mine if r["s_per_image"] <= peer_s]
@@ -128,6 +153,14 @@ def main() -> None:
             print(
                 f"| {s['row']} | {s['images_per_s_at_max_steps']:.1f} | {s['steps_to_target']} | "
                 f"{s['s_per_image_to_target']:.4f} | {s['time_to_quality_speedup']:.0f}x |"
+            )
+    for r in rows:
+        if "stop=" in r["row"]:
+            reached = "reaches" if r["psnr_peer_images"] >= target else "misses"
+            print(
+                f"{r['row']}: {r['steps']:.1f} steps on average, {r['s_per_image']:.4f} s/image, "
+                f"{reached} Q ({r['psnr_peer_images']:.2f} dB), "
+                f"{peer_s / r['s_per_image']:.0f}x deepinv's rate"
             )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,13 @@ def test_bench_writes_tables_and_grids_and_repeats(tiny_model_dir, tmp_path):
     table = _read(tmp_path / "a" / "results.csv")
     assert len(table) == len(rows) and all(int(r["n"]) == 3 for r in table)
     assert all(0 < float(r["psnr"]) < 80 and 0 <= float(r["mse"]) <= 1 for r in table)
+    # the latent searches ran their 5 steps (no early stopping); other methods have no steps
+    assert {r["method"]: r["steps"] for r in table[:4]} == {
+        "ge": "5",
+        "csgm": "5",
+        "autoencoder": "",
+        "bm3d": "",
+    }
     md = (tmp_path / "a" / "results.md").read_text()
     assert md.count("\n") == 2 + len(rows) and "| hole | biharmonic | 3 |" in md
     grid = Image.open(tmp_path / "a" / "grid_noisy.png")
@@ -213,3 +220,22 @@ def test_paired_md_gives_each_tasks_best_against_the_others(tiny_model_dir, tmp_
         numbers = [float(v) for v in re.findall(r"-?\d+\.\d+", cells[4] + cells[5])]
         assert numbers[:3] == pytest.approx([gain[k] for k in ("mean", "low", "high")], abs=0.02)
         assert numbers[3:] == pytest.approx([cost[k] for k in ("mean", "low", "high")], abs=1e-4)
+
+
+def test_steps_column_reports_search_and_refinement_effort():
+    """results.csv's ``steps``: mean steps per start, then the mean refinement steps chosen."""
+    from types import SimpleNamespace
+
+    from generative_encoder.apps.bench import _steps
+
+    ran = torch.tensor([[10, 5], [20, 5]])  # (B, R): early stopping ended rows at 5 to 20 steps
+    assert _steps(SimpleNamespace(steps_run=ran, adapt_steps=None, ilo_steps=None)) == {
+        "steps": "10"
+    }
+    assert _steps(SimpleNamespace(steps_run=ran, adapt_steps=[0, 30], ilo_steps=None)) == {
+        "steps": "10 + 15"
+    }
+    assert _steps(SimpleNamespace(steps_run=ran, adapt_steps=None, ilo_steps=[7])) == {
+        "steps": "10 + 7"
+    }
+    assert _steps(None) == {}

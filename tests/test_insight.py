@@ -371,7 +371,9 @@ def test_attribute_path_on_a_labelled_folder(tiny_model_dir, tmp_path):
     assert [int(r["kept"]) + int(r["lost"]) for r in rows] == [positives, positives]
     text = (tmp_path / "out" / "attributes.md").read_text()
     assert "| total | " in text and text.count("kept Eyeglasses") >= 2
-    meta = json.loads((tmp_path / "cls" / "classifier.json").read_text())["meta"]
+    assert not (tmp_path / "cls").exists()  # trained inside the bench folder, never outside
+    own = tmp_path / "out" / "outputs" / "_analysis" / "classifier" / "classifier.json"
+    meta = json.loads(own.read_text())["meta"]
     assert meta["dataset"] == "folder:Eyeglasses" and meta["steps"] == 10
     # no labels and no attribute file: a clear error
     bad = spec | {"analyses": ["attributes"], "analysis_options": {}}
@@ -407,8 +409,20 @@ def test_domain_fid_on_an_unlabelled_folder_through_rotations(tiny_model_dir, tm
     run_bench(spec_from_dict(spec), load_model(tiny_model_dir), tmp_path / "out")
     rows = {r["method"]: float(r["fid"]) for r in _read(tmp_path / "out" / "fid.csv")}
     assert rows and all(v >= 0 for v in rows.values())
-    meta = json.loads((tmp_path / "cls" / "classifier.json").read_text())
+    own = tmp_path / "out" / "outputs" / "_analysis" / "classifier"
+    meta = json.loads((own / "classifier.json").read_text())
     assert meta["meta"]["dataset"] == "folder:rotation" and meta["kwargs"]["n_classes"] == 4
+    # ``dir`` holding a classifier is read, not written: a second bench folder reuses it
+    shared = spec | {
+        "analysis_options": spec["analysis_options"]
+        | {"classifier": {"steps": 10, "rotation": True, "dir": str(own)}}
+    }
+    before = {p.name: p.stat().st_mtime_ns for p in own.iterdir()}
+    run_bench(spec_from_dict(shared), load_model(tiny_model_dir), tmp_path / "again")
+    assert {p.name: p.stat().st_mtime_ns for p in own.iterdir()} == before
+    assert not (tmp_path / "again" / "outputs" / "_analysis" / "classifier").exists()
+    again = {r["method"]: float(r["fid"]) for r in _read(tmp_path / "again" / "fid.csv")}
+    assert again == rows
     bad = spec | {"analyses": ["attributes"]}
     with pytest.raises(ConfigError, match="rotation classifier predicts no class"):
         run_bench(spec_from_dict(bad), load_model(tiny_model_dir), tmp_path / "bad")

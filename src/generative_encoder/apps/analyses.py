@@ -18,8 +18,10 @@ Spec keys (see :mod:`generative_encoder.apps.bench`)::
                        "positives_only": false},
         "porous": {"r_max": 16}}
 
-- ``classifier`` (shared by ``fid`` and ``attributes``): the domain classifier, cached in
-  ``dir`` (default ``outputs/_analysis/classifier`` in the bench folder), trained ``steps`` Adam
+- ``classifier`` (shared by ``fid`` and ``attributes``): the domain classifier, read from
+  ``dir`` when that folder holds one trained with these settings (for example another bench
+  folder's ``outputs/_analysis/classifier``; read only), else trained into
+  ``outputs/_analysis/classifier`` of this bench folder, trained ``steps`` Adam
   steps on the training split's labels: mnist5k's digits, or, for an image folder, the binary
   ``attribute`` of a ``list_attr_celeba.txt``-format ``attribute_file`` (``n_train`` caps the
   training images); ``rotation: true`` trains it instead to tell the four 90-degree rotations
@@ -78,6 +80,7 @@ from ..eval.attributes import (
 )
 from ..eval.curves import Curve, curve_from_result, plot_convergence, save_figure
 from ..eval.fid import (
+    CLASSIFIER_NAME,
     FEATURE_KINDS,
     FIDScorer,
     classifier_features,
@@ -267,7 +270,9 @@ class BenchRun:
     def classifier(self):
         if "classifier" not in self.cache:
             o = resolved(self.spec.analysis_options, "classifier")
-            folder = o["dir"] or self.out / CACHE / "classifier"
+            folder = self.out / CACHE / "classifier"
+            if o["dir"] is not None and (Path(o["dir"]) / f"{CLASSIFIER_NAME}.json").is_file():
+                folder = Path(o["dir"])  # read only: a classifier is trained into ``out`` alone
             self.cache["classifier"] = domain_classifier(
                 self._training_set(o), folder, steps=o["steps"], seed=o["seed"]
             )

@@ -75,6 +75,7 @@ from ..methods.latent import LatentSearch
 from ..physics import TASKS
 from ..physics.seeds import LATENT_STREAM, NOISE_STREAM, image_seeds
 from ..registry import check_arguments
+from ..solve import SearchResult
 from .analyses import OPTIONS as ANALYSIS_OPTIONS
 from .analyses import BenchRun, check_analyses, run_analyses, save_curve, solve_options
 from .restore import simulate_each, task_physics, viewable
@@ -347,6 +348,8 @@ class ResultRow:
     ssim_std: float
     residual: float
     seconds: float
+    # a latent search's mean steps per start, "+ N" the mean adaptation / ILO steps it chose
+    steps: str = ""
 
 
 def resolve_methods(
@@ -438,7 +441,8 @@ def run_bench(
                 t0 = time.perf_counter()
                 seeded = isinstance(method, LatentSearch) or getattr(method, "seeded", False)
                 seeds = {"seeds": start_seeds} if seeded else {}
-                if extra:
+                result = None
+                if isinstance(method, LatentSearch):
                     result = method.solve(y, physics, **seeds)  # method(y, physics) is its .x
                     x_hat = result.x.detach()
                 else:
@@ -447,7 +451,7 @@ def run_bench(
                 if extra:  # scored against the clean images after solving, for the plot only
                     save_curve(out, spec, t.name, name, result, x)
                 save_tensors(_output_path(out, t.name, name), {"x_hat": _to_uint8(x_hat)})
-                results[t.name, name] = _row(t, name, x_hat, x, y, physics, seconds)
+                results[t.name, name] = _row(t, name, x_hat, x, y, physics, seconds, result)
                 write_results(kept + [results[p] for p in pairs if p in results], out)
             stored = _to_uint8(x_hat).float() / MAX_8BIT  # as a later resumed run reads it
             per_image[t.name, name] = (psnr(stored, x), mse(stored, x))
@@ -585,7 +589,14 @@ def _to_uint8(x: Tensor) -> Tensor:
 
 
 def _row(
-    t: TaskSpec, method: str, x_hat: Tensor, x: Tensor, y: Tensor, physics, seconds: float
+    t: TaskSpec,
+    method: str,
+    x_hat: Tensor,
+    x: Tensor,
+    y: Tensor,
+    physics,
+    seconds: float,
+    result: SearchResult | None = None,
 ) -> ResultRow:
     s = {k: summarize(v) for k, v in score(x_hat, x).items()}
     with torch.no_grad():
@@ -603,20 +614,32 @@ def _row(
         ssim_std=s["ssim"]["std"],
         residual=residual,
         seconds=round(seconds, 3),
+        **_steps(result),
     )
+
+
+def _steps(result: SearchResult | None) -> dict:
+    """The effort a latent search spent: mean steps per start (+ mean refinement steps)."""
+    if result is None:
+        return {}
+    text = f"{float(result.steps_run.float().mean()):.4g}"
+    refined = result.adapt_steps if result.adapt_steps is not None else result.ilo_steps
+    if refined is not None:
+        text += f" + {sum(refined) / len(refined):.4g}"
+    return {"steps": text}
 
 
 def markdown_table(rows: list[ResultRow]) -> str:
     lines = [
-        "| task | method | n | MSE | PSNR (dB) | SSIM | residual | seconds |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| task | method | n | MSE | PSNR (dB) | SSIM | residual | seconds | steps |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r.task} | {r.method} | {r.n} | {format_mean_std(r.mse, r.mse_std, 5)} | "
             f"{format_mean_std(r.psnr, r.psnr_std, 2)} | "
             f"{format_mean_std(r.ssim, r.ssim_std, 3)} | "
-            f"{r.residual:.2e} | {r.seconds:.1f} |"
+            f"{r.residual:.2e} | {r.seconds:.1f} | {r.steps} |"
         )
     return "\n".join(lines) + "\n"
 
