@@ -161,6 +161,21 @@ def test_dip_stops_at_the_noise_level_by_the_discrepancy_principle(digits):
     assert _psnr(x, digits[:3]) > _psnr(y, digits[:3])
 
 
+def test_dip_problems_that_stopped_leave_the_batch_without_changing_the_others(digits):
+    """Problems stop at different checks; each stopped one leaves the batch (its weights and
+    Adam state dropped), and every problem still gets what it gets alone."""
+    physics = make_physics("denoise", (1, 28, 28), seed=3, sigma=0.1)
+    y = physics(digits[:4])
+    dip = METHODS.build("dip", iterations=400, channels=16, layers=3, check_every=5)
+    batch = dip(y, physics, seeds=[1, 2, 3, 4])
+    stops = dip.last_stop
+    assert len(set(stops)) > 1 and max(stops) < 400  # rows left at different steps
+    for i in (0, 3):
+        alone = dip(y[i : i + 1], physics, seeds=[i + 1])
+        assert dip.last_stop == [stops[i]]
+        torch.testing.assert_close(alone, batch[i : i + 1], atol=1e-5, rtol=0)
+
+
 def test_dip_without_noise_keeps_the_iterate_best_on_held_out_entries(digits):
     physics = make_physics("inpaint", (1, 28, 28), seed=3, mask="block")
     y = physics(digits[:2])

@@ -206,30 +206,36 @@ class DeepImagePrior(Reconstructor):
         result = torch.zeros(len(y), *shape, device=y.device)
         stop = torch.zeros(len(y), dtype=torch.long)
         done = torch.zeros(len(y), dtype=torch.bool, device=y.device)
+        rows = torch.arange(len(y), device=y.device)  # problems still fitted, (N,)
         m = y[0].numel()
         with torch.enable_grad():
             for step in range(1, self.iterations + 1):
-                x = forward(params, buffers, z)  # (B, C, H, W)
-                error = (physics.A(x) - y).square()  # (B, ...)
-                loss = (error * keep).flatten(1).sum(1)  # (B,)
+                x = forward(params, buffers, z)  # (N, C, H, W)
+                error = (physics.A(x) - y[rows]).square()  # (N, ...)
+                loss = (error * keep[rows]).flatten(1).sum(1)  # (N,)
                 if step == 1 or step % self.check_every == 0 or step == self.iterations:
                     with torch.no_grad():
-                        held = 1 - keep
+                        held = 1 - keep[rows]
                         score = torch.where(
-                            known,
-                            (error.flatten(1).sum(1) / m - sigmas.square()).clamp(min=0),
+                            known[rows],
+                            (error.flatten(1).sum(1) / m - sigmas[rows].square()).clamp(min=0),
                             (error * held).flatten(1).sum(1) / held.flatten(1).sum(1).clamp(min=1),
                         )
-                        better = ~done & (score < best)
-                        best = torch.where(better, score, best)
-                        result[better] = x.detach()[better].clamp(0, 1)
-                        stop[better.cpu()] = step
-                        done |= known & (best <= 0)  # reached the noise level: stopped
+                        better = ~done[rows] & (score < best[rows])
+                        best[rows] = torch.where(better, score, best[rows])
+                        result[rows[better]] = x.detach()[better].clamp(0, 1)
+                        stop[rows[better].cpu()] = step
+                        done[rows] |= known[rows] & (best[rows] <= 0)  # at the noise level
                     if bool(done.all()):
                         break
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()
                 optimizer.step()
+                stay = _still_fitted(done[rows])
+                if not bool(stay.all()):
+                    rows, z = rows[stay], z[stay]
+                    buffers = {k: v[stay] for k, v in buffers.items()}
+                    params, optimizer = _drop_rows(params, optimizer, stay, self.lr)
         self.last_stop = stop.tolist()
         return result
 
@@ -247,3 +253,26 @@ class DeepImagePrior(Reconstructor):
         params, buffers = stack_module_state(nets)
         base = copy.deepcopy(nets[0]).to("meta")
         return base, params, buffers, torch.stack(inputs).to(device)
+
+
+def _still_fitted(done: Tensor) -> Tensor:
+    """(N,) bool: the rows that stay in the batch. Stopped rows leave it, but never down to one
+    row: vmap computes a batch of one differently (see solve.rowwise), so a stopped row stays
+    beside the last running one (its result is no longer updated)."""
+    stay = ~done
+    if int(stay.sum()) == 1 and len(stay) > 1:
+        stay = stay.clone()
+        stay[int(done.nonzero()[0])] = True
+    return stay
+
+
+def _drop_rows(params: dict, optimizer: torch.optim.Adam, stay: Tensor, lr: float):
+    """The stacked weights (N, ...) and their Adam state restricted to the rows ``stay``: Adam is
+    element-wise, so the kept rows go on exactly as they would have."""
+    kept = {k: v.detach()[stay].clone().requires_grad_() for k, v in params.items()}
+    new = torch.optim.Adam(kept.values(), lr=lr)
+    for old_p, new_p in zip(params.values(), kept.values()):
+        state = optimizer.state.get(old_p)
+        if state:
+            new.state[new_p] = {k: v if k == "step" else v[stay].clone() for k, v in state.items()}
+    return kept, new
