@@ -15,7 +15,7 @@ test images through the real range coder: ``compress`` then ``decompress``), ``s
 (bytes of each test image's file) and ``files/NNNN.bin`` (the files themselves).
 
 A peer file is the range coder's bytes alone: no header (the model fixes the image size), which
-favours the peer by the GE codec's 19 bytes of header and checksum.
+favours the peer by the GE codec's 14 bytes of header and checksum.
 
 Images whose side is not a multiple of 16 (the four stride-2 stages) are padded by edge
 replication and cropped after decoding. Architecture: ``FactorizedPrior(N, M)`` with its first

@@ -83,14 +83,29 @@ def test_range_coded_symbols_round_trip_and_a_likely_symbol_costs_little():
     rng = np.random.default_rng(0)
     probabilities = rng.dirichlet(np.ones(16), size=64)
     symbols = np.array([rng.choice(16, p=p) for p in probabilities])
-    header = bitstream.StreamHeader(b"abcdef", 1, 28, 28, 4)
+    header = bitstream.StreamHeader(b"abcdef", 4)
     blob = bitstream.encode_file(header, symbols, probabilities)
     assert bitstream.read_header(blob) == header
     assert np.array_equal(bitstream.decode_file(blob, probabilities), symbols)
     ideal = -np.log2(probabilities[np.arange(64), symbols]).sum()
     payload = len(blob) - bitstream.OVERHEAD_BYTES
     assert 8 * payload < ideal + 64  # within two words of the information content
-    assert bitstream.OVERHEAD_BYTES == 19
+    assert bitstream.OVERHEAD_BYTES == 14
+
+
+def test_a_version_1_file_still_decodes_and_its_image_size_is_checked(codec, digits):
+    """Version 1 stored (C, H, W) after the model id; its files decode as they always did."""
+    good = codec.compress(digits[:1], 3)[0]
+    ident, bits, payload = good[3:9], good[9], good[10:-4]
+
+    def v1(shape: tuple[int, int, int]) -> bytes:
+        head = struct.pack("<2sB6sBHHB", b"GE", 1, ident, *shape, bits)
+        return _with_crc(head + payload)
+
+    torch.testing.assert_close(codec.codes([v1((1, 28, 28))]), codec.codes([good]), rtol=0, atol=0)
+    assert bitstream.read_header(v1((1, 28, 28))).shape == (1, 28, 28)
+    with pytest.raises(DataError, match="holds a 3 x 28 x 28 image, not \\(1, 28, 28\\)"):
+        codec.codes([v1((3, 28, 28))])
 
 
 def test_model_id_changes_with_any_weight():
@@ -249,8 +264,8 @@ CASES = [
     Case("zero-byte `.genc`", _write("x.genc", lambda e: b""), "is not a genc compressed file"),
     Case(
         "file of a newer format version",
-        _write("x.genc", lambda e: _with_crc(e.good[:2] + b"\x02" + e.good[3:-4])),
-        "has format version 2, newer than this genc reads (1)",
+        _write("x.genc", lambda e: _with_crc(e.good[:2] + b"\x03" + e.good[3:-4])),
+        "has format version 3, newer than this genc reads (2)",
     ),
     Case(
         "file cut inside its header",
@@ -269,8 +284,8 @@ CASES = [
         "is corrupted (checksum mismatch)",
     ),
     Case(
-        "one bit flipped in the image size",
-        _write("x.genc", _flip(12)),
+        "one bit flipped in the model id",
+        _write("x.genc", _flip(5)),
         "is corrupted (checksum mismatch)",
     ),
     Case(

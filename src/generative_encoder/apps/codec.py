@@ -77,8 +77,7 @@ class Codec:
             raise DataError("the images contain NaN or Inf values")
         index = self.quantizer.quantize(rowwise(self.encoder, x.clamp(0, 1)), bits).numpy()
         probabilities = self.quantizer.probabilities(bits).numpy()
-        c, h, w = self.model.image_shape
-        header = StreamHeader(self.model_id, c, h, w, bits)
+        header = StreamHeader(self.model_id, bits)
         return [encode_file(header, row, probabilities) for row in index]
 
     def codes(self, blobs: Sequence[bytes], names: Sequence[str] | None = None) -> Tensor:
@@ -92,10 +91,10 @@ class Codec:
                     f"{name} was made with another model (id {header.model_id.hex()}, this "
                     f"model's is {self.model_id.hex()})"
                 )
-            if (header.channels, header.height, header.width) != self.model.image_shape:
+            if header.shape is not None and header.shape != self.model.image_shape:
+                c, h, w = header.shape
                 raise DataError(
-                    f"{name} holds a {header.channels} x {header.height} x "
-                    f"{header.width} image, not {self.model.image_shape}"
+                    f"{name} holds a {c} x {h} x {w} image, not {self.model.image_shape}"
                 )
             self.quantizer.check_bits(header.bits)
             index = decode_file(blob, self.quantizer.probabilities(header.bits).numpy())

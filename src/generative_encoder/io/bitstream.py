@@ -1,15 +1,19 @@
 """The compressed-image file (``.genc``): a small header, the range-coded bin indices, a checksum.
 
-Layout (little-endian)::
+Layout (little-endian), format version 2::
 
-    magic "GE" (2 bytes) | format version (1) | model id (6) | channels (1) | height (2) |
-    width (2) | bits (1) | payload: range-coder words (4 bytes each) | CRC-32 of all before (4)
+    magic "GE" (2 bytes) | format version (1) | model id (6) | bits (1) |
+    payload: range-coder words (4 bytes each) | CRC-32 of all before (4)
 
-The model id is the start of a SHA-256 of the weights that encode and decode the file
-(:func:`model_id`), so a file is never decoded by another model. The payload is the output of
-``constriction``'s range coder with one categorical model per code coordinate (the quantiser's
-probability tables); its length follows from the file's size. Every defect of a file (foreign
-bytes, a newer version, truncation, a flipped bit, another model) raises a one-line DataError.
+14 bytes besides the payload: at the rates where generative compression matters (tens of bytes
+per image) every header byte is a visible share of the file. The image's size is not stored: the
+model id fixes it. The model id is the start of a SHA-256 of the weights that encode and decode
+the file (:func:`model_id`), so a file is never decoded by another model. The payload is the
+output of ``constriction``'s range coder with one categorical model per code coordinate (the
+quantiser's probability tables); its length follows from the file's size. Version 1 files
+(``... | model id (6) | channels (1) | height (2) | width (2) | bits (1) | whole words | CRC``)
+are still read. Every defect of a file (foreign bytes, a newer version, truncation, a flipped
+bit, another model) raises a one-line DataError.
 """
 
 from __future__ import annotations
@@ -27,24 +31,24 @@ from torch import nn
 from ..errors import DataError
 
 MAGIC = b"GE"
-VERSION = 1
+VERSION = 2
 SUFFIX = ".genc"
 MODEL_ID_BYTES = 6
-_HEADER = struct.Struct("<2sB6sBHHB")
+_HEADER = struct.Struct("<2sB6sB")
+_HEADER_V1 = struct.Struct("<2sB6sBHHB")
 _CRC = struct.Struct("<I")
-HEADER_BYTES = _HEADER.size  # 15
+HEADER_BYTES = _HEADER.size  # 10
 OVERHEAD_BYTES = HEADER_BYTES + _CRC.size  # bytes of a file besides its payload
 
 
 @dataclass(frozen=True)
 class StreamHeader:
-    """What a file says of itself: the model that made it, the image's (C, H, W), the rate."""
+    """What a file says of itself: the model that made it and the rate; ``shape`` (C, H, W) only
+    in version 1 files (the model fixes it)."""
 
     model_id: bytes
-    channels: int
-    height: int
-    width: int
     bits: int
+    shape: tuple[int, int, int] | None = None
 
 
 def model_id(modules: dict[str, nn.Module]) -> bytes:
@@ -74,16 +78,7 @@ def encode_file(header: StreamHeader, symbols: np.ndarray, probabilities: np.nda
     coder = constriction.stream.queue.RangeEncoder()
     coder.encode(symbols.astype(np.int32), family, table)
     payload = coder.get_compressed().astype("<u4").tobytes()
-    head = _HEADER.pack(
-        MAGIC,
-        VERSION,
-        header.model_id,
-        header.channels,
-        header.height,
-        header.width,
-        header.bits,
-    )
-    body = head + payload
+    body = _HEADER.pack(MAGIC, VERSION, header.model_id, header.bits) + payload
     return body + _CRC.pack(zlib.crc32(body))
 
 
@@ -96,20 +91,26 @@ def read_header(blob: bytes, name: str = "file") -> StreamHeader:
             f"{name} has format version {blob[2]}, newer than this genc reads ({VERSION}); "
             "upgrade generative-encoder"
         )
-    if len(blob) < OVERHEAD_BYTES or (len(blob) - OVERHEAD_BYTES) % 4:
+    if len(blob) >= 3 and blob[2] < 1:
+        raise DataError(f"{name} has an unknown format version {blob[2]}")
+    layout = _HEADER_V1 if len(blob) >= 3 and blob[2] == 1 else _HEADER
+    overhead = layout.size + _CRC.size
+    if len(blob) < overhead or (len(blob) - overhead) % 4:
         raise DataError(f"{name} is truncated or padded ({len(blob)} bytes)")
     body, (crc,) = blob[: -_CRC.size], _CRC.unpack(blob[-_CRC.size :])
     if zlib.crc32(body) != crc:
         raise DataError(f"{name} is corrupted (checksum mismatch)")
-    magic, version, ident, channels, height, width, bits = _HEADER.unpack(body[:HEADER_BYTES])
-    if version < 1:
-        raise DataError(f"{name} has an unknown format version {version}")
-    return StreamHeader(ident, channels, height, width, bits)
+    if layout is _HEADER_V1:
+        _, _, ident, channels, height, width, bits = layout.unpack(body[: layout.size])
+        return StreamHeader(ident, bits, (channels, height, width))
+    _, _, ident, bits = layout.unpack(body[: layout.size])
+    return StreamHeader(ident, bits)
 
 
 def decode_file(blob: bytes, probabilities: np.ndarray) -> np.ndarray:
     """The bin indices (m,) of a file already checked by :func:`read_header`."""
-    words = np.frombuffer(blob[HEADER_BYTES : -_CRC.size], dtype="<u4").astype(np.uint32)
+    start = _HEADER_V1.size if blob[2] == 1 else HEADER_BYTES
+    words = np.frombuffer(blob[start : -_CRC.size], dtype="<u4").astype(np.uint32)
     family, table = _model(probabilities)
     coder = constriction.stream.queue.RangeDecoder(words)
     return np.asarray(coder.decode(family, table), dtype=np.int64)
