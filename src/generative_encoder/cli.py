@@ -425,9 +425,9 @@ def cmd_train_codec(args) -> None:
     model = load_model(args.model)  # a folder: a shipped model is never written into
     train_set, _ = load_splits(args)
     with LazyBar("encode training images", len(train_set)) as bar:
-        quantizer = fit_codec(model, train_set, args.encoder, on_batch=bar.update)
+        quantizer = fit_codec(model, train_set, args.encoder, kind=args.kind, on_batch=bar.update)
     print(
-        f"codec of the {args.encoder} encoder ({quantizer.code_dim} numbers, bits "
+        f"{quantizer.kind} codec of the {args.encoder} encoder ({quantizer.code_dim} numbers, bits "
         f"{', '.join(map(str, quantizer.bits))}) fitted on {len(train_set)} images, in "
         f"{model.folder}"
     )
@@ -723,6 +723,12 @@ def build_parser() -> argparse.ArgumentParser:
     codec.add_argument("--model", required=True, help="model folder holding the encoder")
     codec.add_argument(
         "--encoder", default="ge1", help="encoder family: ge1, vae, aegan, robust, ge0"
+    )
+    codec.add_argument(
+        "--kind",
+        default="transform",
+        choices=["transform", "uniform"],
+        help="transform: principal axes, one step size (default); uniform: per-coordinate bins",
     )
     codec.set_defaults(func=cmd_train_codec)
 

@@ -33,7 +33,7 @@ from ..io.images import read_image, resize_image, write_image
 from ..io.names import path_inside
 from ..methods import METHODS
 from ..methods.latent import select_autoencoder
-from ..models.quantizer import CodeQuantizer
+from ..models.quantizer import Quantizer
 from ..physics.seeds import LATENT_STREAM, image_seed
 from ..physics.tasks import make_physics
 from ..solve import rowwise
@@ -47,7 +47,7 @@ class Codec:
     fitted quantiser (read from the model folder unless given)."""
 
     def __init__(
-        self, model: ModelBundle, encoder: str = "ge1", quantizer: CodeQuantizer | None = None
+        self, model: ModelBundle, encoder: str = "ge1", quantizer: Quantizer | None = None
     ):
         net, decoder = select_autoencoder(model, encoder)
         self.model, self.encoder_kind, self.encoder = model, encoder, net
@@ -97,8 +97,9 @@ class Codec:
                     f"{name} holds a {c} x {h} x {w} image, not {self.model.image_shape}"
                 )
             self.quantizer.check_bits(header.bits)
-            index = decode_file(blob, self.quantizer.probabilities(header.bits).numpy())
-            levels = 2**header.bits
+            table = self.quantizer.probabilities(header.bits).numpy()
+            index = decode_file(blob, table)
+            levels = table.shape[1]
             if (
                 index.shape != (self.quantizer.code_dim,)
                 or index.min() < 0

@@ -36,7 +36,8 @@ from ..errors import CheckpointError, ConfigError
 from ..models.families import EXTRA_NETWORK_NAMES, FAMILIES
 from ..models.layers import IMAGE_SIZES
 from ..models.priors import LatentGenerator
-from ..models.quantizer import CodeQuantizer
+from ..models.quantizer import KINDS as QUANTIZER_KINDS
+from ..models.quantizer import CodeQuantizer, Quantizer, TransformQuantizer
 from ..models.registry import NETWORKS
 from ..registry import annotation_name, matches_annotation
 from .files import atomic_path
@@ -496,24 +497,28 @@ def quantizer_name(encoder: str) -> str:
     return "codec" if encoder == "ge1" else f"{encoder}_codec"
 
 
-def save_quantizer(folder: str | os.PathLike, name: str, quantizer: CodeQuantizer) -> None:
+def save_quantizer(folder: str | os.PathLike, name: str, quantizer: Quantizer) -> None:
     """Write ``folder/name.safetensors`` and ``folder/name.json`` for a fitted quantiser."""
     folder = Path(folder)
     save_tensors(folder / f"{name}.safetensors", quantizer.state_dict())
+    extra = {"bins": quantizer.bins} if quantizer.kind == "transform" else {}
     write_json(
         folder / f"{name}.json",
         {
             "format": QUANTIZER_FORMAT,
             "version": FORMAT_VERSION,
+            "kind": quantizer.kind,
             "bits": list(quantizer.bits),
             "code_dim": quantizer.code_dim,
-        },
+        }
+        | extra,
     )
 
 
-def load_quantizer(folder: str | os.PathLike, name: str) -> CodeQuantizer:
-    """The quantiser ``folder/name`` written by :func:`save_quantizer`; CheckpointError when it
-    is missing, malformed, not finite, or its probability tables are not distributions."""
+def load_quantizer(folder: str | os.PathLike, name: str) -> Quantizer:
+    """The quantiser ``folder/name`` written by :func:`save_quantizer` (``kind`` uniform when the
+    file names none); CheckpointError when it is missing, malformed, not finite, or its
+    probability tables are not distributions."""
     where = Path(folder) / f"{name}.json"
     if not where.exists():
         raise CheckpointError(
@@ -521,25 +526,48 @@ def load_quantizer(folder: str | os.PathLike, name: str) -> CodeQuantizer:
         )
     config = read_json(where)
     bits, m = config.get("bits"), config.get("code_dim")
+    kind, bins = config.get("kind", "uniform"), config.get("bins")
     if config.get("format") != QUANTIZER_FORMAT or not isinstance(bits, list) or not bits:
         raise CheckpointError(f"{where} is not a quantiser description")
     if not all(type(b) is int and 1 <= b <= 16 for b in bits) or type(m) is not int or m < 1:
         raise CheckpointError(f"{where}: 'bits' must list integers in 1..16 and 'code_dim' be > 0")
+    if kind not in QUANTIZER_KINDS:
+        raise CheckpointError(f"{where}: unknown quantiser kind {kind!r}")
+    if kind == "transform" and not (
+        isinstance(bins, list)
+        and len(bins) == len(bits)
+        and all(type(n) is int and n >= 1 for n in bins)
+    ):
+        raise CheckpointError(f"{where}: 'bins' must list one bin count >= 1 per rate")
     tensors = load_tensors(Path(folder) / f"{name}.safetensors")
-    expected = {"lo": (m,), "hi": (m,)}
-    for b in bits:
-        expected[f"centroids_{b}"] = expected[f"probabilities_{b}"] = (m, 2**b)
+    if kind == "transform":
+        expected = {"mean": (m,), "basis": (m, m), "steps": (len(bits),)}
+        for b, n in zip(bits, bins):
+            expected[f"low_{b}"] = (m,)
+            expected[f"centroids_{b}"] = expected[f"probabilities_{b}"] = (m, n)
+    else:
+        expected = {"lo": (m,), "hi": (m,)}
+        for b in bits:
+            expected[f"centroids_{b}"] = expected[f"probabilities_{b}"] = (m, 2**b)
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
     if shapes != expected:
         raise CheckpointError(f"{where}: the tensors do not match bits {bits}, code_dim {m}")
     if not all(bool(torch.isfinite(v).all()) for v in tensors.values()):
         raise CheckpointError(f"{where}: the quantiser holds NaN or Inf values")
-    if not bool((tensors["hi"] > tensors["lo"]).all()):
+    if kind == "uniform" and not bool((tensors["hi"] > tensors["lo"]).all()):
         raise CheckpointError(f"{where}: a range has hi <= lo")
+    if kind == "transform" and not bool((tensors["steps"] > 0).all()):
+        raise CheckpointError(f"{where}: a step size is <= 0")
     for b in bits:
         p = tensors[f"probabilities_{b}"].double()
         if not bool((p > 0).all()) or not torch.allclose(p.sum(1), torch.ones_like(p[:, 0])):
             raise CheckpointError(f"{where}: probabilities_{b} is not a distribution per row")
+    if kind == "transform":
+        quantizer = TransformQuantizer(
+            tensors["mean"], tensors["basis"], tensors["steps"], tuple(bits), bins
+        )
+        quantizer.load_state_dict({k: v.float() for k, v in tensors.items()})
+        return quantizer
     quantizer = CodeQuantizer(tensors["lo"], tensors["hi"], tuple(bits))
     quantizer.load_state_dict({k: v.float() for k, v in tensors.items()})
     return quantizer

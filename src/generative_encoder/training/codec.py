@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from ..data import stack_images
 from ..io.checkpoints import ModelBundle, quantizer_name, save_quantizer
 from ..methods.latent import select_autoencoder
-from ..models.quantizer import BITS, TAIL, CodeQuantizer
+from ..models.quantizer import BITS, Quantizer, fit_quantizer
 from ..solve import rowwise
 
 
@@ -38,12 +38,14 @@ def fit_codec(
     dataset: Dataset,
     encoder: str = "ge1",
     bits: tuple[int, ...] = BITS,
-    tail: float = TAIL,
+    kind: str = "transform",
     on_batch: Callable[[int], None] | None = None,
-) -> CodeQuantizer:
-    """Fit the quantiser of the family ``encoder`` on the codes of ``dataset`` (the model's
-    training images) and write it into the model folder (``codec.safetensors`` + ``.json``)."""
+) -> Quantizer:
+    """Fit the quantiser (``kind``: transform or uniform, see
+    :mod:`~generative_encoder.models.quantizer`) of the family ``encoder`` on the codes of
+    ``dataset`` (the model's training images) and write it into the model folder
+    (``codec.safetensors`` + ``.json``)."""
     codes = training_codes(model, dataset, encoder, on_batch=on_batch)
-    quantizer = CodeQuantizer.fit(codes, bits, tail)
+    quantizer = fit_quantizer(codes, kind, bits)
     save_quantizer(model.folder, quantizer_name(encoder), quantizer)
     return quantizer
