@@ -84,13 +84,7 @@ class CodeQuantizer(nn.Module):
 
     def dequantize(self, index: Tensor, bits: int) -> Tensor:
         """Codes (B, m), float32, of bin indices (B, m)."""
-        self.check_bits(bits)
-        table = getattr(self, f"centroids_{bits}")
-        if index.ndim != 2 or index.shape[1] != self.code_dim:
-            raise ConfigError(f"indices must be (B, {self.code_dim}), got {tuple(index.shape)}")
-        if bool((index < 0).any()) or bool((index >= table.shape[1]).any()):
-            raise ConfigError(f"indices must lie in [0, {table.shape[1]})")
-        return table.gather(1, index.T).T.float()
+        return _centroids(self, index, bits).float()
 
     def probabilities(self, bits: int) -> Tensor:
         """(m, 2^b): the entropy model of rate b (rows sum to 1)."""
@@ -183,13 +177,7 @@ class TransformQuantizer(nn.Module):
 
     def dequantize(self, index: Tensor, bits: int) -> Tensor:
         """Codes (B, m), float32, of bin indices (B, m)."""
-        self.check_bits(bits)
-        table = getattr(self, f"centroids_{bits}")
-        if index.ndim != 2 or index.shape[1] != self.code_dim:
-            raise ConfigError(f"indices must be (B, {self.code_dim}), got {tuple(index.shape)}")
-        if bool((index < 0).any()) or bool((index >= table.shape[1]).any()):
-            raise ConfigError(f"indices must lie in [0, {table.shape[1]})")
-        axes = table.double().gather(1, index.T).T
+        axes = _centroids(self, index, bits)
         return (_rows_times(axes, self.basis.double().T) + self.mean.double()).float()
 
     @classmethod
@@ -240,6 +228,18 @@ def _rows_times(x: Tensor, matrix: Tensor) -> Tensor:
 
 # padding bins beyond an axis's range: never coded (quantize clamps), kept > 0 for the coder
 UNREACHABLE_COUNT = 1e-6
+
+
+def _centroids(quantizer, index: Tensor, bits: int) -> Tensor:
+    """The decoded values (B, m), float64, of bin indices (B, m) at rate ``bits``, checked."""
+    quantizer.check_bits(bits)
+    table = getattr(quantizer, f"centroids_{bits}")
+    m = quantizer.code_dim
+    if index.ndim != 2 or index.shape[1] != m:
+        raise ConfigError(f"indices must be (B, {m}), got {tuple(index.shape)}")
+    if bool((index < 0).any()) or bool((index >= table.shape[1]).any()):
+        raise ConfigError(f"indices must lie in [0, {table.shape[1]})")
+    return table.double().gather(1, index.T).T
 
 
 def _check_codes(codes: Tensor) -> None:
