@@ -222,8 +222,10 @@ class TransformQuantizer(nn.Module):
 
 def _rows_times(x: Tensor, matrix: Tensor) -> Tensor:
     """x (B, m) times matrix^T (m, m), each row summed on its own: a matrix product rounds a
-    row differently in batches of other sizes, and a file's bytes must not depend on its batch."""
-    return (x[:, None, :] * matrix[None, :, :]).sum(-1)
+    row differently in batches of other sizes, and a file's bytes must not depend on its batch.
+    Chunks of 256 rows keep the (rows, m, m) product small when fitting on many codes."""
+    chunks = [(c[:, None, :] * matrix[None, :, :]).sum(-1) for c in x.split(256)]
+    return torch.cat(chunks) if chunks else x.new_zeros(0, matrix.shape[0])
 
 
 # padding bins beyond an axis's range: never coded (quantize clamps), kept > 0 for the coder
