@@ -25,6 +25,10 @@ PATIENCE steps (the engine's ``early_stop_tol`` and ``patience``; stopped rows l
 its ``steps`` is the mean number of steps the problems ran. ``--split train`` runs everything on
 training images, where the stopping rule and iteration counts are chosen.
 
+``--lrs 0.1,0.05`` runs every latent row at each of these Adam learning rates (rows named
+``... lr=0.05`` for all but the paper's 0.1). ``--repeats K`` times every row (and deepinv) K
+times and keeps the median seconds, since one run on a shared machine varies by about a third.
+
 Usage: python benchmarks/time_to_quality.py --out runs/ttq_mnist5k.json
        python benchmarks/time_to_quality.py --model runs/berea64 --data rock \\
            --data-opt path=../shared/data/rock/berea.zip --data-opt patch=64 ... --threads 2
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -45,13 +50,14 @@ from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.eval.metrics import psnr
 from generative_encoder.io.zoo import resolve_model
 from generative_encoder.methods import METHODS
+from generative_encoder.methods.latent import STARTS
 from generative_encoder.physics import make_physics
-from generative_encoder.solve.engine import SearchResult
+from generative_encoder.solve.engine import SearchResult, SolveConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from solve_vs_deepinv import DEEPINV_LR, machine_info, run_deepinv  # noqa: E402
 
-STARTS = ("prior", "amortized", "amortized+prior")
+PAPER_LR = SolveConfig().lr
 
 
 def main() -> None:
@@ -67,6 +73,8 @@ def main() -> None:
     p.add_argument("--starts", default=",".join(STARTS), help="their starts to time")
     p.add_argument("--early-stop", default="", metavar="TOL/PATIENCE,...")
     p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--lrs", default="0.1", help="Adam learning rates of the latent rows")
+    p.add_argument("--repeats", type=int, default=1, help="timings per row; the median is kept")
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -83,18 +91,24 @@ def main() -> None:
     k = min(args.peer_n, len(x))
 
     peer_args = argparse.Namespace(steps=args.peer_steps, lr=DEEPINV_LR, peer_n=k, seed=args.seed)
-    peer, _ = run_deepinv(model.generator, y, x, physics, peer_args, stock=False)
+    walls = []
+    for _ in range(args.repeats):
+        peer, _ = run_deepinv(model.generator, y, x, physics, peer_args, stock=False)
+        walls.append(peer.wall_s)
     target = peer.mean_psnr
-    peer_s = peer.wall_s / k
+    peer_s = statistics.median(walls) / k
     print(f"{info}\ndeepinv: {peer_s:.3f} s/image, mean PSNR {target:.2f} dB on {k} images")
 
     rows = []
 
     def record(name: str, steps: int, fn) -> None:
         fn(y[:2])  # warm-up
-        t0 = time.perf_counter()
-        x_hat = fn(y)
-        wall = time.perf_counter() - t0
+        walls = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            x_hat = fn(y)
+            walls.append(time.perf_counter() - t0)
+        wall = statistics.median(walls)
         if isinstance(x_hat, SearchResult):
             steps = float(x_hat.steps_run.float().mean())
             x_hat = x_hat.x
@@ -113,9 +127,11 @@ def main() -> None:
     record("amortized", 0, lambda b: amortized(b, physics))
     for method in args.methods.split(","):
         for start in args.starts.split(","):
-            for steps in map(int, args.steps.split(",")):
-                solver = METHODS.build(method, model=model, steps=steps, start=start)
-                record(f"{method} start={start}", steps, lambda b, s=solver: s(b, physics))
+            for lr in map(float, args.lrs.split(",")):
+                name = f"{method} start={start}" + ("" if lr == PAPER_LR else f" lr={lr:g}")
+                for steps in map(int, args.steps.split(",")):
+                    solver = METHODS.build(method, model=model, steps=steps, start=start, lr=lr)
+                    record(name, steps, lambda b, s=solver: s(b, physics))
             for rule in filter(None, args.early_stop.split(",")):
                 tol, patience = rule.split("/")
                 solver = METHODS.build(

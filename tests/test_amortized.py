@@ -1,6 +1,8 @@
 """Amortized GE: the latent regressor R, the `amortized` method and the amortized starts of
 `ge` and `csgm`."""
 
+import json
+
 import pytest
 import torch
 
@@ -46,6 +48,31 @@ def test_training_lowers_the_image_loss_and_refuses_to_overwrite(tmp_path):
     )
     assert longer["image_mse"] < 0.7 * short["image_mse"]
     assert load_model(folder).network("regressor").kwargs["hidden"] == 64
+
+
+def test_degraded_training_codes_are_recorded_and_fit_degraded_samples_better(tmp_path):
+    import shutil
+
+    from generative_encoder.io.zoo import shipped_model_dir
+    from generative_encoder.training.regressor import evaluate_regressor
+
+    folder = tmp_path / "m"
+    shutil.copytree(shipped_model_dir(), folder)
+    with pytest.raises(ConfigError, match="degradations must be among"):
+        RegressorConfig(degradations=("blur",))
+    fits = {}
+    for degradations in ((), ("denoise",)):
+        config = RegressorConfig(steps=60, hidden=64, batch_size=32, degradations=degradations)
+        train_regressor(folder, config, overwrite=True)
+        model = load_model(folder)
+        meta = json.loads((folder / "regressor.json").read_text())["meta"]
+        assert meta.get("degradations", []) == list(degradations)
+        assert ("degraded_image_mse" in meta) == bool(degradations)
+        fits[degradations] = evaluate_regressor(
+            model.network("regressor"), model.encoder, model.generator, 5, ("denoise",)
+        )["degraded_image_mse"]
+    # the regressor trained on noisy samples' codes maps them closer to the clean sample
+    assert fits[("denoise",)] < fits[()]
 
 
 def test_amortized_method_is_g_of_r_of_e_of_the_lifted_observation(tiny_model_dir, digits):

@@ -112,10 +112,14 @@ def test_restore_real_inpainting_with_a_mask_file(capsys, tiny_model_dir, digit_
         ),
         (["train", "gan", "--data", "nope", "--out", "x"], "unknown dataset 'nope'"),
         (["bench", "{tmp}/missing.json", "--out", "x"], "does not exist"),
+        (
+            ["train", "regressor", "--model", "{model}", "--regressor-degradations", "blur"],
+            "degradations must be among",
+        ),
     ],
 )
 def test_errors_are_one_line(capsys, tiny_model_dir, digit_files, tmp_path, argv, message):
-    argv = [a.format(digits=digit_files, tmp=tmp_path) for a in argv]
+    argv = [a.format(digits=digit_files, tmp=tmp_path, model=tiny_model_dir) for a in argv]
     if argv[0] == "restore" and "--model" not in argv:
         argv += ["--model", tiny_model_dir]
     code, _, err = _run(capsys, *argv)

@@ -103,17 +103,28 @@ def add_regressor_args(p: argparse.ArgumentParser, steps_flag: str) -> None:
     )
     p.add_argument("--regressor-hidden", type=int, default=default.hidden)
     p.add_argument("--regressor-batch-size", type=int, default=default.batch_size)
+    p.add_argument(
+        "--regressor-degradations",
+        default=",".join(default.degradations) or "none",
+        help="comma list of denoise, deblur, superres, inpaint applied to the generator's "
+        "samples before encoding, so that the amortized start fits degraded inputs; none: "
+        "clean codes (default %(default)s)",
+    )
 
 
 def run_regressor(args, encoder: str, device: str) -> None:
     from .training.regressor import RegressorConfig, train_regressor
 
     steps = args.regressor_steps
+    listed = args.regressor_degradations.strip()
     config = RegressorConfig(
         steps=steps,
         hidden=args.regressor_hidden,
         batch_size=args.regressor_batch_size,
         device=device,
+        degradations=()
+        if listed == "none"
+        else tuple(d.strip() for d in listed.split(",") if d.strip()),
     )
     on_step = progress_callback(steps, f"train regressor ({encoder})", ["loss", "image_loss"])
     logs = train_regressor(args.model, config, encoder, overwrite=args.overwrite, on_step=on_step)
