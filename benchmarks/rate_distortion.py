@@ -192,7 +192,7 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    write_markdown(out / "rd.md", rows, args, len(x), paired)
+    write_markdown(out / "rd.md", rows, args, len(x), paired, peer_pairs(rows, decoded, x))
     plot(out / "rd.png", rows)
     grid(out / "grid.png", rows, decoded, x)
 
@@ -227,7 +227,32 @@ def peer_rows(folder: Path, x: torch.Tensor, fid):
         yield row, x_hat
 
 
-def write_markdown(path: Path, rows: list[dict], args, n: int, paired: list[dict]) -> None:
+def peer_pairs(rows: list[dict], decoded: dict, x: torch.Tensor) -> list[dict]:
+    """Each CompressAI row against each GE-codec decoder's point of nearest mean file size:
+    paired per-image differences (GE codec minus peer) of PSNR and SSIM, 95 % intervals."""
+    pairs = []
+    for peer in (r for r in rows if r["codec"] == "compressai-factorized"):
+        peer_hat = decoded[(peer["codec"], peer["setting"])]
+        for decoder in ("genc-autoencoder", "genc-ge"):
+            mine = min(
+                (r for r in rows if r["codec"] == decoder),
+                key=lambda r: abs(r["bytes"] - peer["bytes"]),
+            )
+            x_hat = decoded[(mine["codec"], mine["setting"])]
+            pairs.append(
+                {
+                    "peer": peer,
+                    "mine": mine,
+                    "psnr": paired_difference(psnr(x_hat, x), psnr(peer_hat, x)),
+                    "ssim": paired_difference(ssim(x_hat, x), ssim(peer_hat, x)),
+                }
+            )
+    return pairs
+
+
+def write_markdown(
+    path: Path, rows: list[dict], args, n: int, paired: list[dict], against_peer: list[dict]
+) -> None:
     lines = [
         f"# Rate-distortion: {args.model} on {n} test images of {args.data}",
         "",
@@ -273,6 +298,22 @@ def write_markdown(path: Path, rows: list[dict], args, n: int, paired: list[dict
                     f"| {r['codec']} {r['setting']} | {r['bpp']:.3f} | {r['psnr']:.2f} | "
                     f"{r['ssim']:.3f} | {peer} | {p_psnr:.2f} | {p_ssim:.3f} |"
                 )
+    if against_peer:
+        lines += [
+            "",
+            "## GE codec minus CompressAI at the nearest mean file size (paired, 95 % interval)",
+            "",
+            "| peer | peer bytes | GE codec point | its bytes | PSNR (dB) | SSIM |",
+            "|---|---|---|---|---|---|",
+        ]
+        for g in against_peer:
+            d_psnr, d_ssim = g["psnr"], g["ssim"]
+            lines.append(
+                f"| {g['peer']['setting']} | {g['peer']['bytes']:.1f} | {g['mine']['codec']} "
+                f"{g['mine']['setting']} | {g['mine']['bytes']:.1f} | {d_psnr['mean']:+.2f} "
+                f"[{d_psnr['low']:+.2f}, {d_psnr['high']:+.2f}] | {d_ssim['mean']:+.3f} "
+                f"[{d_ssim['low']:+.3f}, {d_ssim['high']:+.3f}] |"
+            )
     path.write_text("\n".join(lines) + "\n")
 
 
