@@ -202,9 +202,12 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def export_peer(folder: Path, args) -> None:
-    """The arrays ``compressai_peer.py`` trains and codes on (it cannot import this project)."""
+    """The arrays ``compressai_peer.py`` trains and codes on (it cannot import this project).
+    The peer trains on every training image, as the GAN did: ``max_patches`` thins the test
+    patches only."""
     options = parse_options(args.data_opt, "--data-opt")
-    train = get_dataset(args.data, "train", **options)
+    train_options = {k: v for k, v in options.items() if k != "max_patches"}
+    train = get_dataset(args.data, "train", **train_options)
     test = get_dataset(args.data, "test", **options)
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "train.npy", to_uint8(stack_images(train, range(len(train)))))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from generative_encoder.cli import parse_options
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.eval.metrics import paired_difference, psnr
 from generative_encoder.io.checkpoints import load_tensors
@@ -26,6 +27,7 @@ from generative_encoder.io.checkpoints import load_tensors
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="mnist5k")
+    p.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--tasks", required=True, help="comma-separated task names")
@@ -36,7 +38,8 @@ def main() -> None:
         help="LABEL=FOLDER[,FOLDER...]:METHOD (the first folder holding the task is read)",
     )
     args = p.parse_args()
-    clean = stack_images(get_dataset(args.data, args.split), range(args.n))
+    options = parse_options(args.data_opt, "--data-opt")
+    clean = stack_images(get_dataset(args.data, args.split, **options), range(args.n))
     rows = []
     for spec in args.row:
         label, _, rest = spec.partition("=")
