@@ -24,6 +24,7 @@ def _run(capsys, *argv):
 def test_list(capsys):
     code, out, _ = _run(capsys, "list")
     assert code == 0 and "mnist5k" in out and "inpaint" in out and "ge" in out
+    assert "berea64" in out.splitlines()[-1] and out.splitlines()[-1].startswith("models:")
 
 
 def test_restore_simulate_scores_against_clean(capsys, tiny_model_dir, digit_files, tmp_path):

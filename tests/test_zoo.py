@@ -7,10 +7,25 @@ import pytest
 import torch
 
 from generative_encoder.apps.codec import Codec
-from generative_encoder.io.zoo import SHIPPED_MODELS, resolve_model, shipped_model_dir
+from generative_encoder.errors import CheckpointError
+from generative_encoder.io import zoo
+from generative_encoder.io.zoo import installed_models, resolve_model, shipped_model_dir
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
+def test_the_wheel_models_are_installed():
+    assert {"mnist5k", "berea64"} <= set(installed_models())
+
+
+def test_a_named_model_missing_from_the_install_says_why(monkeypatch, tmp_path):
+    monkeypatch.setattr(zoo, "files", lambda _: tmp_path)  # an install without weights/
+    with pytest.raises(CheckpointError, match="non-commercial research use only") as err:
+        resolve_model("celeba64")
+    assert "scripts/train_celeba64.sh" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match="no shipped model 'faces'"):
+        shipped_model_dir("faces")
+
+
+@pytest.mark.parametrize("name", installed_models())
 def test_every_shipped_model_loads_by_name_with_its_card_regressor_and_codec(name, tmp_path):
     here = os.getcwd()
     os.chdir(tmp_path)  # a name, not a path: found from any folder

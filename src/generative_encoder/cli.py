@@ -520,12 +520,19 @@ def cmd_decompress(args) -> None:
 
 def cmd_list(args) -> None:
     from .data import list_datasets
+    from .io.zoo import SHIPPED_MODELS, installed_models
     from .methods import METHODS
     from .physics import TASKS
 
     print("datasets:", ", ".join(list_datasets()))
     print("tasks:   ", ", ".join(TASKS.names()))
     print("methods: ", ", ".join(METHODS.names()))
+    here = installed_models()
+    missing = [name for name in SHIPPED_MODELS if name not in here]
+    print(
+        "models:  ",
+        ", ".join(here) + (f" (not installed: {', '.join(missing)})" if missing else ""),
+    )
 
 
 class Parser(argparse.ArgumentParser):
