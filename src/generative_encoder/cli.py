@@ -89,6 +89,11 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """The non-empty, stripped items of a comma-separated option."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def add_regressor_args(p: argparse.ArgumentParser, steps_flag: str) -> None:
     from .training.regressor import RegressorConfig
 
@@ -122,9 +127,7 @@ def run_regressor(args, encoder: str, device: str) -> None:
         hidden=args.regressor_hidden,
         batch_size=args.regressor_batch_size,
         device=device,
-        degradations=()
-        if listed == "none"
-        else tuple(d.strip() for d in listed.split(",") if d.strip()),
+        degradations=() if listed == "none" else comma_list(listed),
     )
     on_step = progress_callback(steps, f"train regressor ({encoder})", ["loss", "image_loss"])
     logs = train_regressor(args.model, config, encoder, overwrite=args.overwrite, on_step=on_step)
@@ -201,7 +204,7 @@ def cmd_train_encoder(args) -> None:
     if args.degradations is None:
         degradations = DEGRADATIONS if args.kind == "robust" else ()
     else:
-        degradations = tuple(d.strip() for d in args.degradations.split(",") if d.strip())
+        degradations = comma_list(args.degradations)
     train_set, test_set = load_splits(args)
     config = EncoderConfig(
         code_dim=args.m,

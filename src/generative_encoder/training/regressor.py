@@ -122,13 +122,13 @@ def train_regressor(
             on_step(step, logs)
     regressor.eval()
     logs.update(evaluate_regressor(regressor, net, generator, config.seed + 1))
+    meta = {"steps": config.steps, "encoder": encoder}
     if config.degradations:
         logs.update(
             evaluate_regressor(regressor, net, generator, config.seed + 1, config.degradations)
         )
-    meta = {**logs, "steps": config.steps, "encoder": encoder}
-    if config.degradations:
         meta["degradations"] = list(config.degradations)
+    meta = {**logs, **meta}
     save_network(folder, name, regressor, meta=meta)
     return logs
 
