@@ -9,7 +9,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from generative_encoder.data import get_dataset, list_datasets, stack_images
+from generative_encoder.data import get_dataset, list_datasets, read_volume, stack_images
 from generative_encoder.errors import ConfigError, DataError
 
 
@@ -294,6 +294,11 @@ def test_rock_binary_volumes(tmp_path):
     data = get_dataset("rock", path=tmp_path / "seg.tif", split="all", patch=12)
     batch = stack_images(data, range(len(data)))
     torch.testing.assert_close(batch[:, 0], torch.from_numpy(segmented == 7).float())
+    # the volume the patches come from, as a user's own analysis reads it
+    np.testing.assert_array_equal(read_volume(tmp_path / "seg.tif"), (segmented == 7) * 255)
+    np.testing.assert_array_equal(
+        read_volume(tmp_path / "seg.tif", crop=(2, 3, 4, 5)), (segmented == 7)[:, 2:6, 3:8] * 255
+    )
     # min-is-white storage, as Berea: 0 shows white, so raw 0 is the bright pore phase
     raw = np.where(VOLUME > 200, 0, 255).astype(np.uint8)
     tifffile.imwrite(tmp_path / "white.tif", raw, photometric="miniswhite")

@@ -97,6 +97,35 @@ def test_evaluate_model_reports_what_it_measured(tiny_model_dir, tmp_path):
     assert (tmp_path / "ev" / "samples.png").is_file()
 
 
+def test_evaluate_model_on_binary_images_compares_samples_with_both_splits(
+    tiny_model_dir, tmp_path
+):
+    from generative_encoder.apps.evaluate import markdown, pick
+
+    model = load_model(tiny_model_dir)
+    rock = dict(size=28, n=40)
+    train = get_dataset("synthetic_rock", "train", **rock)
+    test = get_dataset("synthetic_rock", "test", **rock)
+    report = evaluate_model(model, train, test, tmp_path / "ev", n=8, n_fit=1, steps=1, fid=False)
+    held_out, training = report["rock"], report["rock_training"]
+    reference = report["rock_training_vs_held_out"]
+    test_real = stack_images(test, pick(test, 8))  # the 4 of the test split
+    train_real = stack_images(train, pick(train, len(test_real)))
+    assert training["porosity"]["real"] == pytest.approx(porous.porosity(train_real).mean().item())
+    assert held_out["porosity"]["real"] == pytest.approx(porous.porosity(test_real).mean().item())
+    # one set of samples against both splits; the reference compares the two real splits
+    assert training["porosity"]["generated"] == held_out["porosity"]["generated"]
+    assert reference["porosity"] == {
+        "real": held_out["porosity"]["real"],
+        "generated": training["porosity"]["real"],
+    }
+    assert reference == porous.compare_sets(test_real, train_real)
+    table = markdown(report)
+    assert "| porous-media measure | held-out | training | samples |" in table
+    assert f"| {held_out['porosity']['real']:.4f} | {training['porosity']['real']:.4f} |" in table
+    assert (tmp_path / "ev" / "s2.png").is_file()
+
+
 def test_cli_evaluate_model_prints_the_table(tiny_model_dir, tmp_path, capsys):
     argv = ["evaluate-model", str(tiny_model_dir), "-o", str(tmp_path / "ev"), "--n", "8"]
     assert main(argv + ["--n-fit", "2", "--steps", "2", "--no-fid"]) == 0

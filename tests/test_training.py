@@ -1,4 +1,6 @@
 import csv
+import json
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -6,7 +8,15 @@ import torch
 from generative_encoder.data import get_dataset
 from generative_encoder.errors import ConfigError, DataError
 from generative_encoder.io.checkpoints import load_model
-from generative_encoder.training import EncoderConfig, GANConfig, train_encoder, train_gan
+from generative_encoder.training import (
+    EncoderConfig,
+    GANConfig,
+    distributed,
+    train_encoder,
+    train_gan,
+)
+from generative_encoder.training.loop import ImageBank
+from generative_encoder.training.objectives import DCGAN, r1_penalty
 
 TINY_GAN = dict(batch_size=16, latent_dim=16, width=16, sample_every=5)
 
@@ -88,3 +98,44 @@ def test_bad_gan_config(kwargs, match):
 def test_bad_encoder_config():
     with pytest.raises(ConfigError, match="real_fraction must be in"):
         EncoderConfig(real_fraction=1.5)
+
+
+def test_lazy_r1_applies_the_penalty_every_kth_step_weighted_by_k(digits):
+    train, _ = digits
+    bank = ImageBank(torch.utils.data.Subset(train, range(32)), torch.device("cpu"))
+    real, z = (
+        bank.at(torch.arange(16)),
+        torch.randn(16, 16, generator=torch.Generator().manual_seed(1)),
+    )
+
+    def loss(r1_every, step, gamma=2.0):
+        config = GANConfig(r1_gamma=gamma, r1_every=r1_every, **TINY_GAN)
+        objective = DCGAN(config, bank, torch.device("cpu"), torch.Generator(), nullcontext)
+        objective.distribute(distributed.Info())
+        objective.begin_step(step)
+        return objective.loss_d(real.clone(), z, torch.arange(16)).item(), objective
+
+    plain, objective = loss(1, 5, gamma=0.0)
+    x = real.clone().requires_grad_(True)
+    penalty = r1_penalty(objective.D(x).float(), x).item()
+    assert penalty > 0
+    assert loss(1, 5)[0] == pytest.approx(plain + 2.0 / 2 * penalty, rel=1e-5)
+    assert loss(4, 5)[0] == pytest.approx(plain, rel=1e-6)  # not a penalty step
+    assert loss(4, 8)[0] == pytest.approx(plain + 4 * 2.0 / 2 * penalty, rel=1e-5)
+    with pytest.raises(ConfigError, match="r1_every must be >= 1"):
+        GANConfig(r1_every=0)
+
+
+def test_cli_passes_lazy_r1_to_the_run(tmp_path, capsys):
+    from generative_encoder.cli import main
+
+    def argv(out, every):
+        tiny = "--steps 2 --batch-size 4 --latent-dim 4 --width 4 --r1 1 --r1-every".split()
+        return ["train", "gan", "--out", str(tmp_path / out), *tiny, every]
+
+    assert main(argv("m", "2")) == 0
+    config = json.loads((tmp_path / "m" / "gan_config.json").read_text())
+    assert (config["r1_gamma"], config["r1_every"]) == (1.0, 2)
+    capsys.readouterr()
+    assert main(argv("bad", "0")) == 2
+    assert "r1_every must be >= 1, got 0" in capsys.readouterr().err

@@ -173,6 +173,7 @@ def cmd_train_gan(args) -> None:
         checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every,
         r1_gamma=args.r1,
+        r1_every=args.r1_every,
         augment=args.augment,
         amp=args.amp,
         gamma=args.gamma,
@@ -611,6 +612,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="R1 penalty weight gamma on real images (helps small data sets)",
+    )
+    gan.add_argument(
+        "--r1-every",
+        type=int,
+        default=1,
+        help="lazy R1: apply the penalty every k-th step, weighted by k (StyleGAN2 uses 16; "
+        "saves most of its cost)",
     )
     gan.add_argument(
         "--augment",

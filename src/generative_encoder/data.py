@@ -233,8 +233,7 @@ class RockPatches(Dataset):
             raise ConfigError(f"patch and stride must be >= 1, got {patch=}, {stride=}")
         if max_patches is not None and max_patches < 1:
             raise ConfigError(f"max_patches must be >= 1 or None, got {max_patches!r}")
-        volume = _crop(_read_volume(Path(path)), crop)
-        volume = np.moveaxis(_to_uint8(volume, binary, path), axis, 0)  # (slices, H, W)
+        volume = np.moveaxis(read_volume(path, binary, crop), axis, 0)  # (slices, H, W)
         n_test = _test_count(test_fraction, volume.shape[0], "test_fraction")
         part_slice = _split_slice(split, volume.shape[0], n_test)
         part, self._offset = volume[part_slice], part_slice.start
@@ -281,6 +280,16 @@ class RockPatches(Dataset):
         view, s, top, left = self._place(i)
         patch = self._views[view][s, top : top + self.image_size, left : left + self.image_size]
         return torch.from_numpy(patch[None].astype(np.float32) / MAX_8BIT), NO_LABEL
+
+
+def read_volume(
+    path: str | os.PathLike,
+    binary: bool | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """The uint8 volume (D, H, W) that :class:`RockPatches` cuts its patches from: {0, 255}
+    (pore = 255) when segmented, else 0..255; ``binary`` and ``crop`` as there."""
+    return _to_uint8(_crop(_read_volume(Path(path)), crop), binary, path)
 
 
 def _read_volume(path: Path) -> np.ndarray:

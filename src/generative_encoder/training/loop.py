@@ -164,6 +164,7 @@ class GANConfig:
     beta2: float = 0.999
     ema_decay: float = 0.999
     r1_gamma: float = 0.0  # R1 penalty (gamma/2) E||grad_x D(x)||^2 on real images; 0 = off
+    r1_every: int = 1  # lazy R1 (StyleGAN2): the penalty on every k-th D step, weighted by k
     augment: str = ""  # differentiable augmentation seen by D, e.g. "translation,cutout"
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -182,7 +183,7 @@ class GANConfig:
             )
         if self.loss not in GAN_LOSSES:
             raise ConfigError(f"loss must be one of {GAN_LOSSES}, got {self.loss!r}")
-        for name in ("steps", "batch_size", "sample_every", "checkpoint_every"):
+        for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "r1_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.r1_gamma < 0:

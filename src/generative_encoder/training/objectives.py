@@ -212,18 +212,21 @@ class DCGAN(Objective):
         logit, q = self.D_run(x, categories=True)
         return logit.float(), F.cross_entropy(q.float(), category)
 
+    def begin_step(self, step: int) -> None:
+        self.r1_now = self.config.r1_gamma > 0 and step % self.config.r1_every == 0
+
     def loss_d(self, real: Tensor, z: Tensor, idx: Tensor) -> Tensor:
         c, aug, rng = self.config, self.aug, self.rng
         real_label = self.labels[idx] if self.labels is not None else None
         self.category = z[:, -self.n_cat :].argmax(1) if self.n_cat else None
         with self.amp():
             self.fake = self.G_run(z).float()
-            real.requires_grad_(c.r1_gamma > 0)
+            real.requires_grad_(self.r1_now)
             real_logits, info_real = self.logits(augment(real, aug, rng), real_label)
             fake_logits, info_d = self.logits(augment(self.fake.detach(), aug, rng), self.category)
         loss = discriminator_loss(real_logits, fake_logits, c.loss)
-        if c.r1_gamma > 0:
-            loss = loss + c.r1_gamma / 2 * r1_penalty(real_logits, real)
+        if self.r1_now:  # lazily every r1_every steps, weighted up to the same mean strength
+            loss = loss + c.r1_every * c.r1_gamma / 2 * r1_penalty(real_logits, real)
         if self.n_cat:  # InfoGAN: Q (on D's features) learns to tell the category of a sample
             loss = loss + c.info_weight * info_d
         if self.labels is not None:  # AC-GAN: ... and the class of a real image
