@@ -1,13 +1,16 @@
 """Training speed: seconds per GAN step and per epoch, with and without bf16 autocast, on one and
-two threads, and as two DistributedDataParallel processes (torchrun, gloo) of one thread each.
+two threads, as two DistributedDataParallel processes (torchrun, gloo) of one thread each, and
+with the R1 penalty at every step against lazy R1 (every 16th step).
 
 Every variant is the same `genc train gan` run (mnist5k: the shipped recipe's width 48 DCGAN at
 28 px; `--size64`: 64 px synthetic rock patches, width 32, the CelebA / rock recipe's network)
 launched as a subprocess so that its thread count is its own. Seconds per step are read from the
 run's `gan_log.csv`, skipping the first `--warmup` steps. Prints one Markdown table; the speed-up
-column is against the fp32 one-thread row of the same size, measured in the same run.
+column is against the first row of the same size, measured in the same run.
 
 Usage: python benchmarks/train_throughput.py [--steps 40] [--warmup 5] [--size64] [--no-amp]
+       python benchmarks/train_throughput.py --size64 --only-size64 --width64 64 \
+           --variants r1,r1-lazy     # the faces recipe's R1 at every step against lazy R1
 """
 
 import argparse
@@ -28,6 +31,13 @@ parser.add_argument("--size64", action="store_true", help="also 64 px (synthetic
 parser.add_argument(
     "--no-amp", action="store_true", help="skip the bf16 rows (slow on CPUs without native bf16)"
 )
+parser.add_argument("--only-size64", action="store_true", help="skip the 28 px rows")
+parser.add_argument("--width64", type=int, default=32, help="network width at 64 px")
+parser.add_argument(
+    "--variants",
+    default="fp32,fp32-2,ddp,bf16,bf16-2",
+    help="rows, comma-separated: fp32, fp32-2, ddp, bf16, bf16-2, r1, r1-lazy",
+)
 args = parser.parse_args()
 
 genc = shutil.which("genc") or str(Path(sys.executable).with_name("genc"))
@@ -42,12 +52,14 @@ if args.size64:
             "--data-opt",
             "n=2000",
             "--width",
-            "32",
+            str(args.width64),
             "--latent-dim",
             "128",
         ],
         1800,
     )
+if args.only_size64:
+    del SIZES[28]
 
 
 def seconds_per_step(log: Path) -> float:
@@ -58,7 +70,7 @@ def seconds_per_step(log: Path) -> float:
     return (t[last] - t[args.warmup]) / (last - args.warmup)
 
 
-def run(size: int, threads: int, amp: bool, ranks: int) -> float:
+def run(size: int, threads: int, amp: bool, ranks: int, extra: list[str]) -> float:
     data_args, _ = SIZES[size]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
@@ -80,6 +92,7 @@ def run(size: int, threads: int, amp: bool, ranks: int) -> float:
             "--seed",
             "0",
             *(["--amp"] if amp else []),
+            *extra,
         ]
         if ranks > 1:
             cmd = [
@@ -99,20 +112,32 @@ def run(size: int, threads: int, amp: bool, ranks: int) -> float:
         return seconds_per_step(out / "gan_log.csv")
 
 
-VARIANTS = [("fp32", 1, False, 1), ("fp32", 2, False, 1), ("DDP 2 x 1 thread", 1, False, 2)]
-if not args.no_amp:
-    VARIANTS += [("bf16 autocast", 1, True, 1), ("bf16 autocast", 2, True, 1)]
+# name: (label, threads per process, bf16 autocast, processes, extra options)
+R1 = ["--r1", "1", "--mbstd", "--augment", "translation"]  # the CelebA recipe's D side
+KNOWN = {
+    "fp32": ("fp32", 1, False, 1, []),
+    "fp32-2": ("fp32", 2, False, 1, []),
+    "ddp": ("DDP 2 x 1 thread", 1, False, 2, []),
+    "bf16": ("bf16 autocast", 1, True, 1, []),
+    "bf16-2": ("bf16 autocast", 2, True, 1, []),
+    "r1": ("R1 every step", 1, False, 1, R1),
+    "r1-lazy": ("lazy R1, every 16th step", 1, False, 1, [*R1, "--r1-every", "16"]),
+}
+names = args.variants.split(",")
+if unknown := [n for n in names if n not in KNOWN]:
+    sys.exit(f"unknown variants {unknown}; known: {', '.join(KNOWN)}")
+VARIANTS = [KNOWN[n] for n in names if not (args.no_amp and KNOWN[n][2])]
 
 t0 = time.perf_counter()
 print(
     f"| size | variant | threads / process | processes | s / step (batch {args.batch_size}) "
-    "| s / epoch | images / s | vs fp32, 1 thread |"
+    "| s / epoch | images / s | vs the first row |"
 )
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for size, (_, n_train) in SIZES.items():
     base = None
-    for name, threads, amp, ranks in VARIANTS:
-        s = run(size, threads, amp, ranks)
+    for name, threads, amp, ranks, extra in VARIANTS:
+        s = run(size, threads, amp, ranks, extra)
         base = base or s
         print(
             f"| {size} | {name} | {threads} | {ranks} | {s:.3f} | "
