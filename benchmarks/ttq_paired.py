@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -19,7 +20,7 @@ from generative_encoder.eval.metrics import paired_difference
 def row_psnrs(path: str, key: str) -> torch.Tensor:
     """(N,) per-image PSNRs of the row named ``NAME@STEPS`` in a time_to_quality json."""
     name, _, steps = key.rpartition("@")
-    rows = json.load(open(path))["rows"]
+    rows = json.loads(Path(path).read_text())["rows"]
     for row in rows:
         if row["row"] == name and str(row["steps"]) in (steps, f"{steps}.0"):
             if "psnr_each" not in row:
