@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from generative_encoder.cli import parse_options
+from generative_encoder.cli import add_data_args, parse_options
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.eval.metrics import psnr
 from generative_encoder.io.zoo import resolve_model
@@ -63,8 +63,7 @@ PAPER_LR = SolveConfig().lr
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="mnist5k")
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE")
+    add_data_args(p)
     p.add_argument("--n", type=int, default=256)
     p.add_argument("--peer-n", type=int, default=16)
     p.add_argument("--peer-steps", type=int, default=500)

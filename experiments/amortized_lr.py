@@ -16,7 +16,7 @@ import argparse
 
 import torch
 
-from generative_encoder.cli import parse_options
+from generative_encoder.cli import add_data_args, parse_options
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.eval.metrics import psnr
 from generative_encoder.io.zoo import resolve_model
@@ -34,8 +34,7 @@ TASKS = {
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="mnist5k")
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE")
+    add_data_args(p)
     p.add_argument("--n", type=int, default=256)
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--methods", default="csgm,ge")

@@ -13,7 +13,7 @@ import argparse
 import time
 
 from generative_encoder.apps.evaluate import representation_error
-from generative_encoder.cli import parse_options
+from generative_encoder.cli import add_data_args, parse_options
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.io.zoo import resolve_model
 
@@ -21,8 +21,7 @@ from generative_encoder.io.zoo import resolve_model
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="model folder (a copy, when its run is still writing it)")
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE")
+    add_data_args(p)
     p.add_argument("--n", type=int, default=32)
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--restarts", type=int, default=2)
