@@ -103,10 +103,8 @@ def test_bad_encoder_config():
 def test_lazy_r1_applies_the_penalty_every_kth_step_weighted_by_k(digits):
     train, _ = digits
     bank = ImageBank(torch.utils.data.Subset(train, range(32)), torch.device("cpu"))
-    real, z = (
-        bank.at(torch.arange(16)),
-        torch.randn(16, 16, generator=torch.Generator().manual_seed(1)),
-    )
+    real = bank.at(torch.arange(16))
+    z = torch.randn(16, 16, generator=torch.Generator().manual_seed(1))
 
     def loss(r1_every, step, gamma=2.0):
         config = GANConfig(r1_gamma=gamma, r1_every=r1_every, **TINY_GAN)

@@ -119,7 +119,9 @@ def evaluate_model(
     report["representation_mse"] = float(errors.mean())
     report["representation_mse_std"] = float(errors.std()) if len(errors) > 1 else 0.0
 
-    train_real = stack_images(train_set, pick(train_set, len(real)))
+    rock = is_binary(real)
+    # n training images: the real-vs-real reference of FID and of the porous measures
+    train_real = stack_images(train_set, pick(train_set, len(real))) if fid or rock else None
     if fid:
         stage("domain classifier for FID")
         features_set = feature_training_set(train_set)
@@ -129,7 +131,7 @@ def evaluate_model(
         report["fid_generated"] = scorer.score(fake)
         report["fid_real_vs_real"] = scorer.score(train_real)
 
-    if is_binary(real):
+    if rock:
         # beside samples vs held-out, the two references that say what a miss means: samples vs
         # the training images (the generator's own fit) and training vs held-out images (how far
         # the held-out part of a heterogeneous sample is from what any model could learn)
