@@ -74,6 +74,13 @@ def test_same_seed_same_run_and_resume_is_exact(digits, tmp_path):
     assert [r["loss_g"] for r in _rows(tmp_path / "a" / "gan_log.csv")] == [
         r["loss_g"] for r in _rows(tmp_path / "b" / "gan_log.csv")
     ]
+    # a staged recipe resumes a run that is past a stage's step count: it trains nothing more,
+    # keeps the log and says where the run stands
+    weights = (tmp_path / "b" / "generator.safetensors").read_bytes()
+    logs = train_gan(train, tmp_path / "b", GANConfig(steps=5, **TINY_GAN), resume=True)
+    assert logs == {"step": 10}
+    assert (tmp_path / "b" / "generator.safetensors").read_bytes() == weights
+    assert len(_rows(tmp_path / "b" / "gan_log.csv")) == 10
 
 
 def test_encoder_refuses_mismatched_data(tiny_model_dir):

@@ -290,7 +290,7 @@ def _train_gan(
             out / "gan_log.csv", ["step", *objective.log_fields, "seconds"], keep_until=step
         )
 
-    logs: dict = {}
+    logs: dict = {"step": step}  # a run resumed past --steps reports where it stands
     t0 = time.perf_counter()
     G.train(), D.train()
     while step < config.steps:
