@@ -19,7 +19,8 @@ count as set by OMP_NUM_THREADS.
 
 Writes OUT/rd.csv (one row per codec and setting), rd.md, rd.png (bpp vs PSNR, SSIM, FID) and
 grid.png (originals, then each codec at the setting closest to GE's 2-bit file size); OUT/points/
-keeps each GE codec point's decoded images (a rerun reads them instead of decoding again).
+keeps each GE codec point's decoded images (a rerun with the same files reads them instead of
+decoding again).
 
 ``--peer DIR`` adds CompressAI's factorized prior (``compressai_peer.sh``: trained on the same
 training images in its own environment; its files have no header), whose decoded test images
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import time
@@ -152,14 +154,15 @@ def main() -> None:
             kept = (
                 out / "points" / f"{decoder}_bits={bits}_{args.steps}x{args.restarts}.safetensors"
             )
-            if kept.is_file():
-                stored = load_tensors(kept)
+            stored = load_tensors(kept) if kept.is_file() else {}
+            if torch.equal(stored.get("files", torch.empty(0)), digest(files)):
                 x_hat, t_enc, t_dec = stored["x_hat"], *stored["seconds"].tolist()
-            else:
+            else:  # none kept, or kept for other files (other images, model or --n)
                 t0 = time.perf_counter()
                 x_hat = codec.decompress(files, decoder, **opts)
                 t_dec = time.perf_counter() - t0
-                save_tensors(kept, {"x_hat": x_hat, "seconds": torch.tensor([t_enc, t_dec])})
+                seconds = torch.tensor([t_enc, t_dec])
+                save_tensors(kept, {"x_hat": x_hat, "seconds": seconds, "files": digest(files)})
             row = point(f"genc-{decoder}", f"bits={bits}", x, x_hat, sizes, fid)
             row.update(encode_img_s=len(x) / t_enc, decode_img_s=len(x) / t_dec)
             rows.append(row)
@@ -195,6 +198,14 @@ def main() -> None:
     write_markdown(out / "rd.md", rows, args, len(x), paired, peer_pairs(rows, decoded, x))
     plot(out / "rd.png", rows)
     grid(out / "grid.png", rows, decoded, x)
+
+
+def digest(files: list[bytes]) -> torch.Tensor:
+    """SHA-256 of the files in order, (32,) uint8: a kept point is only read for these files."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(len(f).to_bytes(8, "little") + f)
+    return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

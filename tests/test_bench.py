@@ -168,6 +168,27 @@ def test_a_run_of_some_tasks_adds_to_the_folder_and_keeps_the_others(tiny_model_
     assert rows[1].mse > float(before[1]["mse"])  # identity at sigma 0.5 is worse than at 0.2
 
 
+def test_a_method_added_to_the_spec_runs_alone(tiny_model_dir, tmp_path):
+    """Adding a method to a finished spec runs that method only; changing one method's options
+    runs that method again and keeps the others' rows as they were."""
+    model = load_model(tiny_model_dir)
+    spec = SPEC | {"tasks": SPEC["tasks"][:1], "methods": ["identity"]}
+    first = run_bench(spec_from_dict(spec), model, tmp_path)
+    ran = []
+    wider = spec | {"methods": ["identity", "csgm"], "method_options": {"csgm": {"steps": 3}}}
+    rows = run_bench(spec_from_dict(wider), model, tmp_path, on_progress=ran.append)
+    assert ran == ["noisy: csgm"]
+    assert rows[0] == first[0]
+    ran.clear()
+    longer = wider | {"method_options": {"csgm": {"steps": 4}}}
+    again = run_bench(spec_from_dict(longer), model, tmp_path, on_progress=ran.append)
+    assert ran == ["noisy: csgm"]
+    assert again[0] == first[0] and again[1].mse != rows[1].mse
+    assert json.loads((tmp_path / "spec.json").read_text())["method_options"] == {
+        "csgm": {"steps": 4}
+    }
+
+
 @pytest.mark.parametrize("damage", ["[1, 2]", "{oops", '{"tasks": 3}'])
 def test_damaged_records_in_the_folder_mean_a_fresh_run(damage, tiny_model_dir, tmp_path):
     """A spec.json edited by hand or cut short is not resumed from; every pair runs again."""

@@ -499,21 +499,28 @@ def _split_stored(
     spec: BenchSpec, rows: list[ResultRow], stored: dict
 ) -> tuple[dict[tuple[str, str], ResultRow], list[ResultRow], list]:
     """(finished rows of ``spec``'s tasks by (task, method), rows and task records of the tasks
-    ``spec`` does not run, kept as they are: ``genc bench --tasks`` runs a subset)."""
-    current = {t["name"]: _task_key(t) for t in _spec_record(spec)["tasks"]}
+    ``spec`` does not run, kept as they are: ``genc bench --tasks`` runs a subset). A row is
+    finished when its task's degradation and its method's options are those of ``spec``: a method
+    added to the spec, or one whose options changed, runs; the others are kept."""
+    record = _spec_record(spec)
+    current = {t["name"]: _task_key(t) for t in record["tasks"]}
+    options = record["method_options"]
+    tasks, stored_options = stored.get("tasks", {}), stored.get("method_options", {})
     done = {
         (r.task, r.method): r
         for r in rows
-        if r.task in current and _task_key(stored.get(r.task, {})) == current[r.task]
+        if r.task in current
+        and _task_key(tasks.get(r.task, {})) == current[r.task]
+        and stored_options.get(r.method, {}) == options.get(r.method, {})
     }
-    others = [t for name, t in stored.items() if name not in current]
+    others = [t for name, t in tasks.items() if name not in current]
     return done, [r for r in rows if r.task not in current], others
 
 
 def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[ResultRow], dict]:
-    """(rows with their output files, task records by name) of the run in ``out`` when it used
-    the same data, images, seed, methods and options (the tasks may differ) and the same model;
-    else ([], {})."""
+    """(rows with their output files, {"tasks": task records by name, "method_options": ...})
+    of the run in ``out`` when it used the same data, images and seed and the same model (tasks,
+    methods and their options may differ: :func:`_split_stored` sorts the rows); else ([], {})."""
     if not (out / "spec.json").is_file() or not (out / MODEL_RECORD).is_file():
         return [], {}
     try:
@@ -522,7 +529,8 @@ def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[Re
         return [], {}
 
     def base(record: dict) -> dict:
-        return {k: v for k, v in _without_analyses(record).items() if k != "tasks"}
+        record = _without_analyses(record)
+        return {k: v for k, v in record.items() if k not in ("tasks", "methods", "method_options")}
 
     if base(stored) != base(_spec_record(spec)) or model_record != _record(model.info):
         return [], {}
@@ -533,9 +541,11 @@ def _stored_run(spec: BenchSpec, model: ModelBundle, out: Path) -> tuple[list[Re
         with (out / "results.csv").open(newline="") as f:
             rows = [ResultRow(**{k: types[k](v) for k, v in r.items()}) for r in csv.DictReader(f)]
         tasks = {t["name"]: t for t in stored["tasks"]}
+        options = dict(stored.get("method_options", {}))
     except (KeyError, TypeError, ValueError):  # edited by hand: run it all again
         return [], {}
-    return [r for r in rows if _has_output(out, r.task, r.method)], tasks
+    kept = [r for r in rows if _has_output(out, r.task, r.method)]
+    return kept, {"tasks": tasks, "method_options": options}
 
 
 def _task_key(record: dict) -> tuple:
