@@ -388,6 +388,11 @@ CASES = [
         lambda e: ["compress", e.f / "x.png", "-o", e.out, "--model", e.f / "nocodec"],
         "has no codec.json: fit the codec with `genc train codec`",
     ),
+    Case(
+        "`genc compress` of a file that is not an image",
+        lambda e: ["compress", e.f / "x.png", "-o", e.out],
+        "cannot identify image file",
+    ),
 ]
 
 
@@ -401,6 +406,8 @@ def test_a_damaged_file_gets_one_line_and_nothing_is_decoded(case, env, capsys):
         _no_codec_model(env.f)
     if "no `.genc`" in case.input:
         (env.f / "x.genc").unlink()
+    if "not an image" in case.input:
+        (env.f / "x.png").write_text("hello")
     try:
         code = main([str(a) for a in case.argv(env)])
     except SystemExit as e:
@@ -410,7 +417,7 @@ def test_a_damaged_file_gets_one_line_and_nothing_is_decoded(case, env, capsys):
     lines = err.rstrip("\n").split("\n")
     assert len(lines) == 1 and lines[0].startswith("genc: error: "), err
     assert case.expect in lines[0], err
-    assert not env.out.exists() or not list(env.out.iterdir())
+    assert not env.out.exists()  # refused before the output folder is made
 
 
 def _table() -> list[tuple[str, str]]:

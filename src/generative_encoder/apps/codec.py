@@ -29,7 +29,7 @@ from ..errors import ConfigError, DataError
 from ..io.bitstream import SUFFIX, StreamHeader, decode_file, encode_file, model_id, read_header
 from ..io.checkpoints import ModelBundle, load_quantizer, quantizer_name
 from ..io.files import atomic_path, ensure_folder
-from ..io.images import read_image, resize_image, write_image
+from ..io.images import check_image, read_image, resize_image, write_image
 from ..io.names import path_inside
 from ..methods import METHODS
 from ..methods.latent import select_autoencoder
@@ -168,8 +168,10 @@ def compress_files(
     codec.quantizer.check_bits(bits)
     files = gather_inputs(inputs, written_as="{}" + SUFFIX)
     check_apart(inputs, files, output)
+    todo = _pending(files, Path(output), SUFFIX, overwrite)
+    for f in todo:  # a file that is no image fails before the output folder is made
+        check_image(f)
     out = ensure_folder(output)
-    todo = _pending(files, out, SUFFIX, overwrite)
     side, channels = codec.model.image_shape[1], codec.model.image_shape[0]
     resized = written = 0
     for batch in _batches(todo, batch_size):

@@ -307,7 +307,9 @@ class FolderRestore:
         check_apart(r.inputs, self.files, r.output)
         if r.init_latents:  # every input needs its latent: checked now
             load_init_latents(r.init_latents, self.files, model.generator.latent_dim)
-        self.out = ensure_folder(r.output)
+        self.out = Path(r.output)
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"output folder {self.out} is an existing file")
         self.settings = json.loads(
             json.dumps(
                 {
@@ -333,9 +335,10 @@ class FolderRestore:
         ]
         self.shard = [b for i, b in enumerate(batches) if i % r.world == r.rank]
         self.todo = [b for b in self.shard if not all(f.name in self.rows for f in b[1])]
-        for _, batch in self.todo:  # a bad file fails now, not after hours of solving
+        for _, batch in self.todo:  # a bad file fails now, before any folder is made
             for f in batch:
                 read_image(f, channels=model.image_shape[0])
+        ensure_folder(self.out)
         subfolders = ["restored"] + ["latents"] * self.latent + ["candidates"] * (r.candidates > 0)
         for sub in subfolders:  # a read-only subfolder fails now, not after a batch is solved
             ensure_folder(self.out / sub)

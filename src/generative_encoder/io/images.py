@@ -52,6 +52,17 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
     return x.clamp(0, 1).contiguous()
 
 
+def check_image(path: str | os.PathLike) -> None:
+    """Raise :class:`DataError`, as :func:`read_image` would, when ``path`` is missing or is not
+    an image Pillow knows; reads the header only (a truncated body fails later, in
+    :func:`read_image`)."""
+    try:
+        with Image.open(path):
+            pass
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read image {str(path)!r}: {e}") from None
+
+
 def _pixels(im: Image.Image, channels: int | None) -> np.ndarray:
     """Float32 pixels (H, W) or (H, W, 3) in [0, 1] of an opened Pillow image."""
     if im.mode.startswith("I"):  # I;16, I;16B, I;16L, I;16N, I
