@@ -273,7 +273,7 @@ def run_bench_cli(spec, model, out: str, overwrite: bool = False) -> None:
     if done:
         print(
             f"resuming: {done} of {total} (task, method) pairs are already in "
-            f"{out}/results.csv with this spec and model (--overwrite redoes them)"
+            f"{out}/results.csv with these settings and model (--overwrite redoes them)"
         )
     bars = []  # made at the first pair: an error before it is the only line printed
 
