@@ -146,6 +146,7 @@ def main() -> None:
         files = codec.compress(x, bits)
         t_enc = time.perf_counter() - t0
         sizes = [len(f) for f in files]
+        files_digest = digest(files)
         for decoder, opts in (
             ("autoencoder", {}),
             ("ge", {"steps": args.steps, "restarts": args.restarts}),
@@ -155,14 +156,14 @@ def main() -> None:
                 out / "points" / f"{decoder}_bits={bits}_{args.steps}x{args.restarts}.safetensors"
             )
             stored = load_tensors(kept) if kept.is_file() else {}
-            if torch.equal(stored.get("files", torch.empty(0)), digest(files)):
+            if torch.equal(stored.get("files", torch.empty(0)), files_digest):
                 x_hat, t_enc, t_dec = stored["x_hat"], *stored["seconds"].tolist()
             else:  # none kept, or kept for other files (other images, model or --n)
                 t0 = time.perf_counter()
                 x_hat = codec.decompress(files, decoder, **opts)
                 t_dec = time.perf_counter() - t0
                 seconds = torch.tensor([t_enc, t_dec])
-                save_tensors(kept, {"x_hat": x_hat, "seconds": seconds, "files": digest(files)})
+                save_tensors(kept, {"x_hat": x_hat, "seconds": seconds, "files": files_digest})
             row = point(f"genc-{decoder}", f"bits={bits}", x, x_hat, sizes, fid)
             row.update(encode_img_s=len(x) / t_enc, decode_img_s=len(x) / t_dec)
             rows.append(row)

@@ -307,9 +307,7 @@ class FolderRestore:
         check_apart(r.inputs, self.files, r.output)
         if r.init_latents:  # every input needs its latent: checked now
             load_init_latents(r.init_latents, self.files, model.generator.latent_dim)
-        self.out = Path(r.output)
-        if self.out.exists() and not self.out.is_dir():
-            raise ConfigError(f"output folder {self.out} is an existing file")
+        self.out = Path(r.output)  # made once every input has been read
         self.settings = json.loads(
             json.dumps(
                 {
