@@ -17,10 +17,16 @@ point below GE's lowest rate: the classical codec cannot make a file that small;
 so). Throughput: images per second of compress and of each decoder on this machine, one thread
 count as set by OMP_NUM_THREADS.
 
-Writes OUT/rd.csv (one row per codec and setting), rd.md, rd.png (bpp vs PSNR, SSIM, FID) and
+Writes OUT/rd.csv (one row per codec and setting), rd.md, rd.png (bpp vs PSNR, SSIM, FID unless
+``--no-fid``, the S2 and Euler errors with ``--porous``) and
 grid.png (originals, then each codec at the setting closest to GE's 2-bit file size); OUT/points/
 keeps each GE codec point's decoded images (a rerun with the same files reads them instead of
 decoding again).
+
+``--porous`` (binary images such as rock, which have no domain FID) adds each point's mean
+pore-space errors against the originals (:func:`generative_encoder.eval.porous.restoration_errors`:
+porosity, S2(r) for r <= 16, Euler characteristic per 1000 pixels), as the rock tables report
+them, and pairs them against the peer.
 
 ``--peer DIR`` adds CompressAI's factorized prior (``compressai_peer.sh``: trained on the same
 training images in its own environment; its files have no header), whose decoded test images
@@ -53,6 +59,7 @@ from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.eval.attributes import feature_training_set
 from generative_encoder.eval.fid import FIDScorer, classifier_features, domain_classifier
 from generative_encoder.eval.metrics import paired_difference, psnr, ssim
+from generative_encoder.eval.porous import restoration_errors
 from generative_encoder.io.checkpoints import load_tensors, save_tensors
 from generative_encoder.io.images import save_grid
 from generative_encoder.io.zoo import resolve_model
@@ -82,8 +89,14 @@ def pillow_round_trip(x: torch.Tensor, fmt: str, quality: int) -> tuple[torch.Te
     return decoded, len(data)
 
 
-def point(codec: str, setting: str, x: torch.Tensor, x_hat: torch.Tensor, sizes, fid) -> dict:
+POROUS = ("porosity_err", "s2_err", "euler_err")
+
+
+def point(
+    codec: str, setting: str, x: torch.Tensor, x_hat: torch.Tensor, sizes, fid, porous: bool
+) -> dict:
     pixels = x.shape[-1] * x.shape[-2]
+    errors = restoration_errors(x_hat, x) if porous else {}
     return {
         "codec": codec,
         "setting": setting,
@@ -92,6 +105,7 @@ def point(codec: str, setting: str, x: torch.Tensor, x_hat: torch.Tensor, sizes,
         "psnr": float(psnr(x_hat, x).mean()),
         "ssim": float(ssim(x_hat, x).mean()),
         "fid": fid.score(x_hat) if fid else float("nan"),
+        **{key: float(value.mean()) for key, value in errors.items()},
     }
 
 
@@ -113,6 +127,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=500, help="GE decoder: Adam steps")
     p.add_argument("--restarts", type=int, default=2, help="GE decoder: random starts")
     p.add_argument("--no-fid", action="store_true")
+    p.add_argument("--porous", action="store_true", help="add pore-space errors (binary images)")
     p.add_argument("--classifier-steps", type=int, default=1500)
     p.add_argument("--export-peer", metavar="DIR", help="write DIR/train.npy, DIR/test.npy; stop")
     p.add_argument("--peer", metavar="DIR", help="add compressai_peer.py's rows from DIR/peer")
@@ -164,7 +179,7 @@ def main() -> None:
                 t_dec = time.perf_counter() - t0
                 seconds = torch.tensor([t_enc, t_dec])
                 save_tensors(kept, {"x_hat": x_hat, "seconds": seconds, "files": files_digest})
-            row = point(f"genc-{decoder}", f"bits={bits}", x, x_hat, sizes, fid)
+            row = point(f"genc-{decoder}", f"bits={bits}", x, x_hat, sizes, fid, args.porous)
             row.update(encode_img_s=len(x) / t_enc, decode_img_s=len(x) / t_dec)
             rows.append(row)
             decoded[(row["codec"], row["setting"])] = x_hat
@@ -180,14 +195,15 @@ def main() -> None:
             pairs = [pillow_round_trip(im, fmt, q) for im in x]
             elapsed = time.perf_counter() - t0
             x_hat = torch.stack([d for d, _ in pairs])
-            row = point(fmt.lower(), f"q={q}", x, x_hat, [n for _, n in pairs], fid)
+            sizes = [n for _, n in pairs]
+            row = point(fmt.lower(), f"q={q}", x, x_hat, sizes, fid, args.porous)
             row.update(encode_img_s=len(x) / elapsed, decode_img_s=float("nan"))
             rows.append(row)
             decoded[(row["codec"], row["setting"])] = x_hat
             print(json.dumps(row))
 
     if args.peer:
-        for row, x_hat in peer_rows(Path(args.peer), x, fid):
+        for row, x_hat in peer_rows(Path(args.peer), x, fid, args.porous):
             rows.append(row)
             decoded[(row["codec"], row["setting"])] = x_hat
             print(json.dumps(row))
@@ -196,8 +212,9 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    write_markdown(out / "rd.md", rows, args, len(x), paired, peer_pairs(rows, decoded, x))
-    plot(out / "rd.png", rows)
+    against_peer = peer_pairs(rows, decoded, x, args.porous)
+    write_markdown(out / "rd.md", rows, args, len(x), paired, against_peer)
+    plot(out / "rd.png", rows, args.porous)
     grid(out / "grid.png", rows, decoded, x)
 
 
@@ -226,7 +243,7 @@ def export_peer(folder: Path, args) -> None:
     np.save(folder / "test.npy", to_uint8(stack_images(test, range(min(args.n, len(test))))))
 
 
-def peer_rows(folder: Path, x: torch.Tensor, fid):
+def peer_rows(folder: Path, x: torch.Tensor, fid, porous: bool):
     """Rows of the CompressAI peer: one per trained lambda, from its real files' sizes."""
     if not np.array_equal(np.load(folder / "test.npy"), to_uint8(x)):
         raise SystemExit(f"{folder}/test.npy holds other test images than this run's")
@@ -237,14 +254,15 @@ def peer_rows(folder: Path, x: torch.Tensor, fid):
         setting = sizes_file.parent
         x_hat = torch.from_numpy(np.load(setting / "decoded.npy")).float() / 255
         sizes = json.loads(sizes_file.read_text())
-        row = point("compressai-factorized", setting.name, x, x_hat, sizes, fid)
+        row = point("compressai-factorized", setting.name, x, x_hat, sizes, fid, porous)
         row.update(encode_img_s=float("nan"), decode_img_s=float("nan"))
         yield row, x_hat
 
 
-def peer_pairs(rows: list[dict], decoded: dict, x: torch.Tensor) -> list[dict]:
+def peer_pairs(rows: list[dict], decoded: dict, x: torch.Tensor, porous: bool) -> list[dict]:
     """Each CompressAI row against each GE-codec decoder's point of nearest mean file size:
-    paired per-image differences (GE codec minus peer) of PSNR and SSIM, 95 % intervals."""
+    paired per-image differences (GE codec minus peer) of PSNR and SSIM (and with ``porous``
+    of the pore-space errors), 95 % intervals."""
     pairs = []
     for peer in (r for r in rows if r["codec"] == "compressai-factorized"):
         peer_hat = decoded[(peer["codec"], peer["setting"])]
@@ -254,14 +272,18 @@ def peer_pairs(rows: list[dict], decoded: dict, x: torch.Tensor) -> list[dict]:
                 key=lambda r: abs(r["bytes"] - peer["bytes"]),
             )
             x_hat = decoded[(mine["codec"], mine["setting"])]
-            pairs.append(
-                {
-                    "peer": peer,
-                    "mine": mine,
-                    "psnr": paired_difference(psnr(x_hat, x), psnr(peer_hat, x)),
-                    "ssim": paired_difference(ssim(x_hat, x), ssim(peer_hat, x)),
-                }
-            )
+            pair = {
+                "peer": peer,
+                "mine": mine,
+                "psnr": paired_difference(psnr(x_hat, x), psnr(peer_hat, x)),
+                "ssim": paired_difference(ssim(x_hat, x), ssim(peer_hat, x)),
+            }
+            if porous:
+                mine_err, peer_err = restoration_errors(x_hat, x), restoration_errors(peer_hat, x)
+                pair.update(
+                    {key: paired_difference(mine_err[key], peer_err[key]) for key in POROUS}
+                )
+            pairs.append(pair)
     return pairs
 
 
@@ -273,14 +295,16 @@ def write_markdown(
         "",
         f"GE decoder: {args.steps} steps x {args.restarts} restarts. Rates: whole files.",
         "",
-        "| codec | setting | bytes | bpp | PSNR | SSIM | FID | enc img/s | dec img/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| codec | setting | bytes | bpp | PSNR | SSIM | FID | enc img/s | dec img/s |"
+        + (" porosity err | S2 err | Euler err |" if args.porous else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if args.porous else ""),
     ]
     for r in rows:
         lines.append(
             f"| {r['codec']} | {r['setting']} | {r['bytes']:.1f} | {r['bpp']:.3f} | "
             f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['fid']:.2f} | {r['encode_img_s']:.0f} | "
             f"{r['decode_img_s']:.1f} |"
+            + "".join(f" {r[key]:.4f} |" for key in POROUS if args.porous)
         )
     lines += ["", "## GE minus autoencoder decoding, PSNR per image (paired, 95 % interval)", ""]
     lines += ["| bits | mean (dB) | interval | n |", "|---|---|---|---|"]
@@ -318,8 +342,9 @@ def write_markdown(
             "",
             "## GE codec minus CompressAI at the nearest mean file size (paired, 95 % interval)",
             "",
-            "| peer | peer bytes | GE codec point | its bytes | PSNR (dB) | SSIM |",
-            "|---|---|---|---|---|---|",
+            "| peer | peer bytes | GE codec point | its bytes | PSNR (dB) | SSIM |"
+            + (" porosity err | S2 err | Euler err |" if args.porous else ""),
+            "|---|---|---|---|---|---|" + ("---|---|---|" if args.porous else ""),
         ]
         for g in against_peer:
             d_psnr, d_ssim = g["psnr"], g["ssim"]
@@ -328,22 +353,32 @@ def write_markdown(
                 f"{g['mine']['setting']} | {g['mine']['bytes']:.1f} | {d_psnr['mean']:+.2f} "
                 f"[{d_psnr['low']:+.2f}, {d_psnr['high']:+.2f}] | {d_ssim['mean']:+.3f} "
                 f"[{d_ssim['low']:+.3f}, {d_ssim['high']:+.3f}] |"
+                + "".join(
+                    f" {g[key]['mean']:+.4f} [{g[key]['low']:+.4f}, {g[key]['high']:+.4f}] |"
+                    for key in POROUS
+                    if key in g
+                )
             )
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot(path: Path, rows: list[dict]) -> None:
+def plot(path: Path, rows: list[dict], porous: bool) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
+    if not all(np.isnan(r["fid"]) for r in rows):
+        panels["fid"] = "domain FID (lower is better)"
+    if porous:
+        panels |= {"s2_err": "S2(r) error (lower is better)", "euler_err": "Euler density error"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
     for codec in dict.fromkeys(r["codec"] for r in rows):
         mine = sorted((r for r in rows if r["codec"] == codec), key=lambda r: r["bpp"])
-        for ax, key in zip(axes, ("psnr", "ssim", "fid")):
+        for ax, key in zip(axes, panels):
             ax.plot([r["bpp"] for r in mine], [r[key] for r in mine], "o-", label=codec, ms=3)
-    for ax, label in zip(axes, ("PSNR (dB)", "SSIM", "domain FID (lower is better)")):
+    for ax, label in zip(axes, panels.values()):
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (whole file)")
         ax.set_ylabel(label)

@@ -311,6 +311,18 @@ def test_ilo_lowers_the_residual_the_generator_cannot_explain(name, layer, ratio
     assert bool((after > physics.noise_model.sigma**2 * y[0].numel()).all())  # never stopped
 
 
+def test_a_negative_ilo_layer_counts_from_the_end(model, digits):
+    """The tiny generator has two transposed convolutions: layer -1 is layer 2, -2 is layer 1."""
+    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    common = {"steps": 10, "consistency": "none", "ilo_steps": 10, "ilo_radius": 0.5}
+    results = {
+        layer: METHODS.build("csgm", model=model, ilo_layer=layer, **common).solve(y, physics).x
+        for layer in (1, 2, -1, -2)
+    }
+    assert torch.equal(results[-1], results[2]) and torch.equal(results[-2], results[1])
+    assert not torch.equal(results[1], results[2])
+
+
 def test_ilo_stays_in_the_l1_ball(model, digits):
     """The chosen image is G_after of a point within radius * n (l1) of G_before(z*)."""
     physics, y = _measure("denoise", model, digits, sigma=0.01)
@@ -345,6 +357,7 @@ def test_radius_zero_returns_the_plain_result(name, model, digits):
         ({"ilo_steps": -1}, "ilo_steps"),
         ({"ilo_steps": 5, "ilo_layer": 0}, "ilo_layer"),
         ({"ilo_steps": 5, "ilo_layer": 3}, "ilo_layer must be in 1..2"),
+        ({"ilo_steps": 5, "ilo_layer": -3}, "ilo_layer must be in 1..2 or -2..-1"),
         ({"ilo_steps": 5, "ilo_radius": -0.1}, "ilo_radius"),
         ({"ilo_steps": 5, "ilo_lr": 0.0}, "ilo_lr"),
         ({"ilo_steps": 5, "ilo_radius": float("nan")}, "radius"),

@@ -91,7 +91,8 @@ class LatentSearch(Reconstructor):
         which step each problem kept.
     ilo_steps: 0 (off, the default) or the most Adam steps of Intermediate Layer Optimization
         after the search; ilo_layer: the split point (the input of the k-th transposed
-        convolution of a DCGAN generator, k >= 1); ilo_radius: the l1 ball's radius as a mean
+        convolution of a DCGAN generator, k >= 1, or counted from the end if negative; -2 by
+        default); ilo_radius: the l1 ball's radius as a mean
         per element of the activation; ilo_lr: its learning rate; ilo_check_every: steps
         between its stopping checks. Not with ``adapt_steps``. ``solve(...).ilo_steps`` says
         which step each problem kept.
