@@ -18,11 +18,10 @@ import itertools
 import time
 
 import torch
+from training_images import model_and_training_images
 
-from generative_encoder.cli import add_data_args, parse_options
-from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.cli import add_data_args
 from generative_encoder.eval.metrics import psnr
-from generative_encoder.io.zoo import resolve_model
 from generative_encoder.methods import METHODS
 from generative_encoder.physics import make_physics
 
@@ -50,10 +49,7 @@ def main() -> None:
     p.add_argument("--sigma", type=float, default=0.3, help="noise level of the denoising task")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    model = resolve_model(args.model)
-    train = get_dataset(args.data, "train", **parse_options(args.data_opt, "--data-opt"))
-    x = stack_images(train, range(min(args.n, len(train))))
+    model, x = model_and_training_images(args)
     print(f"{len(x)} training images of {args.data}; {args.steps} search steps", flush=True)
     settings = [(None, None)] + list(
         itertools.product(map(int, args.layers.split(",")), map(float, args.radii.split(",")))
