@@ -266,6 +266,7 @@ def peer_pairs(rows: list[dict], decoded: dict, x: torch.Tensor, porous: bool) -
     pairs = []
     for peer in (r for r in rows if r["codec"] == "compressai-factorized"):
         peer_hat = decoded[(peer["codec"], peer["setting"])]
+        peer_err = restoration_errors(peer_hat, x) if porous else {}
         for decoder in ("genc-autoencoder", "genc-ge"):
             mine = min(
                 (r for r in rows if r["codec"] == decoder),
@@ -279,7 +280,7 @@ def peer_pairs(rows: list[dict], decoded: dict, x: torch.Tensor, porous: bool) -
                 "ssim": paired_difference(ssim(x_hat, x), ssim(peer_hat, x)),
             }
             if porous:
-                mine_err, peer_err = restoration_errors(x_hat, x), restoration_errors(peer_hat, x)
+                mine_err = restoration_errors(x_hat, x)
                 pair.update(
                     {key: paired_difference(mine_err[key], peer_err[key]) for key in POROUS}
                 )
