@@ -178,6 +178,30 @@ def test_restore_reports_fit_flags(capsys, tiny_model_dir, digit_files, tmp_path
     assert f"flagged {sum(flagged)} of 3 image(s)" in out
 
 
+def test_an_ensemble_writes_its_spread(capsys, tiny_model_dir, digit_files, tmp_path):
+    from generative_encoder.io.images import read_image
+
+    code, out, _ = _run(
+        capsys,
+        "restore",
+        digit_files,
+        "-o",
+        tmp_path,
+        *["--model", tiny_model_dir, "--task", "inpaint", "--method", "csgm", "--simulate"],
+        *["--method-opt", "steps=10", "--method-opt", "ensemble=3"],
+    )
+    assert code == 0, out
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        stem = row["image"].rsplit(".", 1)[0]
+        spread = read_image(tmp_path / "spread" / f"{stem}.png", channels=1)
+        # the mean standard deviation, and its picture at 4x (8-bit, where nothing clips)
+        assert 0 < float(row["spread"]) < 0.25
+        assert float(spread.mean()) == pytest.approx(4 * float(row["spread"]), abs=0.01)
+        assert float(spread.amin()) == 0.0  # the known pixels agree in every member
+
+
 def test_candidates_and_latents_in_and_out(capsys, tiny_model_dir, digit_files, tmp_path):
     from generative_encoder.io.checkpoints import load_tensors
 

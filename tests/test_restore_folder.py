@@ -59,7 +59,9 @@ OPTION_VALUES = st.one_of(
 )
 @given(
     kind=st.sampled_from(["--method-opt", "--param"]),
-    key=st.sampled_from(["steps", "lr", "restarts", "latent_weight", "sigma", "clip", "p"]),
+    key=st.sampled_from(
+        ["steps", "lr", "restarts", "ensemble", "latent_weight", "sigma", "clip", "p"]
+    ),
     value=OPTION_VALUES,
 )
 def test_hostile_option_values_get_one_line_or_a_result(

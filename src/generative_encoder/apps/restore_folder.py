@@ -6,8 +6,11 @@ An output folder holds, per input ``NAME.ext``:
   and ``objective`` () (one file per output, so that a resumed or sharded run writes each once),
   plus ``candidates_z`` (K, d) and ``candidates_objective`` (K,) with ``candidates``;
 - with ``candidates=K``: ``candidates/NAME_k.png``, k = 0 (best) .. K-1, and ``candidates.png``;
+- with a method's ``ensemble`` > 1: ``spread/NAME.png``, the members' per-pixel standard
+  deviation times 4 (white: 0.25 or more), where the method is unsure;
 - ``metrics.csv``: one row per image: residual, discrepancy (ratio), flagged (0/1), objective,
-  and with ``simulate`` mse / psnr / ssim against the clean input (after solving);
+  spread (the mean standard deviation, with an ensemble), and with ``simulate`` mse / psnr /
+  ssim against the clean input (after solving);
 - ``restore.json`` (the settings), ``fit.json`` (the flag threshold and its calibration),
   ``grid.png``.
 
@@ -337,7 +340,13 @@ class FolderRestore:
             for f in batch:
                 read_image(f, channels=model.image_shape[0])
         ensure_folder(self.out)
-        subfolders = ["restored"] + ["latents"] * self.latent + ["candidates"] * (r.candidates > 0)
+        self.spread = getattr(method, "ensemble", 1) > 1
+        subfolders = (
+            ["restored"]
+            + ["latents"] * self.latent
+            + ["candidates"] * (r.candidates > 0)
+            + ["spread"] * self.spread
+        )
         for sub in subfolders:  # a read-only subfolder fails now, not after a batch is solved
             ensure_folder(self.out / sub)
         with torch.no_grad():
@@ -395,6 +404,7 @@ class FolderRestore:
             self.rows = merge_metrics(out, self.files)
         if r.rank == 0 and shown:
             labels = (["clean"] if r.simulate else []) + ["degraded", "restored"]
+            labels += ["spread x4"] * self.spread
             save_grid(out / "grid.png", [torch.stack(c) for c in zip(*shown)], labels)
         if r.rank == 0 and cand_shown:
             labels = ["degraded"] + [f"candidate {k}" for k in range(r.candidates)]
@@ -457,6 +467,9 @@ class FolderRestore:
                     len(files), r.candidates, *model.image_shape
                 )  # (B, K, C, H, W)
         scores = score(result.x, clean) if clean is not None else None
+        spread = None
+        if self.spread:
+            spread = result.search.members.std(1, unbiased=False)  # (B, C, H, W)
         rows = {}
         for i, f in enumerate(files):
             write_image(out / "restored" / f"{f.stem}.png", result.x[i])
@@ -465,6 +478,9 @@ class FolderRestore:
                 "residual": result.residual[i].item(),
                 "discrepancy": result.discrepancy[i].item(),
             }
+            if spread is not None:
+                write_image(out / "spread" / f"{f.stem}.png", (spread[i] * 4).clamp(0, 1))
+                row["spread"] = spread[i].mean().item()
             if result.flagged is not None:
                 row["flagged"] = int(result.flagged[i])
             if result.z is not None:
@@ -487,7 +503,9 @@ class FolderRestore:
             rows[f.name] = row
         picture = viewable(y, physics, result.x)
         shown = [
-            ([] if clean is None else [clean[i]]) + [picture[i], result.x[i]]
+            ([] if clean is None else [clean[i]])
+            + [picture[i], result.x[i]]
+            + ([] if spread is None else [(spread[i] * 4).clamp(0, 1)])
             for i in range(len(files))
         ]
         cand_shown = [] if cands is None else _candidate_pictures(picture, cand_x, cands)

@@ -46,6 +46,7 @@ from ..models.families import family
 from ..physics import EncoderSensing, check_measurements, lift, match
 from ..physics.consistency import check_consistency, make_consistent
 from ..physics.noise import noise_sigma
+from ..physics.seeds import member_seed
 from ..registry import check_arguments
 from ..solve import (
     LossFn,
@@ -96,6 +97,13 @@ class LatentSearch(Reconstructor):
         per element of the activation; ilo_lr: its learning rate; ilo_check_every: steps
         between its stopping checks. Not with ``adapt_steps``. ``solve(...).ilo_steps`` says
         which step each problem kept.
+    ensemble: K >= 1 independent solves per problem (1, the default: one), each with its own
+        random starts (member 0's are the problem's own, the others' drawn from streams of its
+        seed) and every step after the search; the output is their pixel-wise mean, an
+        estimate of the posterior mean where one solve is a draw near a mode, and
+        ``solve(...).members`` keeps each (their spread is a per-pixel uncertainty). K times
+        the cost, all K in one batch; ``last_auto`` then holds one entry per member (problem
+        b's at b*K .. b*K + K-1).
     """
 
     name = "latent"
@@ -121,6 +129,16 @@ class LatentSearch(Reconstructor):
         self.start = config_overrides.pop("start", "prior")
         if self.start not in STARTS:
             raise ConfigError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
+        self.ensemble = config_overrides.pop("ensemble", 1)
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int):
+            raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble}")
+        if self.ensemble > 1 and self.start == "amortized":
+            raise ConfigError(  # one deterministic start: every member would be the same
+                "ensemble > 1 needs random starts; start='amortized' has one "
+                "(use 'amortized+prior')"
+            )
         if self.start != "prior" and not self.amortizable:
             raise ConfigError(f"method {self.name!r} has no amortized start (ge and csgm have)")
         self.adapt = AdaptConfig(
@@ -156,7 +174,7 @@ class LatentSearch(Reconstructor):
         if unknown:
             raise ConfigError(
                 f"method {self.name!r} has no option {unknown}; options: "
-                f"{sorted(options | {'latent_weight', 'consistency', 'start'} | EXTRA_OPTIONS)}"
+                f"{sorted(options | METHOD_OPTIONS | EXTRA_OPTIONS)}"
             )
         check_arguments(SolveConfig, f"method {self.name!r}", **config_overrides)
         self.model = model
@@ -187,10 +205,37 @@ class LatentSearch(Reconstructor):
         self, y: Tensor, physics: Physics, *, seeds=None, init: Tensor | None = None, on_step=None
     ) -> SearchResult:
         """Run the latent search for a batch of measurements y (B, ...); the result's ``x`` is
-        the method's output, every step after the search (``finish``) applied."""
+        the method's output, every step after the search (``finish``) applied.
+
+        seeds: one start seed per problem (default ``config.seed + j``); init: warm starts
+        (B, d) or (B, R, d), given to every ensemble member; on_step: the engine's callback,
+        which sees B * ``ensemble`` problems."""
         check_measurements(y, physics, self.model.image_shape)
         y = y.detach()
         self.check_physics(physics)
+        if self.ensemble == 1:
+            return self._solve_one(y, physics, seeds, init, on_step)
+        k, n = self.ensemble, len(y)
+        seeds = range(self.config.seed, self.config.seed + n) if seeds is None else seeds
+        if len(seeds) != n:
+            raise ConfigError(f"seeds must give one seed per problem ({n}), got {len(seeds)}")
+        runs = self._solve_one(  # problem b's members are rows b*K .. b*K + K-1
+            y.repeat_interleave(k, 0),
+            physics,
+            [member_seed(s, j) for s in seeds for j in range(k)],
+            None if init is None else init.repeat_interleave(k, 0),
+            on_step,
+        )
+        members = runs.x.reshape(n, k, *runs.x.shape[1:])
+        return replace(
+            take_problems(runs, torch.arange(n, device=runs.x.device) * k),
+            x=members.mean(1),
+            generated=runs.generated.reshape(members.shape).mean(1),
+            members=members,
+        )
+
+    def _solve_one(self, y: Tensor, physics: Physics, seeds, init, on_step) -> SearchResult:
+        """``solve`` of one member per problem."""
         if self.start != "prior" and init is None:
             init = amortized_latent(self.model, self.start_encoder, y, physics)
         if self.latent_weight == "auto":
@@ -347,6 +392,7 @@ STARTS = ("prior", "amortized", "amortized+prior")
 ADAPT_OPTIONS = {f"adapt_{key}" for key in AdaptConfig.__dataclass_fields__}
 ILO_OPTIONS = {f"ilo_{key}" for key in ILOConfig.__dataclass_fields__}
 EXTRA_OPTIONS = ADAPT_OPTIONS | ILO_OPTIONS
+METHOD_OPTIONS = {"latent_weight", "consistency", "start", "ensemble"}  # beside SolveConfig's
 
 
 @torch.no_grad()

@@ -4,7 +4,8 @@ A physics built with ``seed`` draws its operator (mask, sensing matrix) and its 
 streams of that seed. An image (a file called NAME, or image i of a bench split) gets its own
 seeds for simulated noise and for the search's random starts, which depend on the image alone,
 not on its batch, shard or neighbours; stochastic clipping redraws from a stream of the problem's
-start seed. Streams are keys of numpy's SeedSequence, so nearby seeds never overlap.
+start seed, and an ensemble's further members start from streams of it. Streams are keys of
+numpy's SeedSequence, so nearby seeds never overlap.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ NOISE_STREAM = 3  # an image's simulated noise
 LATENT_STREAM = 4  # an image's random starts
 CLIP_STREAM = 5  # a problem's stochastic-clipping redraws (keyed by its start seed)
 ATTRIBUTE_STREAM = 6  # LVR-SA's generated problems (keyed by the attribute seed and index)
+MEMBER_STREAM = 7  # the starts of an ensemble's members after the first (keyed by the start seed)
 HELD_OUT_SEED = 0  # which measured entries latent_weight="auto" holds out
 CALIBRATION_SEED = 12345  # the fit flag's calibration samples and their noise
 
@@ -26,6 +28,14 @@ CALIBRATION_SEED = 12345  # the fit flag's calibration samples and their noise
 def stream_seed(seed: int, stream: int) -> int:
     """A seed for one independent random stream of ``seed``."""
     return int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0])
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The start seed of ensemble member ``member`` (>= 0) of a problem seeded ``seed``: member 0
+    is the problem's own run (``seed`` itself), the others independent streams of it."""
+    if member == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), MEMBER_STREAM, member]).generate_state(1)[0])
 
 
 def image_seed(seed: int, name: str, stream: int) -> int:

@@ -110,6 +110,9 @@ class SearchResult:
     ilo_steps: with intermediate layer optimization (:mod:`~generative_encoder.solve.ilo`), the
         steps each problem's chosen iterate took (B ints; 0: the search's own answer); x and
         objective are then that iterate's, x = G_after(h), z stays the search's z*.
+    members (B, K, C, H, W): with a method's ``ensemble`` of K > 1 solves per problem, each
+        member's output; x is then their mean, generated the mean of theirs, and the other
+        fields are member 0's (the run the method makes alone). None otherwise.
     """
 
     z: Tensor
@@ -125,6 +128,7 @@ class SearchResult:
     generated: Tensor | None = None
     adapt_steps: list[int] | None = None
     ilo_steps: list[int] | None = None
+    members: Tensor | None = None
 
 
 def select_best(values: Tensor) -> Tensor:
@@ -383,6 +387,7 @@ def take_problems(result: SearchResult, rows: Tensor) -> SearchResult:
         ilo_steps=None
         if result.ilo_steps is None
         else [result.ilo_steps[i] for i in rows.tolist()],
+        members=None if result.members is None else result.members[rows],
     )
 
 
