@@ -2,7 +2,7 @@
 of a latent method's first member alone and of the mean of its first k members, k = 1 .. K, on
 the first ``--n`` training images of the model's data, one draw per task (seed 0), beside the
 task's classical row. The tasks and the search are those of the bench specs (see
-``ilo_layer.py``); the search runs ``--steps`` steps and then ``--ilo-steps`` ILO steps at the
+``training_images.py``); the search runs ``--steps`` steps and then ``--ilo-steps`` ILO steps at the
 default layer (0: none).
 
 python experiments/ensemble_size.py --model berea64 --data rock --n 16 --tasks cs,denoise \\
@@ -16,17 +16,13 @@ correlation with the absolute error over all pixels, and over images (mean sprea
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
-from ilo_layer import TASKS
-from training_images import model_and_training_images
+from training_images import measured, model_and_training_images, search_parser
 
-from generative_encoder.cli import add_data_args
 from generative_encoder.eval.metrics import psnr
 from generative_encoder.methods import METHODS
-from generative_encoder.physics import make_physics
 
 CLASSICAL = {
     "denoise": "bm3d",
@@ -39,27 +35,14 @@ CLASSICAL = {
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="mnist5k")
-    add_data_args(p)
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--tasks", default="cs,denoise,block,freeform")
-    p.add_argument("--methods", default="csgm")
+    p = search_parser(__doc__.split("\n\n")[0], "cs,denoise,block,freeform")
     p.add_argument("--members", type=int, default=4, help="the largest ensemble K")
     p.add_argument("--restarts", default="2", help="comma-separated restarts per member")
-    p.add_argument("--steps", type=int, default=200, help="search steps before ILO")
-    p.add_argument("--ilo-steps", type=int, default=100)
-    p.add_argument("--sigma", type=float, default=0.3, help="noise level of the denoising task")
-    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     model, x = model_and_training_images(args)
     print(f"{len(x)} training images of {args.data}; {args.steps} search steps", flush=True)
     for task in args.tasks.split(","):
-        name, params = TASKS[task]
-        params = {"sigma": args.sigma} if task == "denoise" else params
-        physics = make_physics(name, model.image_shape, seed=0, **params)
-        torch.manual_seed(0)
-        y = physics(x)
+        physics, y = measured(task, args.sigma, model.image_shape, x)
         classical = METHODS.build(CLASSICAL[task], model=model)
         row = f"{CLASSICAL[task]} {float(psnr(classical(y, physics).clamp(0, 1), x).mean()):.2f}"
         for method in args.methods.split(","):

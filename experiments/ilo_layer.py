@@ -13,41 +13,19 @@ prints one line per (task, method): mean PSNR without ILO, then for each (layer,
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 
-import torch
-from training_images import model_and_training_images
+from training_images import measured, model_and_training_images, search_parser
 
-from generative_encoder.cli import add_data_args
 from generative_encoder.eval.metrics import psnr
 from generative_encoder.methods import METHODS
-from generative_encoder.physics import make_physics
-
-TASKS = {
-    "denoise": ("denoise", {"sigma": 0.3}),
-    "deblur": ("deblur", {"blur_sigma": 1.5, "sigma": 0.01}),
-    "superres": ("superres", {"factor": 4}),
-    "block": ("inpaint", {"mask": "block"}),
-    "freeform": ("inpaint", {"mask": "freeform"}),
-    "cs": ("cs", {"m": 500}),
-}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="mnist5k")
-    add_data_args(p)
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--tasks", default="superres,deblur,block")
-    p.add_argument("--methods", default="csgm")
+    p = search_parser(__doc__.split("\n\n")[0], "superres,deblur,block")
     p.add_argument("--layers", default="1,2,3")
     p.add_argument("--radii", default="0.2")
-    p.add_argument("--steps", type=int, default=200, help="search steps before ILO")
-    p.add_argument("--ilo-steps", type=int, default=100)
-    p.add_argument("--sigma", type=float, default=0.3, help="noise level of the denoising task")
-    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     model, x = model_and_training_images(args)
     print(f"{len(x)} training images of {args.data}; {args.steps} search steps", flush=True)
@@ -55,11 +33,7 @@ def main() -> None:
         itertools.product(map(int, args.layers.split(",")), map(float, args.radii.split(",")))
     )
     for task in args.tasks.split(","):
-        name, params = TASKS[task]
-        params = {"sigma": args.sigma} if task == "denoise" else params
-        physics = make_physics(name, model.image_shape, seed=0, **params)
-        torch.manual_seed(0)
-        y = physics(x)
+        physics, y = measured(task, args.sigma, model.image_shape, x)
         for method in args.methods.split(","):
             scores = []
             for layer, radius in settings:
