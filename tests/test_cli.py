@@ -149,6 +149,32 @@ def test_bench_command(capsys, tiny_model_dir, tmp_path):
     assert (tmp_path / "out" / "grid_superres.png").exists()
 
 
+def test_bench_of_some_tasks_covers_all_once_the_spec_is_done(capsys, tiny_model_dir, tmp_path):
+    """Two `--tasks` runs into one folder: after the first, paired.md has its task only; the
+    second finishes the spec, and paired.md then pairs both tasks."""
+    spec = {
+        "n_images": 2,
+        "tasks": [
+            {"name": "small", "task": "superres", "params": {"factor": 2}},
+            {"name": "noisy", "task": "denoise", "params": {"sigma": 0.2}},
+        ],
+        "methods": ["autoencoder", "identity"],
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    common = ["bench", tmp_path / "spec.json", "--model", tiny_model_dir, "--out", tmp_path / "o"]
+
+    def paired_tasks():
+        lines = (tmp_path / "o" / "paired.md").read_text().splitlines()[2:]
+        return sorted({line.split("|")[1].strip() for line in lines})
+
+    code, out, _ = _run(capsys, *common, "--tasks", "small")
+    assert code == 0 and "every task" not in out
+    assert paired_tasks() == ["small"]
+    code, out, _ = _run(capsys, *common, "--tasks", "noisy")
+    assert code == 0 and "every task of" in out and "resuming: 4 of 4" in out
+    assert paired_tasks() == ["noisy", "small"]
+
+
 def test_restore_reports_fit_flags(capsys, tiny_model_dir, digit_files, tmp_path):
     code, out, _ = _run(
         capsys,

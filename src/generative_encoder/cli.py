@@ -311,9 +311,10 @@ def cmd_demo(args) -> None:
 def cmd_bench(args) -> None:
     import dataclasses
 
-    from .apps.bench import load_spec
+    from .apps.bench import all_finished, load_spec
+    from .io.zoo import resolve_model
 
-    spec = load_spec(args.config)
+    full = spec = load_spec(args.config)
     if args.tasks:
         wanted = args.tasks.split(",")
         unknown = sorted(set(wanted) - {t.name for t in spec.tasks})
@@ -323,9 +324,12 @@ def cmd_bench(args) -> None:
                 f"{', '.join(t.name for t in spec.tasks)}"
             )
         spec = dataclasses.replace(spec, tasks=tuple(t for t in spec.tasks if t.name in wanted))
-    from .io.zoo import resolve_model
-
-    run_bench_cli(spec, resolve_model(args.model), args.out, overwrite=args.overwrite)
+    model = resolve_model(args.model)
+    run_bench_cli(spec, model, args.out, overwrite=args.overwrite)
+    if spec is not full and all_finished(full, model, args.out):
+        # paired.md and the analyses of a run cover its own tasks: redo them for the whole spec
+        print(f"every task of {args.config} is done: paired.md and the analyses cover them all")
+        run_bench_cli(full, model, args.out)
 
 
 def cmd_restore(args) -> None:

@@ -495,6 +495,12 @@ def finished_rows(
     return _split_stored(spec, *_stored_run(spec, model, Path(out)))[0]
 
 
+def all_finished(spec: BenchSpec, model: ModelBundle, out: str | Path) -> bool:
+    """Whether ``out`` holds every (task, method) pair of ``spec``, finished with its settings."""
+    pairs = sum(len(resolve_methods(spec, t.task, t.methods)) for t in spec.tasks)
+    return len(finished_rows(spec, model, out)) == pairs
+
+
 def _split_stored(
     spec: BenchSpec, rows: list[ResultRow], stored: dict
 ) -> tuple[dict[tuple[str, str], ResultRow], list[ResultRow], list]:
