@@ -467,9 +467,10 @@ class FolderRestore:
                     len(files), r.candidates, *model.image_shape
                 )  # (B, K, C, H, W)
         scores = score(result.x, clean) if clean is not None else None
-        spread = None
+        spread = None  # the members' standard deviation (B, C, H, W), and its picture at 4x
         if self.spread:
-            spread = result.search.members.std(1, unbiased=False)  # (B, C, H, W)
+            spread = result.search.members.std(1, unbiased=False)
+            spread_shown = (spread * 4).clamp(0, 1)
         rows = {}
         for i, f in enumerate(files):
             write_image(out / "restored" / f"{f.stem}.png", result.x[i])
@@ -479,7 +480,7 @@ class FolderRestore:
                 "discrepancy": result.discrepancy[i].item(),
             }
             if spread is not None:
-                write_image(out / "spread" / f"{f.stem}.png", (spread[i] * 4).clamp(0, 1))
+                write_image(out / "spread" / f"{f.stem}.png", spread_shown[i])
                 row["spread"] = spread[i].mean().item()
             if result.flagged is not None:
                 row["flagged"] = int(result.flagged[i])
@@ -505,7 +506,7 @@ class FolderRestore:
         shown = [
             ([] if clean is None else [clean[i]])
             + [picture[i], result.x[i]]
-            + ([] if spread is None else [(spread[i] * 4).clamp(0, 1)])
+            + ([] if spread is None else [spread_shown[i]])
             for i in range(len(files))
         ]
         cand_shown = [] if cands is None else _candidate_pictures(picture, cand_x, cands)

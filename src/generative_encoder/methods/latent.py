@@ -67,7 +67,7 @@ from ..solve.adapt import (
     discrepancy_score,
     held_out_score,
 )
-from ..solve.engine import take_problems
+from ..solve.engine import problem_seeds, take_problems
 from ..solve.ilo import ILOConfig, optimize_intermediate, split_generator
 from ..solve.weight import AutoWeight, choose_weight, held_out_split
 from .registry import METHODS
@@ -129,11 +129,9 @@ class LatentSearch(Reconstructor):
         self.start = config_overrides.pop("start", "prior")
         if self.start not in STARTS:
             raise ConfigError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
-        self.ensemble = config_overrides.pop("ensemble", 1)
-        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int):
-            raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
-        if self.ensemble < 1:
-            raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble}")
+        self.ensemble = k = config_overrides.pop("ensemble", 1)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"ensemble must be an integer >= 1, got {k!r}")
         if self.ensemble > 1 and self.start == "amortized":
             raise ConfigError(  # one deterministic start: every member would be the same
                 "ensemble > 1 needs random starts; start='amortized' has one "
@@ -216,9 +214,7 @@ class LatentSearch(Reconstructor):
         if self.ensemble == 1:
             return self._solve_one(y, physics, seeds, init, on_step)
         k, n = self.ensemble, len(y)
-        seeds = range(self.config.seed, self.config.seed + n) if seeds is None else seeds
-        if len(seeds) != n:
-            raise ConfigError(f"seeds must give one seed per problem ({n}), got {len(seeds)}")
+        seeds = problem_seeds(n, self.config, seeds)
         runs = self._solve_one(  # problem b's members are rows b*K .. b*K + K-1
             y.repeat_interleave(k, 0),
             physics,
@@ -244,14 +240,13 @@ class LatentSearch(Reconstructor):
                     f"latent_weight='auto' is for methods with a default lambda "
                     f"(ge, ge0, csgm), not {self.name!r}"
                 )
-            seeds = range(self.config.seed, self.config.seed + len(y)) if seeds is None else seeds
             result, self.last_auto = choose_weight(
                 self._search,
                 y,
                 physics,
                 self.default_latent_weight,
                 self.config.restarts,
-                list(seeds),
+                problem_seeds(len(y), self.config, seeds),
                 init,
                 on_step,
                 self.hides_any_measurement,

@@ -211,7 +211,7 @@ def latent_search(
             config,
             networks=networks,
             init=None if init is None else torch.cat([init, init]),
-            seeds=_problem_seeds(1, config, seeds) * 2,
+            seeds=problem_seeds(1, config, seeds) * 2,
             on_step=None if on_step is None else (lambda step, z: on_step(step, z[:1])),
         )
         return take_problems(twice, torch.tensor([0]))
@@ -224,7 +224,7 @@ def latent_search(
         return objective.to(dtype), x.to(dtype)
 
     with frozen(generator, *networks), _layout(config.channels_last, generator, *networks):
-        clipper = _Clipper(config.clip, _problem_seeds(n_problems, config, seeds), restarts)
+        clipper = _Clipper(config.clip, problem_seeds(n_problems, config, seeds), restarts)
         all_rows = torch.arange(n_rows, device=device)
         batch = _ActiveRows(
             clipper(starts.reshape(n_rows, latent_dim).to(device, dtype), all_rows),
@@ -538,7 +538,7 @@ def _device_and_dtype(generator: nn.Module) -> tuple[torch.device, torch.dtype]:
     return tensor.device, tensor.dtype
 
 
-def _problem_seeds(n_problems: int, config: SolveConfig, seeds: Sequence[int] | None) -> list[int]:
+def problem_seeds(n_problems: int, config: SolveConfig, seeds: Sequence[int] | None) -> list[int]:
     """One seed per problem: ``seeds``, or ``config.seed + j`` for problem j."""
     seeds = [config.seed + j for j in range(n_problems)] if seeds is None else list(seeds)
     _require(
@@ -558,7 +558,7 @@ def _starts(
     seeds: Sequence[int] | None,
 ) -> Tensor:
     """(B, R, d) starting latents on the CPU: problem j's from its own generator, then ``init``."""
-    seeds = _problem_seeds(n_problems, config, seeds)
+    seeds = problem_seeds(n_problems, config, seeds)
     starts = torch.stack([_draw(latent_dist, (restarts, latent_dim), seed) for seed in seeds])
     if init is None:
         return starts
