@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import deepinv
 import torch
 from deepinv.models import CSGMGenerator
 from torch import Tensor, nn
@@ -155,7 +156,12 @@ def machine_info(threads: int) -> dict:
                 break
     except OSError:
         pass
-    return {"torch": torch.__version__, "threads": threads, "cpu": cpu}
+    return {
+        "torch": torch.__version__,
+        "deepinv": deepinv.__version__,
+        "threads": threads,
+        "cpu": cpu,
+    }
 
 
 def deepinv_start(latent_dim: int, seed: int) -> Tensor:
