@@ -382,3 +382,41 @@ def test_generator_that_cannot_be_split_is_refused():
     with pytest.raises(ConfigError, match="DCGAN generator") as info:
         split_generator(torch.nn.Linear(2, 2), 1)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kind, name, task, params",
+    [
+        ("ilo", "csgm", "superres", {"factor": 2}),
+        ("ilo", "ge", "inpaint", {"mask": "block"}),
+        ("adapt", "csgm", "denoise", {"sigma": 0.1}),
+    ],
+)
+def test_refine_of_a_plain_solve_equals_the_solve_with_the_steps(
+    kind, name, task, params, model, digits
+):
+    """A sweep over the steps after the search searches once: refine(plain solve) is solve."""
+    physics, y = _measure(task, model, digits, **params)
+    plain = METHODS.build(name, model=model, steps=10).solve(y, physics, seeds=range(4))
+    options = {"steps": 10, f"{kind}_steps": 6, f"{kind}_lr": 1e-2, f"{kind}_check_every": 2}
+    method = METHODS.build(name, model=model, **options)
+    direct = method.solve(y, physics, seeds=range(4))
+    refined = method.refine(plain, y, physics)
+    assert getattr(refined, f"{kind}_steps") == getattr(direct, f"{kind}_steps")
+    assert any(getattr(direct, f"{kind}_steps")), "the test needs steps that move the answer"
+    for field in ("x", "generated", "objective", "z"):
+        assert torch.equal(getattr(refined, field), getattr(direct, field)), field
+    assert not torch.equal(refined.x, plain.x)
+
+
+def test_refine_refuses_what_it_cannot_take_apart(model, digits):
+    physics, y = _measure("denoise", model, digits, sigma=0.1)
+    method = METHODS.build("csgm", model=model, steps=5, ilo_steps=2)
+    with pytest.raises(ConfigError, match="solve without adaptation or ILO"):
+        method.refine(method.solve(y, physics), y, physics)
+    members = METHODS.build("csgm", model=model, steps=5, ensemble=2).solve(y, physics)
+    with pytest.raises(ConfigError, match="finished solve with ensemble=1"):
+        method.refine(members, y, physics)
+    auto = METHODS.build("csgm", model=model, steps=5, ilo_steps=2, latent_weight="auto")
+    with pytest.raises(ConfigError, match="fixed latent_weight and ensemble=1"):
+        auto.refine(METHODS.build("csgm", model=model, steps=5).solve(y, physics), y, physics)

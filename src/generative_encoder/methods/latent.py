@@ -256,6 +256,29 @@ class LatentSearch(Reconstructor):
         else:
             result = self._search(y, physics, self.latent_weight, seeds, init, on_step)
             weight = self.latent_weight
+        return self._after_search(result, y, physics, weight)
+
+    def refine(self, search: SearchResult, y: Tensor, physics: Physics) -> SearchResult:
+        """The steps after the search (adaptation, ILO, the consistency step) of this method,
+        applied to ``search``: a finished ``solve`` of the same search (same model, objective,
+        steps and seeds) on y (B, ...), so that settings of those steps can be compared
+        without searching again. Equals ``solve(y, physics)`` with the same seeds; not with
+        ``latent_weight="auto"`` or ``ensemble`` > 1, whose searches it cannot take apart."""
+        if self.latent_weight == "auto" or self.ensemble > 1:
+            raise ConfigError("refine needs a fixed latent_weight and ensemble=1")
+        check_measurements(y, physics, self.model.image_shape)
+        self.check_physics(physics)
+        if search.generated is None or search.members is not None:
+            raise ConfigError("refine needs the result of a finished solve with ensemble=1")
+        if search.adapt_steps is not None or search.ilo_steps is not None:
+            raise ConfigError("refine needs a solve without adaptation or ILO steps")
+        searched = replace(search, x=search.generated, generated=None)  # G(z*), as searched
+        return self._after_search(searched, y.detach(), physics, self.latent_weight)
+
+    def _after_search(
+        self, result: SearchResult, y: Tensor, physics: Physics, weight: float | Tensor
+    ) -> SearchResult:
+        """Adaptation or ILO, then the consistency step, on the search's result for y."""
         if self.adapt.steps:
             result = self._adapt(result, y, physics, weight)
         if self.ilo.steps:
