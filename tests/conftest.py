@@ -143,3 +143,11 @@ def write_test_digits(folder, n: int, width: int = 1):
     for i in range(n):
         write_image(folder / f"digit{i:0{width}d}.png", test[i][0])
     return folder
+
+
+def measure(task: str, model, x, **params):
+    """(physics, y = physics(x)) of a task at the model's image shape, operator seed 1."""
+    from generative_encoder.physics import make_physics
+
+    physics = make_physics(task, model.image_shape, seed=1, **params)
+    return physics, physics(x)

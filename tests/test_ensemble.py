@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import measure
 
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.errors import ConfigError
 from generative_encoder.io.checkpoints import load_model
 from generative_encoder.methods import METHODS
-from generative_encoder.physics import make_physics
 from generative_encoder.physics.seeds import member_seed
 
 
@@ -26,11 +26,6 @@ def digits():
     return stack_images(get_dataset("mnist5k", "test"), range(3))
 
 
-def _measure(task, model, x, **params):
-    physics = make_physics(task, model.image_shape, seed=1, **params)
-    return physics, physics(x)
-
-
 @pytest.mark.parametrize(
     "name, task, params, options",
     [
@@ -44,7 +39,7 @@ def test_member_zero_is_the_plain_run_and_the_output_is_the_members_mean(
     name, task, params, options, model, uniform_model, digits
 ):
     model = uniform_model if name == "lvr" else model
-    physics, y = _measure(task, model, digits, **params)
+    physics, y = measure(task, model, digits, **params)
     seeds = [7, 8, 9]
     plain = METHODS.build(name, model=model, steps=8, **options).solve(y, physics, seeds=seeds)
     three = METHODS.build(name, model=model, steps=8, ensemble=3, **options)
@@ -60,7 +55,7 @@ def test_member_zero_is_the_plain_run_and_the_output_is_the_members_mean(
 
 
 def test_a_problem_alone_gets_what_it_gets_in_a_batch(model, digits):
-    physics, y = _measure("denoise", model, digits, sigma=0.2)
+    physics, y = measure("denoise", model, digits, sigma=0.2)
     method = METHODS.build("csgm", model=model, steps=8, ensemble=2)
     batch = method.solve(y, physics, seeds=[3, 4, 5])
     alone = method.solve(y[2:], physics, seeds=[5])
@@ -80,7 +75,7 @@ def test_averaging_lowers_the_error_of_a_noisy_denoising(model):
         x = model.generator(
             torch.randn(6, model.generator.latent_dim, generator=torch.Generator().manual_seed(0))
         )
-    physics, y = _measure("denoise", model, x, sigma=0.3)
+    physics, y = measure("denoise", model, x, sigma=0.3)
     result = METHODS.build("csgm", model=model, steps=30, ensemble=4).solve(y, physics)
     one = (result.members[:, 0] - x).square().mean()
     mean = (result.x - x).square().mean()
@@ -103,6 +98,6 @@ def test_bad_ensembles_are_refused_in_one_line(options, message, model):
 
 
 def test_seeds_of_the_wrong_length_are_refused(model, digits):
-    physics, y = _measure("denoise", model, digits, sigma=0.2)
+    physics, y = measure("denoise", model, digits, sigma=0.2)
     with pytest.raises(ConfigError, match="one seed per problem"):
         METHODS.build("csgm", model=model, steps=2, ensemble=2).solve(y, physics, seeds=[1])

@@ -5,12 +5,12 @@ import itertools
 
 import pytest
 import torch
+from conftest import measure
 
 from generative_encoder.data import get_dataset, stack_images
 from generative_encoder.errors import ConfigError
 from generative_encoder.io.checkpoints import load_model
 from generative_encoder.methods import METHODS
-from generative_encoder.physics import make_physics
 from generative_encoder.physics.noise import residual
 from generative_encoder.solve.adapt import adapted_names
 from generative_encoder.solve.ilo import project_l1_ball, split_generator
@@ -27,14 +27,9 @@ def digits():
     return stack_images(get_dataset("mnist5k", "test"), range(4))
 
 
-def _measure(task, model, x, **params):
-    physics = make_physics(task, model.image_shape, seed=1, **params)
-    return physics, physics(x)
-
-
 @pytest.mark.parametrize("name", ["ge", "csgm"])
 def test_zero_adaptation_steps_is_the_plain_method_bit_for_bit(name, model, digits):
-    physics, y = _measure("denoise", model, digits, sigma=0.1)
+    physics, y = measure("denoise", model, digits, sigma=0.1)
     plain = METHODS.build(name, model=model, steps=15).solve(y, physics)
     off = METHODS.build(name, model=model, steps=15, adapt_steps=0, adapt_lr=0.5).solve(y, physics)
     assert off.adapt_steps is None and plain.adapt_steps is None
@@ -60,7 +55,7 @@ def test_refined_problem_alone_equals_it_in_a_batch_of_4(kind, name, task, param
     """Per-problem adaptation (stacked weights) and ILO: a problem does not see its batch-mates,
     whether the steps are chosen by the discrepancy principle (sigma known) or on held-out
     entries."""
-    physics, y = _measure(task, model, digits, **params)
+    physics, y = measure(task, model, digits, **params)
     options = {"steps": 10, f"{kind}_steps": 6, f"{kind}_lr": 1e-2, f"{kind}_check_every": 2}
     method = METHODS.build(name, model=model, **options)
     batch = method.solve(y, physics, seeds=range(100, 104))
@@ -77,7 +72,7 @@ def test_refined_problem_alone_equals_it_in_a_batch_of_4(kind, name, task, param
 def test_adaptation_lowers_the_residual_the_generator_cannot_explain(name, model, digits):
     """Real digits at a noise level the tiny generator cannot reach: the discrepancy rule never
     stops, so each problem keeps its lowest-residual check, below the plain search's."""
-    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    physics, y = measure("denoise", model, digits, sigma=0.01)
     plain = METHODS.build(name, model=model, steps=20, consistency="none").solve(y, physics)
     adapted = METHODS.build(
         name, model=model, steps=20, consistency="none", adapt_steps=30, adapt_lr=1e-2
@@ -94,7 +89,7 @@ def test_discrepancy_principle_stops_at_the_first_check_at_the_noise_level(model
     G = model.generator
     with torch.no_grad():
         fakes = G(G.sample_latent(4, torch.Generator().manual_seed(7)))
-    physics, y = _measure("denoise", model, fakes, sigma=0.3)
+    physics, y = measure("denoise", model, fakes, sigma=0.3)
     plain = METHODS.build("csgm", model=model, steps=30).solve(y, physics)
     adapted = METHODS.build("csgm", model=model, steps=30, adapt_steps=20).solve(y, physics)
     fits = residual(y, physics, plain.x) <= 0.3**2 * y[0].numel()
@@ -109,7 +104,7 @@ def test_held_out_rule_keeps_the_iterate_of_lowest_held_out_error(model, digits)
     from generative_encoder.solve.adapt import held_out_score
     from generative_encoder.solve.weight import held_out_split
 
-    physics, y = _measure("inpaint", model, digits, mask="freeform")
+    physics, y = measure("inpaint", model, digits, mask="freeform")
     method = METHODS.build(
         "csgm", model=model, steps=10, adapt_steps=8, adapt_lr=1e-2, adapt_check_every=1
     )
@@ -129,7 +124,7 @@ def test_chosen_steps_do_not_depend_on_the_clean_images(model, digits, monkeypat
     from generative_encoder.apps import bench
     from generative_encoder.methods.latent import LatentSearch
 
-    physics, y = _measure("denoise", model, digits, sigma=0.1)
+    physics, y = measure("denoise", model, digits, sigma=0.1)
     options = {"steps": 10, "adapt_steps": 6, "adapt_lr": 1e-2, "adapt_check_every": 2}
     first = METHODS.build("ge", model=model, **options).solve(y, physics)
     second = METHODS.build("ge", model=model, **options).solve(y.clone(), physics)
@@ -213,7 +208,7 @@ def test_the_shared_generator_is_left_as_it_was(layers, model, digits):
     G = model.generator
     before = {k: v.clone() for k, v in G.state_dict().items()}
     flags = [p.requires_grad for p in G.parameters()], G.training
-    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    physics, y = measure("denoise", model, digits, sigma=0.01)
     result = METHODS.build(
         "csgm", model=model, steps=5, adapt_steps=10, adapt_lr=1e-2, adapt_layers=layers
     ).solve(y, physics)
@@ -226,7 +221,7 @@ def test_the_shared_generator_is_left_as_it_was(layers, model, digits):
 
 @pytest.mark.parametrize("name", ["ge", "csgm"])
 def test_zero_ilo_steps_is_the_plain_method_bit_for_bit(name, model, digits):
-    physics, y = _measure("denoise", model, digits, sigma=0.1)
+    physics, y = measure("denoise", model, digits, sigma=0.1)
     plain = METHODS.build(name, model=model, steps=15).solve(y, physics)
     off = METHODS.build(
         name, model=model, steps=15, ilo_steps=0, ilo_lr=0.5, ilo_radius=3.0, ilo_layer=1
@@ -298,7 +293,7 @@ def test_ilo_lowers_the_residual_the_generator_cannot_explain(name, layer, ratio
     """Real digits at a noise level the tiny generator cannot reach: the discrepancy rule never
     stops, so each problem keeps its lowest-residual check, below the plain search's (GE fits
     the tiny encoder's code, which follows the residual only loosely)."""
-    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    physics, y = measure("denoise", model, digits, sigma=0.01)
     common = {"steps": 20, "consistency": "none"}
     plain = METHODS.build(name, model=model, **common).solve(y, physics)
     ilo = METHODS.build(
@@ -313,7 +308,7 @@ def test_ilo_lowers_the_residual_the_generator_cannot_explain(name, layer, ratio
 
 def test_a_negative_ilo_layer_counts_from_the_end(model, digits):
     """The tiny generator has two transposed convolutions: layer -1 is layer 2, -2 is layer 1."""
-    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    physics, y = measure("denoise", model, digits, sigma=0.01)
     common = {"steps": 10, "consistency": "none", "ilo_steps": 10, "ilo_radius": 0.5}
     results = {
         layer: METHODS.build("csgm", model=model, ilo_layer=layer, **common).solve(y, physics).x
@@ -325,7 +320,7 @@ def test_a_negative_ilo_layer_counts_from_the_end(model, digits):
 
 def test_ilo_stays_in_the_l1_ball(model, digits):
     """The chosen image is G_after of a point within radius * n (l1) of G_before(z*)."""
-    physics, y = _measure("denoise", model, digits, sigma=0.01)
+    physics, y = measure("denoise", model, digits, sigma=0.01)
     method = METHODS.build(
         "csgm", model=model, steps=10, consistency="none", ilo_steps=10, ilo_radius=0.01
     )
@@ -343,7 +338,7 @@ def test_ilo_stays_in_the_l1_ball(model, digits):
 
 @pytest.mark.parametrize("name", ["ge", "csgm"])
 def test_radius_zero_returns_the_plain_result(name, model, digits):
-    physics, y = _measure("inpaint", model, digits, mask="freeform")
+    physics, y = measure("inpaint", model, digits, mask="freeform")
     plain = METHODS.build(name, model=model, steps=10).solve(y, physics)
     zero = METHODS.build(name, model=model, steps=10, ilo_steps=5, ilo_radius=0.0).solve(y, physics)
     assert zero.ilo_steps == [0, 0, 0, 0]
@@ -396,7 +391,7 @@ def test_refine_of_a_plain_solve_equals_the_solve_with_the_steps(
     kind, name, task, params, model, digits
 ):
     """A sweep over the steps after the search searches once: refine(plain solve) is solve."""
-    physics, y = _measure(task, model, digits, **params)
+    physics, y = measure(task, model, digits, **params)
     plain = METHODS.build(name, model=model, steps=10).solve(y, physics, seeds=range(4))
     options = {"steps": 10, f"{kind}_steps": 6, f"{kind}_lr": 1e-2, f"{kind}_check_every": 2}
     method = METHODS.build(name, model=model, **options)
@@ -410,7 +405,7 @@ def test_refine_of_a_plain_solve_equals_the_solve_with_the_steps(
 
 
 def test_refine_refuses_what_it_cannot_take_apart(model, digits):
-    physics, y = _measure("denoise", model, digits, sigma=0.1)
+    physics, y = measure("denoise", model, digits, sigma=0.1)
     method = METHODS.build("csgm", model=model, steps=5, ilo_steps=2)
     with pytest.raises(ConfigError, match="solve without adaptation or ILO"):
         method.refine(method.solve(y, physics), y, physics)
