@@ -5,9 +5,11 @@ E(G(z)) back to a latent whose image is G(z): loss ||G(R(c)) - G(z)||^2 + ``late
 1000 steps: image MSE 0.019 against 0.0057), because many latents draw nearly the same image.
 With ``degradations``, the code is that of a degraded sample, E(S(G(z))) with S drawn as the
 robust encoder's are (``encoder.degrade``), so that R(E(x_dagger)) starts near the clean image's
-latent for the degraded x_dagger the methods see. Off by default: for mnist5k (2000 steps, all
-four families) it did not help denoising 256 training digits at sigma 0.1 (G(R(E(y))) 18.50 dB
-against 18.93 from clean codes; CSGM from it, 20 steps: 21.81 against 21.71).
+latent for the degraded x_dagger the methods see. Off by default: for mnist5k (width 1024, 8000
+steps, all four families) it did not help denoising 256 training digits at sigma 0.1
+(``benchmarks/time_to_quality.py --split train --n 256 --starts amortized --lrs 0.05``):
+G(R(E(y))) 19.07 dB against 19.40 from clean codes, GE after 50 steps 21.64 against 21.70,
+CSGM after 20 steps 22.92 against 23.06.
 
 Writes the family's regressor network (``regressor`` for ge1) and ``regressor_log.csv`` (loss,
 and on 1000 held samples the latent MSE and the image MSE of G(R(E(G(z)))) against G(z)).
