@@ -9,7 +9,8 @@ file plus the layer), PSNR and SSIM (float images), beside the codec alone.
 
 Usage: python experiments/codec_residual.py --model celeba64 --data folder \\
            --data-opt root=../shared/data/celeba_aligned_9k --data-opt size=64 \\
-           --data-opt test_size=1000 --n 400 [--bits 6] [--sizes 4,8] [--steps 0.02,0.04,0.08]
+           --data-opt test_size=1000 --n 400 [--threads 2] [--bits 6] [--sizes 4,8] \\
+           [--steps 0.02,0.04,0.08]
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ import json
 import numpy as np
 import torch
 import torch.nn.functional as F
+from training_images import model_and_training_images
 
 from generative_encoder.apps.codec import Codec
-from generative_encoder.cli import parse_options
-from generative_encoder.data import get_dataset, stack_images
+from generative_encoder.cli import add_data_args
 from generative_encoder.eval.metrics import psnr, ssim
-from generative_encoder.io.zoo import resolve_model
 
 
 def cross_entropy_bits(fit: np.ndarray, held: np.ndarray) -> np.ndarray:
@@ -47,14 +47,12 @@ def main() -> None:
     p.add_argument("--bits", type=int, default=6)
     p.add_argument("--sizes", default="4,8", help="side of the pooled residual")
     p.add_argument("--steps", default="0.02,0.04,0.08", help="quantiser steps of the residual")
-    p.add_argument("--data", help="dataset name (default: the model's)")
-    p.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--threads", type=int, default=1)
+    add_data_args(p)
     args = p.parse_args()
-    codec = Codec(resolve_model(args.model))
-    data = args.data or codec.model.info["dataset"]
-    train = get_dataset(data, "train", **parse_options(args.data_opt, "--data-opt"))
-    x = stack_images(train, range(args.n))
-    half = args.n // 2
+    model, x = model_and_training_images(args)
+    codec = Codec(model)
+    half = len(x) // 2
     files = codec.compress(x, args.bits)
     x_hat = codec.decompress(files, "autoencoder")
     pixels = x.shape[-1] * x.shape[-2]
