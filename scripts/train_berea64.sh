@@ -23,7 +23,8 @@ $genc train gan "${opts[@]}" --out "$run" --arch dcgan --latent-dim 128 --width 
 gan_done=$(date +%s)
 $genc train encoder "${opts[@]}" --model "$run" --m 128 --width 32 --real-fraction 0.5 \
     --steps ${ENCODER_STEPS:-2000} --batch-size 64 --seed 0 --device "$device" --resume \
-    --regressor-steps ${REGRESSOR_STEPS:-1000} --regressor-batch-size 64
+    --regressor-steps ${REGRESSOR_STEPS:-1000} --regressor-batch-size 64 \
+    --regressor-real-steps ${REGRESSOR_REAL_STEPS:-0}  # the shipped regressor saw samples only
 $genc train codec "${opts[@]}" --model "$run"
 $genc train denoiser "${opts[@]}" --model "$run" --steps ${DENOISER_STEPS:-1500} --seed 0 \
     --device "$device" --resume

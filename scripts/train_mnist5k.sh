@@ -16,7 +16,8 @@ $genc train gan --data mnist5k --out "$run" --arch dcgan --latent-dim 64 --width
     --checkpoint-every 500 --sample-every 500 --seed 0 --resume
 gan_done=$(date +%s)
 $genc train encoder --data mnist5k --model "$run" --m 64 --width 16 --real-fraction 0.5 \
-    --steps 3000 --batch-size 64 --seed 0 --resume --regressor-steps 8000 --regressor-hidden 1024
+    --steps 3000 --batch-size 64 --seed 0 --resume --regressor-steps 8000 --regressor-hidden 1024 \
+    --regressor-real-steps 2000
 # the robust encoder family: decodes the clean digit from GE's x_dagger of a degraded one
 $genc train encoder --data mnist5k --model "$run" --kind robust \
     --degradations denoise,deblur,superres,inpaint --m 64 --width 16 --real-fraction 0.5 \

@@ -75,6 +75,42 @@ def test_degraded_training_codes_are_recorded_and_fit_degraded_samples_better(tm
     assert fits[("denoise",)] < fits[()]
 
 
+def test_the_real_phase_fits_real_images_better_and_refuses_bad_input(tmp_path):
+    import shutil
+
+    from generative_encoder.io.zoo import shipped_model_dir
+    from generative_encoder.training.regressor import evaluate_real
+
+    folder = tmp_path / "m"
+    shutil.copytree(shipped_model_dir(), folder)
+    train = get_dataset("mnist5k", "train")
+    with pytest.raises(ConfigError, match="needs the real training images"):
+        train_regressor(folder, RegressorConfig(steps=1, real_steps=1), overwrite=True)
+    with pytest.raises(ConfigError, match="real_steps must be an integer >= 0"):
+        RegressorConfig(real_steps=-1)
+    with pytest.raises(ConfigError, match="the real images are 1x14x14"):
+        small = torch.utils.data.TensorDataset(torch.rand(4, 1, 14, 14), torch.zeros(4))
+        train_regressor(
+            folder, RegressorConfig(steps=1, real_steps=1), images=small, overwrite=True
+        )
+    held = torch.utils.data.Subset(get_dataset("mnist5k", "test"), range(128))
+    fits = {}
+    for real_steps in (0, 90):
+        config = RegressorConfig(
+            steps=120 - real_steps, real_steps=real_steps, real_lr=1e-3, hidden=64, batch_size=32
+        )
+        logs = train_regressor(folder, config, images=train, overwrite=True)
+        model = load_model(folder)
+        fits[real_steps] = evaluate_real(
+            model.network("regressor"), model.encoder, model.generator, held
+        )["real_image_mse"]
+        meta = json.loads((folder / "regressor.json").read_text())["meta"]
+        assert meta.get("real_steps", 0) == real_steps
+        assert ("real_image_mse" in logs) == bool(real_steps)
+    # same number of steps: those with real digits map held-out real digits' codes closer
+    assert fits[90] < 0.9 * fits[0]
+
+
 def test_amortized_method_is_g_of_r_of_e_of_the_lifted_observation(tiny_model_dir, digits):
     model = load_model(tiny_model_dir)
     physics = task_physics("superres", model, {"factor": 2})

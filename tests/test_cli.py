@@ -117,6 +117,11 @@ def test_restore_real_inpainting_with_a_mask_file(capsys, tiny_model_dir, digit_
             ["train", "regressor", "--model", "{model}", "--regressor-degradations", "blur"],
             "degradations must be among",
         ),
+        (
+            ["train", "regressor", "--model", "{model}", "--data", "synthetic_rock"]
+            + ["--data-opt", "n=4", "--overwrite"],
+            "the real images are 1x64x64, the model's 1x28x28",
+        ),
     ],
 )
 def test_errors_are_one_line(capsys, tiny_model_dir, digit_files, tmp_path, argv, message):
@@ -333,3 +338,22 @@ def test_restore_with_automatic_lambda(capsys, tiny_model_dir, digit_files, tmp_
     )
     assert code == 0, out
     assert json.loads((tmp_path / "restore.json").read_text())["options"]["latent_weight"] == "auto"
+
+
+def test_train_regressor_adds_the_real_training_images_after_the_samples(
+    capsys, tiny_model_dir, tmp_path
+):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    argv = ["train", "regressor", "--model", folder, "--steps", "4", "--regressor-hidden", "8"]
+    code, out, _ = _run(capsys, *argv, "--regressor-real-steps", "3", "--overwrite")
+    assert code == 0 and "from real training images" in out
+    meta = json.loads((folder / "regressor.json").read_text())["meta"]
+    assert (meta["steps"], meta["real_steps"]) == (4, 3) and 0 < meta["real_image_mse"] < 1
+    with open(folder / "regressor_log.csv") as f:
+        assert [row["step"] for row in csv.DictReader(f)][-1] == "7"
+    code, out, _ = _run(capsys, *argv, "--regressor-real-steps", "0", "--overwrite")
+    assert code == 0 and "real training images" not in out
+    assert "real_steps" not in json.loads((folder / "regressor.json").read_text())["meta"]

@@ -106,6 +106,13 @@ def add_regressor_args(p: argparse.ArgumentParser, steps_flag: str) -> None:
         help="Adam steps of amortized GE's latent regressor"
         + (" (0: do not train it)" if steps_flag != "--steps" else ""),
     )
+    p.add_argument(
+        "--regressor-real-steps",
+        type=int,
+        default=None,
+        help="steps after those that add a batch of the real training images (--data), so "
+        "that R fits real codes too (default: a quarter of the regressor's steps; 0: off)",
+    )
     p.add_argument("--regressor-hidden", type=int, default=default.hidden)
     p.add_argument("--regressor-batch-size", type=int, default=default.batch_size)
     p.add_argument(
@@ -117,10 +124,14 @@ def add_regressor_args(p: argparse.ArgumentParser, steps_flag: str) -> None:
     )
 
 
-def run_regressor(args, encoder: str, device: str) -> None:
+def run_regressor(args, encoder: str, device: str, train_set=None) -> None:
+    """Train the regressor; its real phase takes ``train_set``, else --data's training split."""
     from .training.regressor import RegressorConfig, train_regressor
 
     steps = args.regressor_steps
+    real_steps = args.regressor_real_steps
+    if real_steps is None:
+        real_steps = steps // 4
     listed = args.regressor_degradations.strip()
     config = RegressorConfig(
         steps=steps,
@@ -128,12 +139,31 @@ def run_regressor(args, encoder: str, device: str) -> None:
         batch_size=args.regressor_batch_size,
         device=device,
         degradations=() if listed == "none" else comma_list(listed),
+        real_steps=real_steps,
     )
-    on_step = progress_callback(steps, f"train regressor ({encoder})", ["loss", "image_loss"])
-    logs = train_regressor(args.model, config, encoder, overwrite=args.overwrite, on_step=on_step)
+    if real_steps and train_set is None:
+        from .data import get_dataset
+
+        train_set = get_dataset(args.data, "train", **parse_options(args.data_opt, "--data-opt"))
+    on_step = progress_callback(
+        steps + real_steps, f"train regressor ({encoder})", ["loss", "image_loss"]
+    )
+    logs = train_regressor(
+        args.model,
+        config,
+        encoder,
+        images=train_set if real_steps else None,
+        overwrite=args.overwrite,
+        on_step=on_step,
+    )
+    real = (
+        f"; G(R(E(x))) is {logs['real_image_mse']:.5f} from real training images x"
+        if real_steps
+        else ""
+    )
     print(
         f"latent regressor of the {encoder} encoder: G(R(E(G(z)))) is {logs['image_mse']:.5f} "
-        f"from G(z) in MSE on held samples (the amortized start)"
+        f"from G(z) in MSE on held samples (the amortized start){real}"
     )
 
 
@@ -254,7 +284,7 @@ def cmd_train_encoder(args) -> None:
 
     present = (Path(args.model) / f"{family(config.kind).regressor}.safetensors").exists()
     if args.regressor_steps > 0 and (args.overwrite or not present):
-        run_regressor(args, config.kind, args.device)
+        run_regressor(args, config.kind, args.device, train_set)
 
 
 def print_table(rows) -> None:
@@ -714,6 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder", default="ge1", help="encoder family: ge1, vae, aegan, robust, ge0"
     )
     add_regressor_args(reg, "--steps")
+    add_data_args(reg)
     reg.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
     reg.add_argument("--overwrite", action="store_true", help="train anew over a regressor")
     reg.set_defaults(func=cmd_train_regressor)

@@ -11,8 +11,18 @@ steps, all four families) it did not help denoising 256 training digits at sigma
 G(R(E(y))) 19.07 dB against 19.40 from clean codes, GE after 50 steps 21.64 against 21.70,
 CSGM after 20 steps 22.92 against 23.06.
 
+With ``real_steps`` > 0 and real training ``images``, a second phase follows: each step adds a
+batch of real images x to the batch of samples, with the loss ||G(R(E(x))) - x||^2, so that R
+maps the codes of real images (which G draws only approximately) to latents whose images are
+close to them, not only the codes of G's own samples. For mnist5k (width 1024, 8000 sample
+steps, then 2000 with real digits; ``experiments/regressor_real_phase.py``, judged on 256
+training digits held out of that phase) it raised G(R(E(y))) on denoising sigma 0.1 from 19.40
+to 20.13 dB, GE after 50 steps at lr 0.05 from 21.70 to 21.93 and CSGM after 20 steps from
+23.06 to 23.42.
+
 Writes the family's regressor network (``regressor`` for ge1) and ``regressor_log.csv`` (loss,
-and on 1000 held samples the latent MSE and the image MSE of G(R(E(G(z)))) against G(z)).
+and on 1000 held samples the latent MSE and the image MSE of G(R(E(G(z)))) against G(z); with a
+real phase, ``real_image_mse``: G(R(E(x))) against x on up to 1000 of the real images).
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
+from ..data import stack_images
 from ..devices import check_device
 from ..errors import ConfigError
 from ..io.checkpoints import load_model, save_network
@@ -44,7 +56,8 @@ N_HELD = 1000  # held samples of the final evaluation
 @dataclass(frozen=True)
 class RegressorConfig:
     """MLP size, Adam steps (learning rate cosine-decayed to 0), batch of fresh samples, weight
-    of the latent term, degradations of the samples before encoding (() = clean codes)."""
+    of the latent term, degradations of the samples before encoding (() = clean codes); then
+    ``real_steps`` steps that add a batch of real images each, at ``real_lr`` (cosine-decayed)."""
 
     hidden: int = 512
     layers: int = 2
@@ -55,9 +68,14 @@ class RegressorConfig:
     seed: int = 0
     device: str = "cpu"
     degradations: tuple[str, ...] = ()
+    real_steps: int = 0
+    real_lr: float = 3e-4
 
     def __post_init__(self):
         check_finite_fields(self)
+        for key in ("steps", "real_steps"):
+            if isinstance(getattr(self, key), bool) or getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be an integer >= 0, got {getattr(self, key)!r}")
         object.__setattr__(self, "degradations", tuple(self.degradations))
         check_degradations(self.degradations)
 
@@ -67,11 +85,17 @@ def train_regressor(
     config: RegressorConfig = RegressorConfig(),
     encoder: str = "ge1",
     *,
+    images: Dataset | None = None,
     overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> dict:
-    """Train and save the regressor of the encoder family ``encoder``; returns the final logs."""
+    """Train and save the regressor of the encoder family ``encoder``; returns the final logs.
+    ``images``: the real training images of the real phase (a dataset of (C, H, W) images in
+    [0, 1] of the model's geometry), needed when ``config.real_steps`` > 0. ``on_step`` gets
+    the step counted over both phases."""
     check_device(config.device)
+    if config.real_steps and images is None:
+        raise ConfigError("real_steps > 0 needs the real training images (images=...)")
     folder = Path(model_dir)
     name = family(encoder).regressor
     if (folder / f"{name}.safetensors").exists() and not overwrite:
@@ -86,6 +110,13 @@ def train_regressor(
     device = torch.device(config.device)
     code_dim = rowwise(net, torch.zeros(1, *model.image_shape, device=device)).shape[1]
     check_degradations(config.degradations, model.image_shape)
+    if config.real_steps:
+        shape = tuple(images[0][0].shape)
+        if shape != model.image_shape:
+            raise ConfigError(
+                f"the real images are {'x'.join(map(str, shape))}, the model's "
+                f"{'x'.join(map(str, model.image_shape))}: give the model's own data set"
+            )
     torch.manual_seed(config.seed)
     regressor = build_network(
         "latent_regressor",
@@ -96,35 +127,54 @@ def train_regressor(
         hidden=config.hidden,
         layers=config.layers,
     ).to(device)
-    optimizer = torch.optim.Adam(regressor.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / config.steps, 1.0)))
-    )
     rng = torch.Generator().manual_seed(config.seed)
-    log = CsvLog(folder / f"{name}_log.csv", ["step", "loss", "image_loss", "seconds"])
+    log = CsvLog(folder / f"{name}_log.csv", ["step", "loss", "image_loss", "real_loss", "seconds"])
     start = time.perf_counter()
     logs: dict = {}
-    for step in range(1, config.steps + 1):
-        z = generator.sample_latent(config.batch_size, rng).to(device)
-        with torch.no_grad():
-            x = generator(z)
-            code = net(degrade(x, config.degradations, rng) if config.degradations else x)
-        z_hat = regressor(code)
-        image_loss, latent_loss = F.mse_loss(generator(z_hat), x), F.mse_loss(z_hat, z)
-        loss = image_loss + config.latent_weight * latent_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        logs = {"loss": loss.item(), "image_loss": image_loss.item()}
-        check_finite(step, logs)
-        if step % 50 == 0 or step == config.steps:
-            log.write({"step": step, **logs, "seconds": round(time.perf_counter() - start, 3)})
-        if on_step:
-            on_step(step, logs)
+    total = config.steps + config.real_steps
+    phases = [(1, config.steps, config.lr), (config.steps + 1, config.real_steps, config.real_lr)]
+    for first, n_steps, lr in phases:
+        if not n_steps:
+            continue
+        optimizer = torch.optim.Adam(regressor.parameters(), lr=lr)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s, n=n_steps: 0.5 * (1 + math.cos(math.pi * min(s / n, 1.0)))
+        )
+        for step in range(first, first + n_steps):
+            z = generator.sample_latent(config.batch_size, rng).to(device)
+            with torch.no_grad():
+                x = generator(z)
+                code = net(degrade(x, config.degradations, rng) if config.degradations else x)
+            z_hat = regressor(code)
+            image_loss, latent_loss = F.mse_loss(generator(z_hat), x), F.mse_loss(z_hat, z)
+            loss = image_loss + config.latent_weight * latent_loss
+            logs = {"image_loss": image_loss.item()}
+            if step > config.steps:  # the real phase
+                idx = torch.randint(len(images), (config.batch_size,), generator=rng).tolist()
+                real = stack_images(images, idx).to(device)
+                with torch.no_grad():
+                    seen = degrade(real, config.degradations, rng) if config.degradations else real
+                    real_code = net(seen)
+                real_loss = F.mse_loss(generator(regressor(real_code)), real)
+                loss = loss + real_loss
+                logs["real_loss"] = real_loss.item()
+            logs["loss"] = loss.item()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            check_finite(step, logs)
+            if step % 50 == 0 or step == total:
+                row = {"step": step, "real_loss": "", **logs}
+                log.write({**row, "seconds": round(time.perf_counter() - start, 3)})
+            if on_step:
+                on_step(step, logs)
     regressor.eval()
     logs.update(evaluate_regressor(regressor, net, generator, config.seed + 1))
     meta = {"steps": config.steps, "encoder": encoder}
+    if config.real_steps:
+        logs.update(evaluate_real(regressor, net, generator, images, config.degradations))
+        meta["real_steps"] = config.real_steps
     if config.degradations:
         logs.update(
             evaluate_regressor(regressor, net, generator, config.seed + 1, config.degradations)
@@ -133,6 +183,17 @@ def train_regressor(
     meta = {**logs, **meta}
     save_network(folder, name, regressor, meta=meta)
     return logs
+
+
+@torch.no_grad()
+def evaluate_real(regressor, encoder, generator, images: Dataset, degradations=()) -> dict:
+    """``real_image_mse``: G(R(E(x))) against x on the first N_HELD of ``images`` (clean codes
+    unless ``degradations``, then each image's code is that of one fixed draw of them)."""
+    device = next(regressor.parameters()).device
+    x = stack_images(images, range(min(N_HELD, len(images)))).to(device)
+    rng = torch.Generator().manual_seed(0)
+    seen = degrade(x, degradations, rng, 0.0) if degradations else x
+    return {"real_image_mse": float(F.mse_loss(generator(regressor(encoder(seen))), x))}
 
 
 @torch.no_grad()
