@@ -142,11 +142,9 @@ def run_regressor(args, encoder: str, device: str, train_set=None) -> None:
         real_steps=real_steps,
     )
     if real_steps and train_set is None:
-        from .data import get_dataset
-
-        train_set = get_dataset(args.data, "train", **parse_options(args.data_opt, "--data-opt"))
+        train_set = load_split(args, "train")
     on_step = progress_callback(
-        steps + real_steps, f"train regressor ({encoder})", ["loss", "image_loss"]
+        steps + real_steps, f"train regressor ({encoder})", ["loss", "image_loss", "real_loss"]
     )
     logs = train_regressor(
         args.model,
@@ -171,11 +169,15 @@ def cmd_train_regressor(args) -> None:
     run_regressor(args, args.encoder, args.device)
 
 
-def load_splits(args) -> tuple:
+def load_split(args, split: str):
+    """The ``split`` ("train" or "test") of --data with its --data-opt options."""
     from .data import get_dataset
 
-    options = parse_options(args.data_opt, "--data-opt")
-    return (get_dataset(args.data, "train", **options), get_dataset(args.data, "test", **options))
+    return get_dataset(args.data, split, **parse_options(args.data_opt, "--data-opt"))
+
+
+def load_splits(args) -> tuple:
+    return load_split(args, "train"), load_split(args, "test")
 
 
 def cmd_train_gan(args) -> None:
